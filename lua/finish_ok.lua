@@ -1,0 +1,39 @@
+-- finish_ok: record the success of a batch of jobs one consumer ran: XACK + XDEL each entry,
+-- and write the status hash (state, result) only for jobs that asked to keep their result.
+-- An entry this consumer no longer owns (its lease was lost and the job reclaimed) is left
+-- alone and reported stale.
+--
+-- KEYS[1..3]  priority streams: high, default, low
+-- KEYS[4..]   status hashes of the tracked jobs in the batch
+-- ARGV[1]     consumer group name
+-- ARGV[2]     consumer name
+-- ARGV[3]     number of jobs N
+-- then per job 5 values: priority index, entry id, index into KEYS of its status hash
+--   (0 = not tracked), status TTL in ms, result bytes
+-- Returns: one integer per job: 1 finished, 0 stale (not owned by this consumer).
+
+local group, consumer = ARGV[1], ARGV[2]
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+
+local replies = {}
+local pos = 4
+for j = 1, tonumber(ARGV[3]) do
+  local stream, eid = KEYS[tonumber(ARGV[pos])], ARGV[pos + 1]
+  local key, ttl, result = tonumber(ARGV[pos + 2]), ARGV[pos + 3], ARGV[pos + 4]
+  pos = pos + 5
+  local pending = redis.call('XPENDING', stream, group, eid, eid, 1)
+  if pending[1] and pending[1][2] == consumer then
+    redis.call('XACK', stream, group, eid)
+    redis.call('XDEL', stream, eid)
+    if key > 0 then
+      redis.call('HSET', KEYS[key], 'state', 'succeeded', 'result', result, 'finished_ms', now_ms)
+      redis.call('HDEL', KEYS[key], 'consumer')
+      redis.call('PEXPIRE', KEYS[key], ttl)
+    end
+    replies[j] = 1
+  else
+    replies[j] = 0
+  end
+end
+return replies

@@ -1,0 +1,43 @@
+-- hand_back: on shutdown, return the entries a consumer still holds to their stream so another
+-- worker starts them at once: XACK + XDEL + XADD of the same fields (same attempt) per entry.
+-- Entries this consumer no longer owns (already finished or reclaimed) are left alone.
+--
+-- KEYS[1..3]  priority streams: high, default, low
+-- ARGV[1]     consumer group name
+-- ARGV[2]     consumer name
+-- ARGV[3]     number of entries N
+-- then per entry 3 values: priority index, entry id, job id (kept as the `id` field, so a job
+--   typed into redis-cli keeps the id it was given by its first entry)
+-- Returns: one integer per entry: 1 handed back, 0 not owned, -1 payload missing (acknowledged).
+
+local group, consumer = ARGV[1], ARGV[2]
+local replies = {}
+local pos = 4
+for j = 1, tonumber(ARGV[3]) do
+  local stream, eid, id = KEYS[tonumber(ARGV[pos])], ARGV[pos + 1], ARGV[pos + 2]
+  pos = pos + 3
+  local pending = redis.call('XPENDING', stream, group, eid, eid, 1)
+  if not (pending[1] and pending[1][2] == consumer) then
+    replies[j] = 0
+  else
+    local entry = redis.call('XRANGE', stream, eid, eid)
+    redis.call('XACK', stream, group, eid)
+    redis.call('XDEL', stream, eid)
+    if entry[1] then
+      local fields = entry[1][2]
+      local has_id = false
+      for i = 1, #fields, 2 do
+        if fields[i] == 'id' then has_id = true end
+      end
+      if not has_id then
+        fields[#fields + 1] = 'id'
+        fields[#fields + 1] = id
+      end
+      redis.call('XADD', stream, '*', unpack(fields))
+      replies[j] = 1
+    else
+      replies[j] = -1
+    end
+  end
+end
+return replies

@@ -1,0 +1,27 @@
+-- read: deliver at most COUNT new entries to one consumer, in strict priority order: high
+-- first, then default, then low, so a worker never takes more than its free slots.
+--
+-- KEYS[1..3]  priority streams: high, default, low
+-- ARGV[1]     consumer group name
+-- ARGV[2]     consumer name
+-- ARGV[3]     COUNT: the most entries to deliver
+-- Returns: a flat array {priority index, entry id, fields, ...}; fields is the entry's
+--          field/value array as XREADGROUP returns it.
+-- Errors: NOGROUP when a stream or its consumer group is missing (the caller recreates it).
+
+local left = tonumber(ARGV[3])
+local out = {}
+for p = 1, 3 do
+  if left <= 0 then break end
+  local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', left,
+    'STREAMS', KEYS[p], '>')
+  if reply then
+    for _, entry in ipairs(reply[1][2]) do
+      out[#out + 1] = p
+      out[#out + 1] = entry[1]
+      out[#out + 1] = entry[2]
+      left = left - 1
+    end
+  end
+end
+return out

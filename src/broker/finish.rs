@@ -1,0 +1,180 @@
+//! Finish: success, retry and dead for batches of jobs, and the hand-back at shutdown. Each is
+//! one script call; each script checks that this consumer still owns every entry it touches.
+
+use super::{Broker, reply};
+use crate::error::{Error, Result};
+use crate::job::duration_ms;
+use crate::keys::Keys;
+use crate::priority::Priority;
+use deadpool_redis::redis::Value;
+use std::time::Duration;
+
+use super::enqueue::STATUS_GRACE;
+
+/// A job that succeeded.
+#[derive(Debug, Clone)]
+pub(crate) struct Done {
+    pub(crate) priority: Priority,
+    pub(crate) entry_id: String,
+    pub(crate) job_id: String,
+    /// Result TTL and bytes, for jobs that asked to keep their result.
+    pub(crate) keep: Option<(Duration, Vec<u8>)>,
+}
+
+/// A failed job with attempts left.
+#[derive(Debug, Clone)]
+pub(crate) struct Retry {
+    pub(crate) priority: Priority,
+    pub(crate) entry_id: String,
+    pub(crate) job_id: String,
+    pub(crate) next_attempt: u32,
+    pub(crate) backoff: Duration,
+    pub(crate) error: String,
+    pub(crate) keep_result: Option<Duration>,
+}
+
+/// A job that will not be tried again.
+#[derive(Debug, Clone)]
+pub(crate) struct Dead {
+    pub(crate) priority: Priority,
+    pub(crate) entry_id: String,
+    pub(crate) job_id: String,
+    pub(crate) reason: String,
+    pub(crate) keep_result: Option<Duration>,
+}
+
+/// An unfinished entry returned to its stream at shutdown.
+#[derive(Debug, Clone)]
+pub(crate) struct HandBack {
+    pub(crate) priority: Priority,
+    pub(crate) entry_id: String,
+    pub(crate) job_id: String,
+}
+
+/// Per-entry replies of a finishing script: 1 done, 0 stale (not owned), -1 payload missing.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct FinishReport {
+    /// Entry ids this consumer no longer owned: their finish was rejected.
+    pub(crate) stale: Vec<String>,
+    /// Entry ids whose payload had been deleted while pending.
+    pub(crate) missing: Vec<String>,
+}
+
+/// KEYS so far plus one status key when `track`; returns the key's index or 0.
+fn track_key(keys: &Keys, script_keys: &mut Vec<String>, job_id: &str, track: bool) -> usize {
+    if track {
+        script_keys.push(keys.job(job_id));
+        script_keys.len()
+    } else {
+        0
+    }
+}
+
+fn report(op: &'static str, reply: Value, entry_ids: impl Iterator<Item = String>) -> Result<FinishReport> {
+    let codes = reply::array(op, reply)?;
+    let mut report = FinishReport::default();
+    for (code, id) in codes.iter().zip(entry_ids) {
+        match reply::int(op, code)? {
+            0 => report.stale.push(id),
+            -1 => report.missing.push(id),
+            _ => {}
+        }
+    }
+    Ok(report)
+}
+
+impl Broker {
+    async fn run_finish(
+        &self,
+        op: &'static str,
+        lua: &crate::scripts::Lua,
+        script_keys: Vec<String>,
+        args: Vec<Vec<u8>>,
+    ) -> Result<Value> {
+        let mut conn = self.conn().await?;
+        let mut call = lua.script().prepare_invoke();
+        call.key(script_keys).arg(args);
+        call.invoke_async(&mut conn).await.map_err(Error::redis(op))
+    }
+
+    /// `lua/finish_ok.lua` for `jobs`.
+    pub(crate) async fn finish_ok(&self, keys: &Keys, consumer: &str, jobs: &[Done]) -> Result<FinishReport> {
+        let mut script_keys = keys.streams().to_vec();
+        let mut args = header(keys, consumer, None, jobs.len());
+        for job in jobs {
+            let key = track_key(keys, &mut script_keys, &job.job_id, job.keep.is_some());
+            let (ttl, result) = job.keep.clone().unwrap_or_default();
+            args.push(job.priority.index().to_string().into_bytes());
+            args.push(job.entry_id.clone().into_bytes());
+            args.push(key.to_string().into_bytes());
+            args.push(duration_ms(ttl).max(1).to_string().into_bytes());
+            args.push(result);
+        }
+        let reply = self.run_finish("finish_ok", &self.scripts().finish_ok, script_keys, args).await?;
+        report("finish_ok", reply, jobs.iter().map(|j| j.entry_id.clone()))
+    }
+
+    /// `lua/finish_retry.lua` for `jobs`.
+    pub(crate) async fn finish_retry(&self, keys: &Keys, consumer: &str, jobs: &[Retry]) -> Result<FinishReport> {
+        let mut script_keys = keys.streams().to_vec();
+        script_keys.push(keys.delayed());
+        script_keys.push(keys.delayed_jobs());
+        let mut args = header(keys, consumer, Some(keys.wake_channel()), jobs.len());
+        for job in jobs {
+            let key = track_key(keys, &mut script_keys, &job.job_id, job.keep_result.is_some());
+            let ttl = job.keep_result.map_or(1, |k| duration_ms(k + STATUS_GRACE));
+            args.push(job.priority.index().to_string().into_bytes());
+            args.push(job.entry_id.clone().into_bytes());
+            args.push(job.job_id.clone().into_bytes());
+            args.push(job.next_attempt.to_string().into_bytes());
+            args.push(duration_ms(job.backoff).to_string().into_bytes());
+            args.push(job.error.clone().into_bytes());
+            args.push(key.to_string().into_bytes());
+            args.push(ttl.to_string().into_bytes());
+        }
+        let reply = self.run_finish("finish_retry", &self.scripts().finish_retry, script_keys, args).await?;
+        report("finish_retry", reply, jobs.iter().map(|j| j.entry_id.clone()))
+    }
+
+    /// `lua/finish_dead.lua` for `jobs`.
+    pub(crate) async fn finish_dead(&self, keys: &Keys, consumer: &str, jobs: &[Dead]) -> Result<FinishReport> {
+        let mut script_keys = keys.streams().to_vec();
+        script_keys.push(keys.dead());
+        let mut args = header(keys, consumer, None, jobs.len());
+        for job in jobs {
+            let key = track_key(keys, &mut script_keys, &job.job_id, job.keep_result.is_some());
+            let ttl = job.keep_result.map_or(1, duration_ms);
+            args.push(job.priority.index().to_string().into_bytes());
+            args.push(job.entry_id.clone().into_bytes());
+            args.push(job.job_id.clone().into_bytes());
+            args.push(job.reason.clone().into_bytes());
+            args.push(key.to_string().into_bytes());
+            args.push(ttl.max(1).to_string().into_bytes());
+        }
+        let reply = self.run_finish("finish_dead", &self.scripts().finish_dead, script_keys, args).await?;
+        report("finish_dead", reply, jobs.iter().map(|j| j.entry_id.clone()))
+    }
+
+    /// `lua/hand_back.lua` for `entries`.
+    pub(crate) async fn hand_back(&self, keys: &Keys, consumer: &str, entries: &[HandBack]) -> Result<FinishReport> {
+        let script_keys = keys.streams().to_vec();
+        let mut args = header(keys, consumer, None, entries.len());
+        for e in entries {
+            args.push(e.priority.index().to_string().into_bytes());
+            args.push(e.entry_id.clone().into_bytes());
+            args.push(e.job_id.clone().into_bytes());
+        }
+        let reply = self.run_finish("hand_back", &self.scripts().hand_back, script_keys, args).await?;
+        report("hand_back", reply, entries.iter().map(|e| e.entry_id.clone()))
+    }
+}
+
+/// ARGV common to the finishing scripts: group, consumer, [wake channel,] job count.
+fn header(keys: &Keys, consumer: &str, channel: Option<String>, n: usize) -> Vec<Vec<u8>> {
+    let mut args = vec![keys.group().as_str().as_bytes().to_vec(), consumer.as_bytes().to_vec()];
+    if let Some(channel) = channel {
+        args.push(channel.into_bytes());
+    }
+    args.push(n.to_string().into_bytes());
+    args
+}

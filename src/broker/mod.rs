@@ -1,0 +1,82 @@
+//! The broker: the only code that talks to Redis for the runtime. Components ask it domain
+//! questions (enqueue these, read up to N, finish these, promote what is due) and never build
+//! commands themselves.
+
+mod delayed;
+mod enqueue;
+mod finish;
+mod read;
+mod reply;
+mod status;
+
+pub(crate) use finish::{Dead, Done, FinishReport, HandBack, Retry};
+pub(crate) use read::{Delivery, is_missing_group};
+pub(crate) use status::RawStatus;
+
+use crate::error::{Error, Result};
+use crate::redis::redact_url;
+use crate::scripts::Scripts;
+use deadpool_redis::redis;
+use std::sync::Arc;
+
+/// Redis access shared by clients and workers: a pool for short commands plus the scripts.
+#[derive(Clone)]
+pub(crate) struct Broker {
+    pool: deadpool_redis::Pool,
+    /// The URL the pool was built from, when known; dedicated connections are opened from it.
+    url: Option<String>,
+    scripts: Arc<Scripts>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Connections taken from the pool.
+pub(crate) type PooledConnection = deadpool_redis::Connection;
+
+impl Broker {
+    pub(crate) fn new(pool: deadpool_redis::Pool, url: Option<String>) -> Broker {
+        Broker {
+            pool,
+            url,
+            scripts: Arc::new(Scripts::new()),
+        }
+    }
+
+    pub(crate) fn scripts(&self) -> &Scripts {
+        &self.scripts
+    }
+
+    /// The URL, when the broker was built from one.
+    pub(crate) fn url(&self) -> Option<&str> {
+        self.url.as_deref()
+    }
+
+    /// Takes a connection from the pool.
+    pub(crate) async fn conn(&self) -> Result<PooledConnection> {
+        self.pool.get().await.map_err(|e| match e {
+            deadpool_redis::PoolError::Backend(source) => Error::Connect {
+                url: self
+                    .url
+                    .as_deref()
+                    .map_or_else(|| "the pool's Redis".to_string(), redact_url),
+                source,
+            },
+            other => Error::Pool(other.to_string()),
+        })
+    }
+
+    /// Checks that Redis answers, so a bad URL fails at start-up rather than at first use.
+    pub(crate) async fn ping(&self) -> Result<()> {
+        let mut conn = self.conn().await?;
+        redis::cmd("PING")
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(Error::redis("ping"))
+    }
+}

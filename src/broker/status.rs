@@ -1,0 +1,71 @@
+//! Status records of tracked jobs (those enqueued with `keep_result`).
+
+use super::Broker;
+use crate::error::{Error, Result};
+use crate::job::duration_ms;
+use crate::keys::Keys;
+use deadpool_redis::redis;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::enqueue::STATUS_GRACE;
+
+/// A status hash as stored, plus the job's score in the delayed set if it is there.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RawStatus {
+    pub(crate) fields: HashMap<String, Vec<u8>>,
+    pub(crate) delayed_until_ms: Option<u64>,
+}
+
+impl Broker {
+    /// Reads the status record of job `id`; `None` when there is none.
+    pub(crate) async fn job_status(&self, keys: &Keys, id: &str) -> Result<Option<RawStatus>> {
+        let mut conn = self.conn().await?;
+        let (fields, score): (HashMap<String, Vec<u8>>, Option<f64>) = redis::pipe()
+            .cmd("HGETALL")
+            .arg(keys.job(id))
+            .cmd("ZSCORE")
+            .arg(keys.delayed())
+            .arg(id)
+            .query_async(&mut conn)
+            .await
+            .map_err(Error::redis("status"))?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(RawStatus {
+            fields,
+            delayed_until_ms: score.map(|s| s as u64),
+        }))
+    }
+
+    /// Records in a tracked job's status that `consumer` started attempt `attempt`.
+    pub(crate) async fn mark_running(
+        &self,
+        keys: &Keys,
+        id: &str,
+        consumer: &str,
+        attempt: u32,
+        keep_result: Duration,
+    ) -> Result<()> {
+        let key = keys.job(id);
+        let mut conn = self.conn().await?;
+        redis::pipe()
+            .cmd("HSET")
+            .arg(&key)
+            .arg("state")
+            .arg("running")
+            .arg("consumer")
+            .arg(consumer)
+            .arg("attempt")
+            .arg(attempt)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(duration_ms(keep_result + STATUS_GRACE))
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(Error::redis("mark running"))
+    }
+}

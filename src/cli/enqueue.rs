@@ -1,0 +1,79 @@
+//! `streamworker enqueue`: enqueue one job from the shell and print its id.
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::job::Job;
+use crate::priority::Priority;
+use std::time::{Duration, SystemTime};
+
+/// Flags of `streamworker enqueue`.
+#[derive(Debug, clap::Args)]
+pub(super) struct EnqueueArgs {
+    /// Group to enqueue into
+    #[arg(long)]
+    group: String,
+
+    /// Task name
+    #[arg(long)]
+    task: String,
+
+    /// Arguments as JSON
+    #[arg(long, default_value = "{}")]
+    args: String,
+
+    /// high, default or low
+    #[arg(long, default_value = "default")]
+    priority: Priority,
+
+    /// Run no earlier than this from now (e.g. 30s, 5m, 1h30m)
+    #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "at")]
+    delay: Option<Duration>,
+
+    /// Run no earlier than this time (RFC 3339, e.g. 2026-11-21T18:00:00Z)
+    #[arg(long, value_parser = parse_rfc3339)]
+    at: Option<SystemTime>,
+
+    /// Retries after a failed attempt
+    #[arg(long)]
+    max_retries: Option<u32>,
+
+    /// How long one attempt may run (e.g. 5m)
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout: Option<Duration>,
+
+    /// Keep the status and result this long after the job finishes (e.g. 1h)
+    #[arg(long, value_parser = humantime::parse_duration)]
+    keep_result: Option<Duration>,
+}
+
+fn parse_rfc3339(s: &str) -> std::result::Result<SystemTime, String> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(SystemTime::from)
+        .map_err(|e| format!("{e} (expected RFC 3339, e.g. 2026-11-21T18:00:00Z)"))
+}
+
+pub(super) async fn run(redis: &str, args: EnqueueArgs) -> Result<()> {
+    let mut job = Job::from_json(&args.group, &args.task, &args.args)?.priority(args.priority);
+    if let Some(d) = args.delay {
+        job = job.delay(d);
+    }
+    if let Some(at) = args.at {
+        job = job.at(at);
+    }
+    if let Some(n) = args.max_retries {
+        job = job.max_retries(n);
+    }
+    if let Some(t) = args.timeout {
+        if t.is_zero() {
+            return Err(Error::Config("--timeout must be more than 0".into()));
+        }
+        job = job.timeout(t);
+    }
+    if let Some(k) = args.keep_result {
+        job = job.keep_result(k);
+    }
+    let client = Client::connect(redis).await?;
+    let id = client.enqueue(job).await?;
+    println!("{id}");
+    Ok(())
+}

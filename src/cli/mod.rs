@@ -1,0 +1,119 @@
+//! The `streamworker` command line, reusable in your own binary over your own tasks.
+//!
+//! ```no_run
+//! use streamworker::TaskError;
+//!
+//! async fn send_email(args: serde_json::Value) -> Result<(), TaskError> {
+//!     println!("sending {args}");
+//!     Ok(())
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> std::process::ExitCode {
+//!     // `my-binary --group emails` serves the group with the tasks registered here;
+//!     // `my-binary enqueue ...` works as it does in `streamworker`.
+//!     streamworker::cli::run(|worker| worker.task("send_email", send_email)).await
+//! }
+//! ```
+
+mod enqueue;
+mod exec;
+mod work;
+
+use crate::redis::DEFAULT_REDIS_URL;
+use crate::worker::WorkerBuilder;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// `streamworker`: run workers for job groups on Redis Streams, and enqueue jobs.
+#[derive(Debug, Parser)]
+#[command(name = "streamworker", version, about, long_about = None)]
+#[command(after_help = "Without a subcommand, runs a worker: streamworker --group emails --exec 'python3 send.py'")]
+pub struct Cli {
+    /// Redis URL: redis://[user:password@]host:port[/db]
+    #[arg(long, global = true, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true)]
+    redis: String,
+
+    /// Log format: pretty for people, json for machines
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]
+    log_format: LogFormat,
+
+    #[command(flatten)]
+    work: WorkArgs,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Flags of the worker (the command without a subcommand).
+#[derive(Debug, clap::Args)]
+struct WorkArgs {
+    /// Group to serve; repeat to serve several
+    #[arg(long = "group", value_name = "GROUP")]
+    groups: Vec<String>,
+
+    /// Run this command for every job without a registered handler: args as JSON on stdin,
+    /// STREAMWORKER_JOB_ID, _TASK, _ATTEMPT, _GROUP in the environment; exit 0 = success
+    #[arg(long, value_name = "CMD")]
+    exec: Option<String>,
+
+    /// Jobs run at once
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+
+    /// How long running jobs may finish after SIGTERM/SIGINT before they are handed back
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    shutdown_grace: Duration,
+
+    /// Initial retry backoff (doubles per attempt, with jitter)
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+    retry_backoff: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Enqueue one job and print its id
+    Enqueue(enqueue::EnqueueArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Pretty,
+    Json,
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Parses the process's arguments and runs the command they name. `configure` registers the
+/// binary's own tasks (and state, middleware) on the worker built from the flags; it is called
+/// only when running a worker. Returns the exit code: 0 on success or a clean stop, 1 on error.
+pub async fn run<S, F>(configure: F) -> ExitCode
+where
+    S: Clone + Send + Sync + 'static,
+    F: FnOnce(WorkerBuilder<()>) -> WorkerBuilder<S>,
+{
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let result = match cli.command {
+        Some(Command::Enqueue(args)) => enqueue::run(&cli.redis, args).await,
+        None => work::run(&cli.redis, cli.work, configure).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! The producer side: [`Client`] enqueues jobs and reads the status of tracked ones.
+
+use crate::broker::{Broker, RawStatus};
+use crate::error::{Error, Result};
+use crate::job::{DEFAULT_MAX_PAYLOAD_BYTES, Job, JobId};
+use crate::keys::{GroupName, Keys};
+use crate::redis;
+use serde::de::DeserializeOwned;
+use std::time::{Duration, Instant};
+
+/// Enqueues jobs and reads their status. Cheap to clone; build one per application and share
+/// it (an HTTP handler can hold a clone). No global configuration is involved.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), streamworker::Error> {
+/// use streamworker::{Client, Job};
+/// let client = Client::connect("redis://127.0.0.1:6379").await?;
+/// let id = client
+///     .enqueue(Job::new("emails", "send_email", &serde_json::json!({"to": "a@b.c"}))?)
+///     .await?;
+/// println!("queued {id}");
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Client {
+    broker: Broker,
+    max_payload_bytes: usize,
+}
+
+/// Where a tracked job is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JobState {
+    /// In its priority stream, waiting for a worker.
+    Queued,
+    /// Waiting for its due time.
+    Scheduled {
+        /// Due time in ms since the Unix epoch.
+        due_ms: u64,
+    },
+    /// Being run by a worker.
+    Running {
+        /// The worker's consumer name.
+        consumer: String,
+    },
+    /// Failed; waiting for its next attempt.
+    RetryScheduled {
+        /// Due time of the next attempt, in ms since the Unix epoch.
+        due_ms: u64,
+    },
+    /// Finished successfully.
+    Succeeded,
+    /// In the dead stream: it will not be tried again.
+    Dead,
+}
+
+impl JobState {
+    /// Whether the job will not change state again.
+    pub fn is_finished(&self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Dead)
+    }
+
+    /// A one-word name: queued, scheduled, running, retry_scheduled, succeeded, dead.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Scheduled { .. } => "scheduled",
+            JobState::Running { .. } => "running",
+            JobState::RetryScheduled { .. } => "retry_scheduled",
+            JobState::Succeeded => "succeeded",
+            JobState::Dead => "dead",
+        }
+    }
+}
+
+/// The status record of a job enqueued with [`Job::keep_result`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobStatus {
+    /// Where the job is.
+    pub state: JobState,
+    /// The attempt running or last run (1-based).
+    pub attempt: u32,
+    /// The error of the last failed attempt, or the reason it is dead.
+    pub last_error: Option<String>,
+    /// The result bytes (JSON from Rust handlers, stdout from `--exec`), once succeeded.
+    pub result: Option<Vec<u8>>,
+}
+
+impl JobStatus {
+    /// Decodes the result as JSON into `T`; `None` when there is no result yet.
+    pub fn result_json<T: DeserializeOwned>(&self) -> Option<Result<T, serde_json::Error>> {
+        self.result.as_deref().map(serde_json::from_slice)
+    }
+
+    fn from_raw(raw: RawStatus) -> JobStatus {
+        let text = |name: &str| {
+            raw.fields
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        let num = |name: &str| text(name).and_then(|v| v.parse::<u64>().ok());
+        let due_ms = raw.delayed_until_ms;
+        let state = match text("state").as_deref() {
+            Some("succeeded") => JobState::Succeeded,
+            Some("dead") => JobState::Dead,
+            Some("running") => JobState::Running {
+                consumer: text("consumer").unwrap_or_default(),
+            },
+            // A delayed job that is no longer in the delayed set was promoted: it waits.
+            Some("scheduled") => due_ms.map_or(JobState::Queued, |due_ms| JobState::Scheduled { due_ms }),
+            Some("retry_scheduled") => due_ms.map_or(JobState::Queued, |due_ms| JobState::RetryScheduled { due_ms }),
+            _ => JobState::Queued,
+        };
+        JobStatus {
+            result: matches!(state, JobState::Succeeded)
+                .then(|| raw.fields.get("result").cloned())
+                .flatten(),
+            state,
+            attempt: num("attempt").unwrap_or(1) as u32,
+            last_error: text("last_error"),
+        }
+    }
+}
+
+impl Client {
+    /// Connects to the Redis at `url` (`redis://[user:password@]host:port[/db]`) and checks
+    /// that it answers.
+    pub async fn connect(url: &str) -> Result<Client> {
+        let client = Client {
+            broker: Broker::new(redis::pool(url, 16)?, Some(url.to_string())),
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+        };
+        client.broker.ping().await?;
+        Ok(client)
+    }
+
+    /// Uses an existing connection pool (the one the application already has).
+    pub fn from_pool(pool: deadpool_redis::Pool) -> Client {
+        Client {
+            broker: Broker::new(pool, None),
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+        }
+    }
+
+    /// Sets the largest encoded arguments accepted (default
+    /// [`DEFAULT_MAX_PAYLOAD_BYTES`]); larger jobs are refused before they reach Redis.
+    pub fn max_payload_bytes(mut self, limit: usize) -> Client {
+        self.max_payload_bytes = limit;
+        self
+    }
+
+    fn check(&self, job: &Job) -> Result<()> {
+        let size = job.payload.bytes().len();
+        if size > self.max_payload_bytes {
+            return Err(Error::PayloadTooLarge {
+                size,
+                limit: self.max_payload_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Enqueues one job and returns its id (the one [`Job::id`] showed before).
+    pub async fn enqueue(&self, job: Job) -> Result<JobId> {
+        self.check(&job)?;
+        self.broker.enqueue(std::slice::from_ref(&job), false).await?;
+        Ok(job.id)
+    }
+
+    /// Enqueues many jobs in one round trip. Jobs of one group are stored in chunks of 1,000,
+    /// each all-or-none; use [`Client::enqueue_atomic`] when the whole batch must be.
+    pub async fn enqueue_many(&self, jobs: impl IntoIterator<Item = Job>) -> Result<Vec<JobId>> {
+        self.submit(jobs.into_iter().collect(), false).await
+    }
+
+    /// Enqueues many jobs all-or-none in one round trip: either every job is stored or none.
+    /// Jobs of several groups are made atomic with MULTI/EXEC, which needs them on one Redis
+    /// node (not a Redis Cluster); jobs of one group are always one slot.
+    pub async fn enqueue_atomic(&self, jobs: impl IntoIterator<Item = Job>) -> Result<Vec<JobId>> {
+        self.submit(jobs.into_iter().collect(), true).await
+    }
+
+    async fn submit(&self, jobs: Vec<Job>, atomic: bool) -> Result<Vec<JobId>> {
+        for job in &jobs {
+            self.check(job)?;
+        }
+        if !jobs.is_empty() {
+            self.broker.enqueue(&jobs, atomic).await?;
+        }
+        Ok(jobs.into_iter().map(|j| j.id).collect())
+    }
+
+    /// The status of a job enqueued with [`Job::keep_result`]; `None` when there is no record
+    /// (the job is not tracked, or its record expired).
+    pub async fn status(&self, group: &str, id: &JobId) -> Result<Option<JobStatus>> {
+        let keys = Keys::new(&GroupName::new(group)?);
+        Ok(self
+            .broker
+            .job_status(&keys, id.as_str())
+            .await?
+            .map(JobStatus::from_raw))
+    }
+
+    /// Waits until a tracked job has finished (succeeded or dead) and returns its status, or
+    /// [`Error::WaitTimeout`] after `timeout`. Polls the status record, starting at 5 ms and
+    /// backing off to 200 ms between reads.
+    pub async fn wait_for_result(&self, group: &str, id: &JobId, timeout: Duration) -> Result<JobStatus> {
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match self.status(group, id).await? {
+                Some(status) if status.state.is_finished() => return Ok(status),
+                Some(_) => {}
+                None => {
+                    return Err(Error::NotTracked {
+                        group: group.to_string(),
+                        id: id.to_string(),
+                    });
+                }
+            }
+            let waited = start.elapsed();
+            if waited >= timeout {
+                return Err(Error::WaitTimeout {
+                    id: id.to_string(),
+                    waited,
+                });
+            }
+            tokio::time::sleep(pause.min(timeout - waited)).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
+        }
+    }
+}

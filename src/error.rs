@@ -1,0 +1,119 @@
+//! The library's error type: every variant a caller can act on, each message saying what to do.
+
+use std::time::Duration;
+
+/// What can go wrong when enqueueing, inspecting or running jobs.
+///
+/// Failures of a job's own handler are not errors of this kind: they are outcomes (retry or
+/// dead) recorded in Redis. This type covers what the caller or the operator can fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A group, task or job id that cannot be used in a Redis key.
+    #[error(
+        "invalid {kind} name {name:?}: use 1 to {max} characters from letters, digits, '-', '_' and '.'"
+    )]
+    InvalidName {
+        /// `group`, `task` or `job id`.
+        kind: &'static str,
+        /// The rejected name, as given.
+        name: String,
+        /// The longest name accepted.
+        max: usize,
+    },
+
+    /// Redis could not be reached or refused the connection.
+    #[error(
+        "cannot connect to Redis at {url}: {source} (is redis-server running there? set --redis or REDIS_URL)"
+    )]
+    Connect {
+        /// The URL tried, with any password replaced by `***`.
+        url: String,
+        /// The underlying error.
+        #[source]
+        source: redis::RedisError,
+    },
+
+    /// A Redis command failed; `op` names what streamworker was doing.
+    #[error("redis error during {op}: {source}")]
+    Redis {
+        /// The operation, such as `enqueue` or `finish_ok`.
+        op: &'static str,
+        /// The underlying error.
+        #[source]
+        source: redis::RedisError,
+    },
+
+    /// No connection could be taken from the pool.
+    #[error("no Redis connection available: {0}")]
+    Pool(String),
+
+    /// Job arguments could not be serialized.
+    #[error("job arguments do not serialize: {0} (arguments must be serde values: structs, maps, numbers, strings)")]
+    Serialize(String),
+
+    /// Arguments given as JSON text do not parse.
+    #[error("job arguments are not valid JSON: {0}")]
+    InvalidJson(String),
+
+    /// The encoded arguments exceed the payload limit.
+    #[error("job arguments are {size} bytes, over the limit of {limit} bytes: store large data elsewhere and pass a reference")]
+    PayloadTooLarge {
+        /// Size of the encoded arguments.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+
+    /// A worker or client setting is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// Two handlers were registered under one task name.
+    #[error("task {task:?} is registered twice: first to {first}, then to {second}; give each handler its own name")]
+    DuplicateTask {
+        /// The task name.
+        task: String,
+        /// The first handler's type name.
+        first: String,
+        /// The second handler's type name.
+        second: String,
+    },
+
+    /// `wait_for_result` gave up before the job finished.
+    #[error("job {id} did not finish within {}", humantime::format_duration(*.waited))]
+    WaitTimeout {
+        /// The job id.
+        id: String,
+        /// How long the call waited.
+        waited: Duration,
+    },
+
+    /// The job has no status record: it never asked to keep its result, or the record expired.
+    #[error("job {id} in group {group} has no status record: enqueue it with keep_result to track it, or it expired")]
+    NotTracked {
+        /// The group.
+        group: String,
+        /// The job id.
+        id: String,
+    },
+
+    /// Redis replied with something streamworker did not expect.
+    #[error("unexpected reply from Redis during {op}: {detail}")]
+    Protocol {
+        /// The operation.
+        op: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps a Redis error with the operation it interrupted.
+    pub(crate) fn redis(op: &'static str) -> impl FnOnce(redis::RedisError) -> Error {
+        move |source| Error::Redis { op, source }
+    }
+}

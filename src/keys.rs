@@ -1,0 +1,155 @@
+//! Redis key names: the only code that formats a key, all of a group under one hash tag.
+//!
+//! Every key of group `G` starts with `streamworker:{G}:`, so all of them hash to one Redis
+//! Cluster slot and every script touching them is single-slot.
+
+use crate::error::{Error, Result};
+use crate::priority::Priority;
+use std::fmt;
+
+/// The longest group, task or job-id name accepted.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Checks `name` against the allowlist: 1 to [`MAX_NAME_LEN`] letters, digits, `-`, `_`, `.`.
+pub(crate) fn validate_name(kind: &'static str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidName {
+            kind,
+            name: name.to_string(),
+            max: MAX_NAME_LEN,
+        })
+    }
+}
+
+/// A validated group name: safe to place inside a Redis key.
+///
+/// ```
+/// use streamworker::GroupName;
+/// assert!(GroupName::new("emails").is_ok());
+/// assert!(GroupName::new("a}{b").is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupName(String);
+
+impl GroupName {
+    /// Validates `name`; see [`MAX_NAME_LEN`] for the rule.
+    pub fn new(name: impl Into<String>) -> Result<Self> {
+        let name = name.into();
+        validate_name("group", &name)?;
+        Ok(GroupName(name))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for GroupName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for GroupName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        GroupName::new(s)
+    }
+}
+
+/// Every Redis key (and the pub/sub channel) of one group.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    group: GroupName,
+    prefix: String,
+    streams: [String; 3],
+}
+
+impl Keys {
+    /// The keys of `group`.
+    pub(crate) fn new(group: &GroupName) -> Keys {
+        let prefix = format!("streamworker:{{{}}}:", group.as_str());
+        let streams = Priority::ALL.map(|p| format!("{prefix}{}", p.as_str()));
+        Keys {
+            group: group.clone(),
+            prefix,
+            streams,
+        }
+    }
+
+    /// The group these keys belong to.
+    pub(crate) fn group(&self) -> &GroupName {
+        &self.group
+    }
+
+    /// The stream of ready jobs of `priority`.
+    pub(crate) fn stream(&self, priority: Priority) -> &str {
+        &self.streams[priority.index() - 1]
+    }
+
+    /// The three priority streams, high first: KEYS[1..3] of every script.
+    pub(crate) fn streams(&self) -> &[String; 3] {
+        &self.streams
+    }
+
+    /// Sorted set of jobs waiting for a time; member = job id, score = due time in ms.
+    pub(crate) fn delayed(&self) -> String {
+        format!("{}delayed", self.prefix)
+    }
+
+    /// Hash of the delayed jobs' payloads, by job id.
+    pub(crate) fn delayed_jobs(&self) -> String {
+        format!("{}delayed:jobs", self.prefix)
+    }
+
+    /// Stream of jobs that will not be tried again, with their reason.
+    pub(crate) fn dead(&self) -> String {
+        format!("{}dead", self.prefix)
+    }
+
+    /// Status hash of one tracked job. `id` must have passed [`validate_name`].
+    pub(crate) fn job(&self, id: &str) -> String {
+        format!("{}job:{id}", self.prefix)
+    }
+
+    /// Pub/sub channel on which enqueues announce an earlier due time to promoters.
+    pub(crate) fn wake_channel(&self) -> String {
+        format!("{}wake", self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_carries_the_group_hash_tag() {
+        let keys = Keys::new(&GroupName::new("emails").unwrap());
+        assert_eq!(keys.stream(Priority::High), "streamworker:{emails}:high");
+        assert_eq!(keys.stream(Priority::Default), "streamworker:{emails}:default");
+        assert_eq!(keys.stream(Priority::Low), "streamworker:{emails}:low");
+        assert_eq!(keys.delayed(), "streamworker:{emails}:delayed");
+        assert_eq!(keys.delayed_jobs(), "streamworker:{emails}:delayed:jobs");
+        assert_eq!(keys.dead(), "streamworker:{emails}:dead");
+        assert_eq!(keys.job("01J"), "streamworker:{emails}:job:01J");
+        assert_eq!(keys.wake_channel(), "streamworker:{emails}:wake");
+    }
+
+    #[test]
+    fn hostile_names_are_rejected() {
+        for bad in ["", "a}{b", "*", "x\r\nFLUSHALL", "a b", "a:b", "é", &"x".repeat(65)] {
+            assert!(GroupName::new(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in ["emails", "a-b_c.d", "0", &"x".repeat(64)] {
+            assert!(GroupName::new(good).is_ok(), "{good:?} rejected");
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! streamworker: a background job queue on Redis Streams consumer groups.
+//!
+//! Producers enqueue jobs (from Rust with [`Client`], from the `streamworker enqueue` command,
+//! or with a plain `redis-cli XADD`); a [`Worker`] runs them with your handlers, retries what
+//! fails with backoff, and moves what cannot succeed to a dead stream with the reason. Every
+//! move of a job between places is one Lua script, so a job is always in exactly one place.
+//!
+//! ```no_run
+//! use streamworker::{Client, Job, TaskError, Worker};
+//!
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Email { to: String }
+//!
+//! async fn send_email(email: Email) -> Result<(), TaskError> {
+//!     println!("sending to {}", email.to);
+//!     Ok(())
+//! }
+//!
+//! # async fn demo() -> Result<(), streamworker::Error> {
+//! let url = "redis://127.0.0.1:6379";
+//! let client = Client::connect(url).await?;
+//! client.enqueue(Job::new("emails", "send_email", &Email { to: "a@b.c".into() })?).await?;
+//!
+//! let worker = Worker::builder(url).group("emails").task("send_email", send_email).build()?;
+//! worker.run(async { tokio::signal::ctrl_c().await.ok(); }).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - [`keys`]: every Redis key, under one hash tag per group.
+//! - `job`: the wire format ([`Job`] for producers, decoding for workers).
+//! - [`Client`]: enqueue, bulk and atomic enqueue, status, wait for a result.
+//! - [`Worker`]: fetcher, executor and finisher per worker; promoter per group.
+//! - `broker`: the only code that sends commands to Redis; `scripts` embeds `lua/`.
+//! - [`cli`]: the `streamworker` command line, reusable in your own binary.
+
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+#![forbid(unsafe_code)]
+
+mod backoff;
+mod broker;
+pub mod cli;
+mod client;
+mod context;
+mod error;
+mod job;
+pub mod keys;
+pub mod middleware;
+mod priority;
+mod promoter;
+mod redis;
+mod scripts;
+mod task;
+mod wake;
+mod worker;
+
+pub use backoff::Backoff;
+pub use client::{Client, JobState, JobStatus};
+pub use context::{JobContext, State};
+pub use error::{Error, Result};
+pub use job::{
+    DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, Encoding, Job, JobId, Payload,
+};
+pub use keys::GroupName;
+pub use middleware::{Middleware, Next};
+pub use priority::{ParsePriorityError, Priority};
+pub use redis::{DEFAULT_REDIS_URL, redact_url};
+pub use task::{Handler, IntoOutput, JobResult, Output, TaskError};
+pub use worker::{Worker, WorkerBuilder};

@@ -1,0 +1,68 @@
+//! The promoter: moves due jobs from a group's delayed set into their priority streams. It
+//! sleeps until the earliest due time, or until woken because an earlier job was added.
+
+use crate::broker::Broker;
+use crate::keys::Keys;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Longest sleep between promote calls even when nothing is due: bounds the delay if a
+/// wake-up message is lost (pub/sub is fire-and-forget).
+const MAX_SLEEP: Duration = Duration::from_secs(1);
+
+/// Moves due jobs of one group; see the module doc.
+pub(crate) struct Promoter {
+    broker: Broker,
+    keys: Keys,
+    wake: Arc<Notify>,
+    batch: usize,
+}
+
+impl Promoter {
+    pub(crate) fn new(broker: Broker, keys: Keys, wake: Arc<Notify>, batch: usize) -> Promoter {
+        Promoter {
+            broker,
+            keys,
+            wake,
+            batch,
+        }
+    }
+
+    /// One pass: promotes what is due and returns how long to sleep before the next.
+    pub(crate) async fn pass(&self) -> Duration {
+        match self.broker.promote_due(&self.keys, self.batch).await {
+            Ok(p) => {
+                if p.orphans > 0 {
+                    tracing::error!(group = %self.keys.group(), orphans = p.orphans, "delayed set held job ids without payload; removed");
+                }
+                if p.moved >= self.batch {
+                    return Duration::ZERO;
+                }
+                p.next_due_ms
+                    .map_or(MAX_SLEEP, |due| Duration::from_millis(due.saturating_sub(p.now_ms)))
+                    .min(MAX_SLEEP)
+            }
+            Err(e) => {
+                tracing::warn!(group = %self.keys.group(), error = %e, "promoting due jobs failed; retrying");
+                MAX_SLEEP
+            }
+        }
+    }
+
+    /// Promotes until `stop` fires.
+    pub(crate) async fn run(self, stop: CancellationToken) {
+        loop {
+            let sleep = self.pass().await;
+            if sleep.is_zero() {
+                continue;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(sleep) => {}
+                () = self.wake.notified() => {}
+                () = stop.cancelled() => return,
+            }
+        }
+    }
+}

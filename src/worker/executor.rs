@@ -1,0 +1,236 @@
+//! One job's run: decode, find the handler, run it through the middleware under its timeout
+//! and a panic guard, and turn what happened into a [`Completion`] for the finisher.
+
+use super::Shared;
+use crate::broker::{Dead, Delivery, Done, HandBack, Retry};
+use crate::context::JobContext;
+use crate::job::Envelope;
+use crate::keys::Keys;
+use crate::middleware::Next;
+use crate::task::FailureKind;
+use futures_util::FutureExt;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// A job whose handler is running: what a stop needs to hand it back.
+#[derive(Debug)]
+pub(crate) struct Running {
+    pub(crate) keys: Keys,
+    pub(crate) entry: HandBack,
+    pub(crate) cancel: CancellationToken,
+}
+
+/// How one job ended, addressed to its group.
+#[derive(Debug)]
+pub(crate) enum Completion {
+    Ok(Keys, Done),
+    Retry(Keys, Retry),
+    Dead(Keys, Dead),
+}
+
+/// Runs the job in `delivery` and returns its completion. `slot` is released as soon as the
+/// handler is done, before the outcome is written, so the next read can start.
+pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
+    shared: Arc<Shared<S>>,
+    keys: Keys,
+    delivery: Delivery,
+    slot: OwnedSemaphorePermit,
+) -> Option<Completion> {
+    let config = &shared.config;
+    let envelope = match Envelope::decode(
+        &delivery.entry_id,
+        delivery.fields.as_deref(),
+        config.max_payload_bytes,
+    ) {
+        Ok(env) => env,
+        Err(bad) => {
+            tracing::warn!(group = %keys.group(), entry = %delivery.entry_id, reason = %bad.reason, "job cannot be decoded: moved to dead");
+            return Some(Completion::Dead(
+                keys,
+                Dead {
+                    priority: delivery.priority,
+                    entry_id: delivery.entry_id,
+                    job_id: bad.id,
+                    reason: bad.reason,
+                    keep_result: bad.keep_result,
+                },
+            ));
+        }
+    };
+    let dead = |keys: Keys, reason: String| {
+        Some(Completion::Dead(
+            keys,
+            Dead {
+                priority: delivery.priority,
+                entry_id: delivery.entry_id.clone(),
+                job_id: envelope.id.to_string(),
+                reason,
+                keep_result: envelope.keep_result,
+            },
+        ))
+    };
+    let Some(handler) = shared.registry.get(&envelope.task).cloned() else {
+        let reason = format!(
+            "unregistered task {:?}: no handler for it in this worker (registered: {})",
+            envelope.task,
+            shared.registry.names().join(", ")
+        );
+        tracing::warn!(group = %keys.group(), job_id = %envelope.id, %reason, "moved to dead");
+        return dead(keys, reason);
+    };
+
+    let span = tracing::info_span!(
+        "job",
+        group = %keys.group(),
+        task = %envelope.task,
+        job_id = %envelope.id,
+        attempt = envelope.attempt,
+    );
+    if let Some(keep) = envelope.keep_result {
+        let marked = shared
+            .broker
+            .mark_running(&keys, envelope.id.as_str(), &config.consumer, envelope.attempt, keep)
+            .await;
+        if let Err(e) = marked {
+            tracing::warn!(parent: &span, error = %e, "could not record the running state");
+        }
+    }
+    let cancel = CancellationToken::new();
+    let running_key = (keys.group().clone(), delivery.entry_id.clone());
+    shared.running.lock().expect("running map").insert(
+        running_key.clone(),
+        Running {
+            keys: keys.clone(),
+            entry: HandBack {
+                priority: delivery.priority,
+                entry_id: delivery.entry_id.clone(),
+                job_id: envelope.id.to_string(),
+            },
+            cancel: cancel.clone(),
+        },
+    );
+
+    let ctx = JobContext::new(
+        keys.group().clone(),
+        &envelope.task,
+        envelope.id.as_str(),
+        delivery.priority,
+        envelope.attempt,
+        envelope.max_retries,
+        Instant::now() + envelope.timeout,
+        cancel.clone(),
+    );
+    let handler_future = handler(&envelope.payload, ctx.clone(), &shared.state);
+    let chain = Next::new(shared.layers.clone(), handler_future).run(ctx);
+    let started = Instant::now();
+    let run = tokio::time::timeout(envelope.timeout, AssertUnwindSafe(chain).catch_unwind())
+        .instrument(span.clone());
+    let outcome = tokio::select! {
+        outcome = run => outcome,
+        // Handed back at the end of a stop's grace period: drop the handler's future; the
+        // entry is already back in its stream.
+        () = cancel.cancelled() => return None,
+    };
+    shared.running.lock().expect("running map").remove(&running_key);
+    drop(slot);
+
+    let failure = match outcome {
+        Ok(Ok(Ok(output))) => {
+            tracing::debug!(parent: &span, ms = started.elapsed().as_millis() as u64, "job succeeded");
+            return Some(Completion::Ok(
+                keys,
+                Done {
+                    priority: delivery.priority,
+                    entry_id: delivery.entry_id,
+                    job_id: envelope.id.to_string(),
+                    keep: envelope.keep_result.map(|ttl| (ttl, output.0)),
+                },
+            ));
+        }
+        Ok(Ok(Err(e))) => (e.kind(), e.message().to_string()),
+        Ok(Err(panic)) => (FailureKind::Retry, format!("panicked: {}", panic_message(&panic))),
+        Err(_) => (
+            FailureKind::Retry,
+            format!("timed out after {}", humantime::format_duration(envelope.timeout)),
+        ),
+    };
+    let (kind, message) = failure;
+    let attempts_left = envelope.attempt <= envelope.max_retries;
+    match kind {
+        FailureKind::Retry | FailureKind::RetryAfter(_) if attempts_left => {
+            let backoff = match kind {
+                FailureKind::RetryAfter(d) => d,
+                _ => config.backoff.delay(envelope.attempt),
+            };
+            tracing::warn!(parent: &span, error = %message, retry_in = %humantime::format_duration(backoff), "job failed; will retry");
+            Some(Completion::Retry(
+                keys,
+                Retry {
+                    priority: delivery.priority,
+                    entry_id: delivery.entry_id,
+                    job_id: envelope.id.to_string(),
+                    next_attempt: envelope.attempt + 1,
+                    backoff,
+                    error: message,
+                    keep_result: envelope.keep_result,
+                },
+            ))
+        }
+        FailureKind::Fatal => {
+            tracing::warn!(parent: &span, error = %message, "job failed for good: moved to dead");
+            dead(keys, format!("failed without retry: {message}"))
+        }
+        _ => {
+            tracing::warn!(parent: &span, error = %message, "job failed on its last attempt: moved to dead");
+            dead(keys, format!("failed after {} attempts: {message}", envelope.attempt))
+        }
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-text panic payload".into()
+    }
+}
+
+/// At the end of the grace period: cancels every running job and returns its entry to its
+/// stream (`lua/hand_back.lua`), so another worker starts it at once.
+pub(crate) async fn hand_back_running<S>(shared: &Shared<S>) {
+    let running: Vec<Running> = shared
+        .running
+        .lock()
+        .expect("running map")
+        .drain()
+        .map(|(_, r)| r)
+        .collect();
+    if running.is_empty() {
+        return;
+    }
+    let mut by_group: std::collections::BTreeMap<String, (Keys, Vec<HandBack>)> = Default::default();
+    for r in running {
+        r.cancel.cancel();
+        by_group
+            .entry(r.keys.group().to_string())
+            .or_insert_with(|| (r.keys.clone(), Vec::new()))
+            .1
+            .push(r.entry);
+    }
+    for (keys, entries) in by_group.values() {
+        match shared.broker.hand_back(keys, &shared.config.consumer, entries).await {
+            Ok(report) => tracing::warn!(
+                group = %keys.group(),
+                handed_back = entries.len() - report.stale.len() - report.missing.len(),
+                "grace period over: unfinished jobs handed back to their streams"
+            ),
+            Err(e) => tracing::error!(group = %keys.group(), error = %e, "could not hand back unfinished jobs; they stay pending for another worker to reclaim"),
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The finisher: writes the outcomes of jobs, batched, one script call per outcome kind and
+//! group for whatever finished together.
+
+use super::executor::Completion;
+use crate::broker::{Broker, Dead, Done, FinishReport, Retry};
+use crate::keys::Keys;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Most outcomes written by one script call.
+const MAX_BATCH: usize = 256;
+/// How many times a failing write is retried before the outcomes are given up (their entries
+/// stay pending, to be reclaimed and run again).
+const MAX_ATTEMPTS: u32 = 20;
+
+pub(crate) struct Finisher {
+    broker: Broker,
+    consumer: String,
+    outcomes: mpsc::UnboundedReceiver<Completion>,
+}
+
+#[derive(Default)]
+struct Batch {
+    keys: Option<Keys>,
+    ok: Vec<Done>,
+    retry: Vec<Retry>,
+    dead: Vec<Dead>,
+}
+
+impl Finisher {
+    pub(crate) fn new(broker: Broker, consumer: String, outcomes: mpsc::UnboundedReceiver<Completion>) -> Finisher {
+        Finisher {
+            broker,
+            consumer,
+            outcomes,
+        }
+    }
+
+    /// Runs until every sender is gone and every outcome sent is written.
+    pub(crate) async fn run(mut self) {
+        let mut buffer = Vec::with_capacity(MAX_BATCH);
+        while self.outcomes.recv_many(&mut buffer, MAX_BATCH).await > 0 {
+            let mut groups: BTreeMap<String, Batch> = BTreeMap::new();
+            for completion in buffer.drain(..) {
+                let (keys, add): (Keys, Box<dyn FnOnce(&mut Batch)>) = match completion {
+                    Completion::Ok(k, d) => (k, Box::new(move |b| b.ok.push(d))),
+                    Completion::Retry(k, r) => (k, Box::new(move |b| b.retry.push(r))),
+                    Completion::Dead(k, d) => (k, Box::new(move |b| b.dead.push(d))),
+                };
+                let batch = groups.entry(keys.group().to_string()).or_default();
+                batch.keys.get_or_insert(keys);
+                add(batch);
+            }
+            for batch in groups.into_values() {
+                self.write(batch).await;
+            }
+        }
+    }
+
+    async fn write(&self, batch: Batch) {
+        let keys = batch.keys.expect("a batch has its keys");
+        if !batch.ok.is_empty() {
+            let r = self.retrying("finish_ok", || self.broker.finish_ok(&keys, &self.consumer, &batch.ok)).await;
+            self.report(&keys, "succeeded", r);
+        }
+        if !batch.retry.is_empty() {
+            let r = self.retrying("finish_retry", || self.broker.finish_retry(&keys, &self.consumer, &batch.retry)).await;
+            self.report(&keys, "retry", r);
+        }
+        if !batch.dead.is_empty() {
+            let r = self.retrying("finish_dead", || self.broker.finish_dead(&keys, &self.consumer, &batch.dead)).await;
+            self.report(&keys, "dead", r);
+        }
+    }
+
+    async fn retrying<'a, F, Fut>(&self, op: &str, call: F) -> Option<FinishReport>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = crate::Result<FinishReport>>,
+    {
+        let mut pause = Duration::from_millis(50);
+        for attempt in 1..=MAX_ATTEMPTS {
+            match call().await {
+                Ok(report) => return Some(report),
+                Err(e) => {
+                    if attempt == 1 {
+                        tracing::error!(op, error = %e, "writing job outcomes failed; retrying");
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+        tracing::error!(op, "giving up writing job outcomes: their entries stay pending and will be run again");
+        None
+    }
+
+    fn report(&self, keys: &Keys, outcome: &str, report: Option<FinishReport>) {
+        let Some(report) = report else { return };
+        for entry in &report.stale {
+            tracing::warn!(group = %keys.group(), entry = %entry, outcome, "lost the lease on this job: another worker took it over, so this outcome was not stored");
+        }
+        for entry in &report.missing {
+            tracing::error!(group = %keys.group(), entry = %entry, "job payload was deleted while it ran (XDEL/XTRIM by someone else): nothing to retry");
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! The [`Worker`]: a pool of concurrent job executions for one or more groups, and its
+//! builder.
+//!
+//! `run` starts, per group, one fetcher (reads at most the free slots, on a connection of its
+//! own) and one promoter (moves due jobs from the delayed set), plus one finisher and one
+//! wake-up listener for the whole worker. Jobs run as tasks of their own.
+
+mod executor;
+mod fetcher;
+mod finisher;
+
+use crate::backoff::Backoff;
+use crate::broker::Broker;
+use crate::context::JobContext;
+use crate::error::{Error, Result};
+use crate::job::{DEFAULT_MAX_PAYLOAD_BYTES, Payload};
+use crate::keys::{GroupName, Keys};
+use crate::middleware::Middleware;
+use crate::promoter::Promoter;
+use crate::wake::WakeListener;
+use crate::redis;
+use crate::task::{ErasedHandler, Handler, JobResult, Registry};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub(crate) use executor::Completion;
+
+/// Settings of a worker; [`Default`] holds every default in one place.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerConfig {
+    /// Jobs run at once across all groups. Default 16.
+    pub(crate) concurrency: usize,
+    /// How long an idle fetcher blocks waiting for new jobs before it checks for shutdown.
+    /// Default 1 s: short enough that a stop is noticed at once, long enough to cost nothing.
+    pub(crate) block: Duration,
+    /// How long in-flight jobs may run on after a stop before they are handed back. Default 30 s.
+    pub(crate) shutdown_grace: Duration,
+    /// Retry delays. Default: 1 s doubling, capped at 10 min.
+    pub(crate) backoff: Backoff,
+    /// Largest `args` a worker decodes; larger entries go to the dead stream undecoded.
+    /// Default 512 KiB.
+    pub(crate) max_payload_bytes: usize,
+    /// Most delayed jobs moved per promote call. Default 500.
+    pub(crate) promote_batch: usize,
+    /// This worker's consumer name in the groups. Default `host-pid-random`.
+    pub(crate) consumer: String,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            concurrency: 16,
+            block: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(30),
+            backoff: Backoff::default(),
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            promote_batch: 500,
+            consumer: default_consumer_name(),
+        }
+    }
+}
+
+fn default_consumer_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| {
+            h.trim()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect::<String>()
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".into());
+    format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
+}
+
+/// Builds a [`Worker`]: groups, concurrency, state, tasks and middleware. Nothing connects
+/// until [`Worker::run`].
+///
+/// ```no_run
+/// use streamworker::{JobContext, State, TaskError, Worker};
+///
+/// #[derive(Clone)]
+/// struct App { sender: String }
+///
+/// #[derive(serde::Deserialize)]
+/// struct Email { to: String }
+///
+/// async fn send_email(email: Email, ctx: JobContext, app: State<App>) -> Result<(), TaskError> {
+///     println!("{} sends to {} (attempt {})", app.sender, email.to, ctx.attempt());
+///     Ok(())
+/// }
+///
+/// # async fn demo() -> Result<(), streamworker::Error> {
+/// let worker = Worker::builder("redis://127.0.0.1:6379")
+///     .group("emails")
+///     .concurrency(32)
+///     .state(App { sender: "noreply@example.com".into() })
+///     .task("send_email", send_email)
+///     .build()?;
+/// worker.run(async { tokio::signal::ctrl_c().await.ok(); }).await
+/// # }
+/// ```
+pub struct WorkerBuilder<S = ()> {
+    url: String,
+    groups: Vec<String>,
+    config: WorkerConfig,
+    state: S,
+    registry: Registry<S>,
+    layers: Vec<Arc<dyn Middleware>>,
+    error: Option<Error>,
+}
+
+impl<S> std::fmt::Debug for WorkerBuilder<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerBuilder")
+            .field("url", &redis::redact_url(&self.url))
+            .field("groups", &self.groups)
+            .field("config", &self.config)
+            .field("registry", &self.registry)
+            .field("layers", &self.layers.len())
+            .finish()
+    }
+}
+
+impl WorkerBuilder<()> {
+    /// Sets the per-process state that handlers taking [`State<S>`](crate::State) receive.
+    /// Call it before registering tasks.
+    pub fn state<S: Clone + Send + Sync + 'static>(self, state: S) -> WorkerBuilder<S> {
+        let error = self.error.or_else(|| {
+            (!self.registry.is_empty())
+                .then(|| Error::Config("call state(..) before registering tasks".into()))
+        });
+        WorkerBuilder {
+            url: self.url,
+            groups: self.groups,
+            config: self.config,
+            state,
+            registry: Registry::default(),
+            layers: self.layers,
+            error,
+        }
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> WorkerBuilder<S> {
+    /// Serves `group`; call once per group.
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.groups.push(group.into());
+        self
+    }
+
+    /// How many jobs run at once, across all groups (default 16).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.config.concurrency = n;
+        self
+    }
+
+    /// How long in-flight jobs may run on after a stop (default 30 s); the rest are handed
+    /// back to their stream for another worker.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.config.shutdown_grace = grace;
+        self
+    }
+
+    /// The retry delay policy (default 1 s doubling, capped at 10 min, with jitter).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.config.backoff = backoff;
+        self
+    }
+
+    /// Largest `args` decoded (default 512 KiB); larger jobs go to the dead stream.
+    pub fn max_payload_bytes(mut self, limit: usize) -> Self {
+        self.config.max_payload_bytes = limit;
+        self
+    }
+
+    /// This worker's consumer name (default `host-pid-random`); must be unique per process.
+    pub fn consumer_name(mut self, name: impl Into<String>) -> Self {
+        self.config.consumer = name.into();
+        self
+    }
+
+    /// Registers `handler` for task `name`. Registering a name twice makes
+    /// [`build`](Self::build) fail with [`Error::DuplicateTask`] naming both handlers.
+    pub fn task<H, M>(mut self, name: &str, handler: H) -> Self
+    where
+        H: Handler<S, M>,
+    {
+        self.registry.add(name, handler);
+        self
+    }
+
+    /// Runs `handler` for every task that has no handler of its own (what `--exec` uses).
+    /// Without a fallback, such jobs go to the dead stream as unregistered.
+    pub fn fallback<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(Payload, JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = JobResult> + Send + 'static,
+    {
+        let erased: ErasedHandler<S> =
+            Arc::new(move |payload: &Payload, ctx, _: &S| Box::pin(handler(payload.clone(), ctx)));
+        self.registry.set_fallback(erased);
+        self
+    }
+
+    /// Adds a middleware layer; see [`crate::middleware`] for the order.
+    pub fn layer(mut self, layer: impl Middleware) -> Self {
+        self.layers.push(Arc::new(layer));
+        self
+    }
+
+    /// Validates the settings and the task table.
+    pub fn build(mut self) -> Result<Worker<S>> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.registry.check()?;
+        if self.groups.is_empty() {
+            return Err(Error::Config("no group to serve: add .group(\"name\") (CLI: --group NAME)".into()));
+        }
+        if self.config.concurrency == 0 {
+            return Err(Error::Config("concurrency must be at least 1".into()));
+        }
+        if self.registry.is_empty() {
+            return Err(Error::Config("no task registered: add .task(name, handler) (CLI: --exec CMD)".into()));
+        }
+        let mut groups: Vec<GroupName> = Vec::new();
+        for g in &self.groups {
+            let g = GroupName::new(g.clone())?;
+            if !groups.contains(&g) {
+                groups.push(g);
+            }
+        }
+        redis::open(&self.url)?;
+        Ok(Worker {
+            url: self.url,
+            groups,
+            config: self.config,
+            state: self.state,
+            registry: Arc::new(self.registry),
+            layers: self.layers.into(),
+        })
+    }
+}
+
+/// A configured worker, ready to [`run`](Worker::run).
+pub struct Worker<S = ()> {
+    url: String,
+    groups: Vec<GroupName>,
+    config: WorkerConfig,
+    state: S,
+    registry: Arc<Registry<S>>,
+    layers: Arc<[Arc<dyn Middleware>]>,
+}
+
+impl<S> std::fmt::Debug for Worker<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("url", &redis::redact_url(&self.url))
+            .field("groups", &self.groups)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Worker<()> {
+    /// Starts building a worker that connects to `url`.
+    pub fn builder(url: impl Into<String>) -> WorkerBuilder<()> {
+        WorkerBuilder {
+            url: url.into(),
+            groups: Vec::new(),
+            config: WorkerConfig::default(),
+            state: (),
+            registry: Registry::default(),
+            layers: Vec::new(),
+            error: None,
+        }
+    }
+}
+
+/// What the worker's components share.
+pub(crate) struct Shared<S> {
+    pub(crate) broker: Broker,
+    pub(crate) config: WorkerConfig,
+    pub(crate) state: S,
+    pub(crate) registry: Arc<Registry<S>>,
+    pub(crate) layers: Arc<[Arc<dyn Middleware>]>,
+    /// Jobs whose handler is running, by (group, entry id): what a stop hands back.
+    pub(crate) running: Mutex<HashMap<(GroupName, String), executor::Running>>,
+}
+
+impl<S: Clone + Send + Sync + 'static> Worker<S> {
+    /// The consumer name this worker uses in its groups.
+    pub fn consumer_name(&self) -> &str {
+        &self.config.consumer
+    }
+
+    /// Serves the groups until `shutdown` completes, then stops in two phases: stop fetching,
+    /// let in-flight jobs finish within the grace period, hand the rest back to their streams.
+    /// Returns an error only when it cannot start (Redis unreachable, say).
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
+        let client = redis::open(&self.url)?;
+        let pool = redis::pool(&self.url, self.config.concurrency.clamp(4, 64))?;
+        let broker = Broker::new(pool, Some(self.url.clone()));
+        broker.ping().await?;
+        let all_keys: Vec<Keys> = self.groups.iter().map(Keys::new).collect();
+        for keys in &all_keys {
+            broker.ensure_groups(keys).await?;
+        }
+        let config = self.config.clone();
+        tracing::info!(
+            groups = ?self.groups.iter().map(GroupName::as_str).collect::<Vec<_>>(),
+            tasks = ?self.registry.names(),
+            concurrency = config.concurrency,
+            consumer = %config.consumer,
+            redis = %redis::redact_url(&self.url),
+            "worker started"
+        );
+        let shared = Arc::new(Shared {
+            broker: broker.clone(),
+            config: config.clone(),
+            state: self.state,
+            registry: self.registry,
+            layers: self.layers,
+            running: Mutex::new(HashMap::new()),
+        });
+
+        let stop_fetching = CancellationToken::new();
+        let stop_background = CancellationToken::new();
+        let slots = Arc::new(Semaphore::new(config.concurrency));
+        let jobs = TaskTracker::new();
+        let (done_tx, done_rx) = mpsc::unbounded_channel::<Completion>();
+
+        let finisher = tokio::spawn(
+            finisher::Finisher::new(broker.clone(), config.consumer.clone(), done_rx).run(),
+        );
+        let wakes: Vec<Arc<Notify>> = all_keys.iter().map(|_| Arc::new(Notify::new())).collect();
+        let listener = tokio::spawn(
+            WakeListener::new(client.clone(), all_keys.iter().map(Keys::wake_channel).zip(wakes.clone()).collect())
+                .run(stop_background.clone()),
+        );
+        let mut promoters = Vec::new();
+        let mut fetchers = Vec::new();
+        for (keys, wake) in all_keys.iter().zip(wakes) {
+            let promoter = Promoter::new(broker.clone(), keys.clone(), wake, config.promote_batch);
+            promoters.push(tokio::spawn(promoter.run(stop_background.clone())));
+            let fetcher = fetcher::Fetcher {
+                shared: shared.clone(),
+                client: client.clone(),
+                keys: keys.clone(),
+                slots: slots.clone(),
+                jobs: jobs.clone(),
+                done: done_tx.clone(),
+            };
+            fetchers.push(tokio::spawn(fetcher.run(stop_fetching.clone())));
+        }
+        drop(done_tx);
+
+        shutdown.await;
+        // Phase one: stop taking work. Fetchers finish the read in flight (bounded by BLOCK)
+        // and exit; nothing new starts after this.
+        tracing::info!("stopping: no new jobs are fetched");
+        stop_fetching.cancel();
+        for f in fetchers {
+            let _ = f.await;
+        }
+        // Phase two: let running jobs finish within the grace period, then hand back the rest.
+        jobs.close();
+        if tokio::time::timeout(config.shutdown_grace, jobs.wait()).await.is_err() {
+            executor::hand_back_running(&shared).await;
+            jobs.wait().await;
+        }
+        // The finisher drains the outcomes already sent and exits when every sender is gone;
+        // the promoters and the listener stop last, so retries scheduled above get promoted
+        // by whichever worker is still running.
+        let _ = finisher.await;
+        stop_background.cancel();
+        for p in promoters {
+            let _ = p.await;
+        }
+        let _ = listener.await;
+        tracing::info!("worker stopped");
+        Ok(())
+    }
+}

@@ -186,7 +186,11 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
         }
         _ => {
             tracing::warn!(parent: &span, error = %message, "job failed on its last attempt: moved to dead");
-            dead(keys, format!("failed after {} attempts: {message}", envelope.attempt))
+            let attempts = match envelope.attempt {
+                1 => "1 attempt".to_string(),
+                n => format!("{n} attempts"),
+            };
+            dead(keys, format!("failed after {attempts}: {message}"))
         }
     }
 }

@@ -43,7 +43,11 @@ impl Backoff {
         let ceiling = self.ceiling(attempt);
         let half = ceiling / 2;
         let spread = ceiling.saturating_sub(half).as_micros() as u64;
-        half + Duration::from_micros(if spread == 0 { 0 } else { rand::random_range(0..=spread) })
+        half + Duration::from_micros(if spread == 0 {
+            0
+        } else {
+            rand::random_range(0..=spread)
+        })
     }
 }
 

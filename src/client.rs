@@ -107,8 +107,12 @@ impl JobStatus {
                 consumer: text("consumer").unwrap_or_default(),
             },
             // A delayed job that is no longer in the delayed set was promoted: it waits.
-            Some("scheduled") => due_ms.map_or(JobState::Queued, |due_ms| JobState::Scheduled { due_ms }),
-            Some("retry_scheduled") => due_ms.map_or(JobState::Queued, |due_ms| JobState::RetryScheduled { due_ms }),
+            Some("scheduled") => {
+                due_ms.map_or(JobState::Queued, |due_ms| JobState::Scheduled { due_ms })
+            }
+            Some("retry_scheduled") => due_ms.map_or(JobState::Queued, |due_ms| {
+                JobState::RetryScheduled { due_ms }
+            }),
             _ => JobState::Queued,
         };
         JobStatus {
@@ -163,7 +167,9 @@ impl Client {
     /// Enqueues one job and returns its id (the one [`Job::id`] showed before).
     pub async fn enqueue(&self, job: Job) -> Result<JobId> {
         self.check(&job)?;
-        self.broker.enqueue(std::slice::from_ref(&job), false).await?;
+        self.broker
+            .enqueue(std::slice::from_ref(&job), false)
+            .await?;
         Ok(job.id)
     }
 
@@ -204,7 +210,12 @@ impl Client {
     /// Waits until a tracked job has finished (succeeded or dead) and returns its status, or
     /// [`Error::WaitTimeout`] after `timeout`. Polls the status record, starting at 5 ms and
     /// backing off to 200 ms between reads.
-    pub async fn wait_for_result(&self, group: &str, id: &JobId, timeout: Duration) -> Result<JobStatus> {
+    pub async fn wait_for_result(
+        &self,
+        group: &str,
+        id: &JobId,
+        timeout: Duration,
+    ) -> Result<JobStatus> {
         let start = Instant::now();
         let mut pause = Duration::from_millis(5);
         loop {

@@ -49,7 +49,9 @@ pub enum Error {
     Pool(String),
 
     /// Job arguments could not be serialized.
-    #[error("job arguments do not serialize: {0} (arguments must be serde values: structs, maps, numbers, strings)")]
+    #[error(
+        "job arguments do not serialize: {0} (arguments must be serde values: structs, maps, numbers, strings)"
+    )]
     Serialize(String),
 
     /// Arguments given as JSON text do not parse.
@@ -57,7 +59,9 @@ pub enum Error {
     InvalidJson(String),
 
     /// The encoded arguments exceed the payload limit.
-    #[error("job arguments are {size} bytes, over the limit of {limit} bytes: store large data elsewhere and pass a reference")]
+    #[error(
+        "job arguments are {size} bytes, over the limit of {limit} bytes: store large data elsewhere and pass a reference"
+    )]
     PayloadTooLarge {
         /// Size of the encoded arguments.
         size: usize,
@@ -70,7 +74,9 @@ pub enum Error {
     Config(String),
 
     /// Two handlers were registered under one task name.
-    #[error("task {task:?} is registered twice: first to {first}, then to {second}; give each handler its own name")]
+    #[error(
+        "task {task:?} is registered twice: first to {first}, then to {second}; give each handler its own name"
+    )]
     DuplicateTask {
         /// The task name.
         task: String,
@@ -90,7 +96,9 @@ pub enum Error {
     },
 
     /// The job has no status record: it never asked to keep its result, or the record expired.
-    #[error("job {id} in group {group} has no status record: enqueue it with keep_result to track it, or it expired")]
+    #[error(
+        "job {id} in group {group} has no status record: enqueue it with keep_result to track it, or it expired"
+    )]
     NotTracked {
         /// The group.
         group: String,

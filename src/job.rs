@@ -254,7 +254,10 @@ impl Job {
             fields.push((field::TIMEOUT_MS, duration_ms(t).to_string().into_bytes()));
         }
         if let Some(t) = self.keep_result {
-            fields.push((field::KEEP_RESULT_MS, duration_ms(t).to_string().into_bytes()));
+            fields.push((
+                field::KEEP_RESULT_MS,
+                duration_ms(t).to_string().into_bytes(),
+            ));
         }
         fields
     }
@@ -309,10 +312,17 @@ impl Envelope {
         };
         let id = match get(field::ID) {
             None => entry_id.to_string(),
-            Some(raw) => match std::str::from_utf8(raw).ok().filter(|s| validate_name("job id", s).is_ok()) {
+            Some(raw) => match std::str::from_utf8(raw)
+                .ok()
+                .filter(|s| validate_name("job id", s).is_ok())
+            {
                 Some(id) => id.to_string(),
                 None => {
-                    return Err(fail(entry_id.to_string(), None, "invalid field id: use letters, digits, '-', '_', '.'".into()));
+                    return Err(fail(
+                        entry_id.to_string(),
+                        None,
+                        "invalid field id: use letters, digits, '-', '_', '.'".into(),
+                    ));
                 }
             },
         };
@@ -328,7 +338,11 @@ impl Envelope {
         let task = match get(field::TASK).map(std::str::from_utf8) {
             None => return Err(fail("missing field task".into())),
             Some(Ok(t)) if validate_name("task", t).is_ok() => t.to_string(),
-            Some(_) => return Err(fail("invalid field task: use letters, digits, '-', '_', '.'".into())),
+            Some(_) => {
+                return Err(fail(
+                    "invalid field task: use letters, digits, '-', '_', '.'".into(),
+                ));
+            }
         };
         let Some(args) = get(field::ARGS) else {
             return Err(fail("missing field args".into()));
@@ -371,7 +385,12 @@ fn number(raw: Option<&[u8]>, name: &str) -> Result<Option<u64>, String> {
         std::str::from_utf8(v)
             .ok()
             .and_then(|s| s.parse::<u64>().ok())
-            .ok_or_else(|| format!("invalid field {name}: {:?} is not a whole number", String::from_utf8_lossy(v)))
+            .ok_or_else(|| {
+                format!(
+                    "invalid field {name}: {:?} is not a whole number",
+                    String::from_utf8_lossy(v)
+                )
+            })
     })
     .transpose()
 }
@@ -389,7 +408,10 @@ mod tests {
     use super::*;
 
     fn f(pairs: &[(&str, &[u8])]) -> Vec<(Vec<u8>, Vec<u8>)> {
-        pairs.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.to_vec())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.to_vec()))
+            .collect()
     }
 
     #[test]
@@ -431,17 +453,28 @@ mod tests {
 
     #[test]
     fn malformed_entries_say_why() {
-        let cases: [(&[(&str, &[u8])], &str); 6] = [
+        type Fields<'a> = &'a [(&'a str, &'a [u8])];
+        let cases: [(Fields, &str); 6] = [
             (&[("args", b"{}")], "missing field task"),
             (&[("task", b"t")], "missing field args"),
-            (&[("task", b"t"), ("args", b"{}"), ("enc", b"pickle")], "unknown enc"),
+            (
+                &[("task", b"t"), ("args", b"{}"), ("enc", b"pickle")],
+                "unknown enc",
+            ),
             (&[("task", b"a b"), ("args", b"{}")], "invalid field task"),
-            (&[("task", b"t"), ("args", b"{}"), ("attempt", b"x")], "invalid field attempt"),
+            (
+                &[("task", b"t"), ("args", b"{}"), ("attempt", b"x")],
+                "invalid field attempt",
+            ),
             (&[("task", b"t"), ("args", &[b'x'; 2000])], "too large"),
         ];
         for (pairs, want) in cases {
             let err = Envelope::decode("1-0", Some(&f(pairs)), 1024).unwrap_err();
-            assert!(err.reason.contains(want), "{} does not contain {want}", err.reason);
+            assert!(
+                err.reason.contains(want),
+                "{} does not contain {want}",
+                err.reason
+            );
         }
         let gone = Envelope::decode("1-0", None, 1024).unwrap_err();
         assert!(gone.reason.contains("deleted while pending"));
@@ -449,8 +482,14 @@ mod tests {
 
     #[test]
     fn json_args_must_parse() {
-        assert!(matches!(Job::from_json("g", "t", "{nope"), Err(Error::InvalidJson(_))));
+        assert!(matches!(
+            Job::from_json("g", "t", "{nope"),
+            Err(Error::InvalidJson(_))
+        ));
         assert!(Job::from_json("g", "t", r#"{"a":1}"#).is_ok());
-        assert!(matches!(Job::from_json("g", "bad task", "{}"), Err(Error::InvalidName { .. })));
+        assert!(matches!(
+            Job::from_json("g", "bad task", "{}"),
+            Err(Error::InvalidName { .. })
+        ));
     }
 }

@@ -134,7 +134,10 @@ mod tests {
     fn every_key_carries_the_group_hash_tag() {
         let keys = Keys::new(&GroupName::new("emails").unwrap());
         assert_eq!(keys.stream(Priority::High), "streamworker:{emails}:high");
-        assert_eq!(keys.stream(Priority::Default), "streamworker:{emails}:default");
+        assert_eq!(
+            keys.stream(Priority::Default),
+            "streamworker:{emails}:default"
+        );
         assert_eq!(keys.stream(Priority::Low), "streamworker:{emails}:low");
         assert_eq!(keys.delayed(), "streamworker:{emails}:delayed");
         assert_eq!(keys.delayed_jobs(), "streamworker:{emails}:delayed:jobs");
@@ -145,7 +148,16 @@ mod tests {
 
     #[test]
     fn hostile_names_are_rejected() {
-        for bad in ["", "a}{b", "*", "x\r\nFLUSHALL", "a b", "a:b", "é", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "a}{b",
+            "*",
+            "x\r\nFLUSHALL",
+            "a b",
+            "a:b",
+            "é",
+            &"x".repeat(65),
+        ] {
             assert!(GroupName::new(bad).is_err(), "{bad:?} accepted");
         }
         for good in ["emails", "a-b_c.d", "0", &"x".repeat(64)] {

@@ -55,7 +55,10 @@ impl std::fmt::Debug for Next {
 }
 
 impl Next {
-    pub(crate) fn new(layers: Arc<[Arc<dyn Middleware>]>, handler: BoxFuture<'static, JobResult>) -> Next {
+    pub(crate) fn new(
+        layers: Arc<[Arc<dyn Middleware>]>,
+        handler: BoxFuture<'static, JobResult>,
+    ) -> Next {
         Next {
             layers,
             position: 0,

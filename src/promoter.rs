@@ -41,7 +41,9 @@ impl Promoter {
                     return Duration::ZERO;
                 }
                 p.next_due_ms
-                    .map_or(MAX_SLEEP, |due| Duration::from_millis(due.saturating_sub(p.now_ms)))
+                    .map_or(MAX_SLEEP, |due| {
+                        Duration::from_millis(due.saturating_sub(p.now_ms))
+                    })
                     .min(MAX_SLEEP)
             }
             Err(e) => {

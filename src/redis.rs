@@ -94,7 +94,10 @@ mod tests {
 
     #[test]
     fn passwords_never_show() {
-        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
         assert_eq!(redact_url("redis://:pw@h:1"), "redis://:***@h:1");
         assert_eq!(redact_url("rediss://u:p@ss@h/2"), "rediss://u:***@h/2");
         assert_eq!(redact_url("redis://token@h"), "redis://***@h");

@@ -14,7 +14,10 @@ pub(crate) struct WakeListener {
 }
 
 impl WakeListener {
-    pub(crate) fn new(client: deadpool_redis::redis::Client, channels: Vec<(String, Arc<Notify>)>) -> WakeListener {
+    pub(crate) fn new(
+        client: deadpool_redis::redis::Client,
+        channels: Vec<(String, Arc<Notify>)>,
+    ) -> WakeListener {
         WakeListener { client, channels }
     }
 
@@ -49,10 +52,18 @@ impl WakeListener {
         }
         let mut messages = pubsub.on_message();
         while let Some(msg) = messages.next().await {
-            if let Some((_, wake)) = self.channels.iter().find(|(c, _)| c == msg.get_channel_name()) {
+            if let Some((_, wake)) = self
+                .channels
+                .iter()
+                .find(|(c, _)| c == msg.get_channel_name())
+            {
                 wake.notify_one();
             }
         }
-        Err((deadpool_redis::redis::ErrorKind::Io, "pub/sub connection closed").into())
+        Err((
+            deadpool_redis::redis::ErrorKind::Io,
+            "pub/sub connection closed",
+        )
+            .into())
     }
 }

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use streamworker::{Backoff, Client, Job, JobContext, JobState, Priority, State, TaskError, Worker};
+use streamworker::{
+    Backoff, Client, Job, JobContext, JobState, Priority, State, TaskError, Worker,
+};
 use support::{RedisServer, stream_entries, unique_group, wait_until};
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +26,12 @@ struct Seen {
 
 impl Seen {
     fn names(&self) -> Vec<String> {
-        self.runs.lock().unwrap().iter().map(|r| r.0.clone()).collect()
+        self.runs
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.0.clone())
+            .collect()
     }
     fn len(&self) -> usize {
         self.runs.lock().unwrap().len()
@@ -32,15 +39,24 @@ impl Seen {
 }
 
 async fn record(tag: Tag, ctx: JobContext, State(seen): State<Seen>) -> Result<(), TaskError> {
-    seen.runs.lock().unwrap().push((tag.name, ctx.attempt(), Instant::now()));
+    seen.runs
+        .lock()
+        .unwrap()
+        .push((tag.name, ctx.attempt(), Instant::now()));
     Ok(())
 }
 
 /// Fails until its third attempt.
 async fn flaky(tag: Tag, ctx: JobContext, State(seen): State<Seen>) -> Result<String, TaskError> {
-    seen.runs.lock().unwrap().push((tag.name, ctx.attempt(), Instant::now()));
+    seen.runs
+        .lock()
+        .unwrap()
+        .push((tag.name, ctx.attempt(), Instant::now()));
     if ctx.attempt() < 3 {
-        return Err(TaskError::retry(format!("not yet (attempt {})", ctx.attempt())));
+        return Err(TaskError::retry(format!(
+            "not yet (attempt {})",
+            ctx.attempt()
+        )));
     }
     Ok("third time lucky".into())
 }
@@ -73,7 +89,10 @@ fn start(url: &str, group: &str, concurrency: usize, seen: &Seen) -> Running {
     let worker = Worker::builder(url)
         .group(group)
         .concurrency(concurrency)
-        .backoff(Backoff::new(Duration::from_millis(50), Duration::from_millis(200)))
+        .backoff(Backoff::new(
+            Duration::from_millis(50),
+            Duration::from_millis(200),
+        ))
         .state(seen.clone())
         .task("record", record)
         .task("flaky", flaky)
@@ -102,8 +121,16 @@ async fn high_runs_before_default_before_low() {
     let client = Client::connect(&redis.url()).await.unwrap();
     let mut jobs = Vec::new();
     for i in 0..5 {
-        for (p, name) in [(Priority::Low, "low"), (Priority::Default, "default"), (Priority::High, "high")] {
-            jobs.push(Job::new(&group, "record", &tag(format!("{name}-{i}"))).unwrap().priority(p));
+        for (p, name) in [
+            (Priority::Low, "low"),
+            (Priority::Default, "default"),
+            (Priority::High, "high"),
+        ] {
+            jobs.push(
+                Job::new(&group, "record", &tag(format!("{name}-{i}")))
+                    .unwrap()
+                    .priority(p),
+            );
         }
     }
     client.enqueue_many(jobs).await.unwrap();
@@ -115,8 +142,15 @@ async fn high_runs_before_default_before_low() {
     })
     .await;
     worker.stop().await;
-    let order: Vec<String> = seen.names().iter().map(|n| n.split('-').next().unwrap().to_string()).collect();
-    let expected: Vec<String> = ["high", "default", "low"].iter().flat_map(|p| std::iter::repeat_n(p.to_string(), 5)).collect();
+    let order: Vec<String> = seen
+        .names()
+        .iter()
+        .map(|n| n.split('-').next().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = ["high", "default", "low"]
+        .iter()
+        .flat_map(|p| std::iter::repeat_n(p.to_string(), 5))
+        .collect();
     assert_eq!(order, expected);
 }
 
@@ -128,21 +162,42 @@ async fn a_failing_job_is_retried_with_backoff_until_it_succeeds() {
     let seen = Seen::default();
     let worker = start(&redis.url(), &group, 4, &seen);
     let id = client
-        .enqueue(Job::new(&group, "flaky", &tag("f")).unwrap().keep_result(Duration::from_secs(60)))
+        .enqueue(
+            Job::new(&group, "flaky", &tag("f"))
+                .unwrap()
+                .keep_result(Duration::from_secs(60)),
+        )
         .await
         .unwrap();
-    let status = client.wait_for_result(&group, &id, Duration::from_secs(10)).await.unwrap();
+    let status = client
+        .wait_for_result(&group, &id, Duration::from_secs(10))
+        .await
+        .unwrap();
     worker.stop().await;
     assert_eq!(status.state, JobState::Succeeded);
     assert_eq!(status.attempt, 3);
-    assert_eq!(status.result_json::<String>().unwrap().unwrap(), "third time lucky");
+    assert_eq!(
+        status.result_json::<String>().unwrap().unwrap(),
+        "third time lucky"
+    );
     assert_eq!(status.last_error.as_deref(), Some("not yet (attempt 2)"));
     let runs = seen.runs.lock().unwrap().clone();
     assert_eq!(runs.iter().map(|r| r.1).collect::<Vec<_>>(), vec![1, 2, 3]);
     // Backoff ceilings are 50 ms then 100 ms, jitter draws from [ceiling/2, ceiling].
-    assert!(runs[1].2 - runs[0].2 >= Duration::from_millis(25), "{:?}", runs[1].2 - runs[0].2);
-    assert!(runs[2].2 - runs[1].2 >= Duration::from_millis(50), "{:?}", runs[2].2 - runs[1].2);
-    let delayed: usize = redis::cmd("ZCARD").arg(format!("streamworker:{{{group}}}:delayed")).query(&mut redis.conn()).unwrap();
+    assert!(
+        runs[1].2 - runs[0].2 >= Duration::from_millis(25),
+        "{:?}",
+        runs[1].2 - runs[0].2
+    );
+    assert!(
+        runs[2].2 - runs[1].2 >= Duration::from_millis(50),
+        "{:?}",
+        runs[2].2 - runs[1].2
+    );
+    let delayed: usize = redis::cmd("ZCARD")
+        .arg(format!("streamworker:{{{group}}}:delayed"))
+        .query(&mut redis.conn())
+        .unwrap();
     assert_eq!(delayed, 0);
 }
 
@@ -154,12 +209,30 @@ async fn jobs_out_of_attempts_or_refused_land_in_dead_with_their_reason() {
     let seen = Seen::default();
     let worker = start(&redis.url(), &group, 4, &seen);
     let exhausted = client
-        .enqueue(Job::new(&group, "always_fails", &tag("x")).unwrap().max_retries(2).keep_result(Duration::from_secs(60)))
+        .enqueue(
+            Job::new(&group, "always_fails", &tag("x"))
+                .unwrap()
+                .max_retries(2)
+                .keep_result(Duration::from_secs(60)),
+        )
         .await
         .unwrap();
-    let fatal = client.enqueue(Job::new(&group, "refuses", &tag("y")).unwrap()).await.unwrap();
-    let panicked = client.enqueue(Job::new(&group, "panics", &tag("z")).unwrap().max_retries(0)).await.unwrap();
-    let status = client.wait_for_result(&group, &exhausted, Duration::from_secs(10)).await.unwrap();
+    let fatal = client
+        .enqueue(Job::new(&group, "refuses", &tag("y")).unwrap())
+        .await
+        .unwrap();
+    let panicked = client
+        .enqueue(
+            Job::new(&group, "panics", &tag("z"))
+                .unwrap()
+                .max_retries(0),
+        )
+        .await
+        .unwrap();
+    let status = client
+        .wait_for_result(&group, &exhausted, Duration::from_secs(10))
+        .await
+        .unwrap();
     assert_eq!(status.state, JobState::Dead);
     assert_eq!(status.attempt, 3);
     wait_until(Duration::from_secs(10), "three dead jobs", || {
@@ -168,15 +241,29 @@ async fn jobs_out_of_attempts_or_refused_land_in_dead_with_their_reason() {
     })
     .await;
     worker.stop().await;
-    let dead: HashMap<String, HashMap<String, String>> =
-        dead_entries(&redis, &group).into_iter().map(|e| (e["id"].clone(), e)).collect();
-    assert_eq!(dead[exhausted.as_str()]["reason"], "failed after 3 attempts: the mail server said no");
+    let dead: HashMap<String, HashMap<String, String>> = dead_entries(&redis, &group)
+        .into_iter()
+        .map(|e| (e["id"].clone(), e))
+        .collect();
+    assert_eq!(
+        dead[exhausted.as_str()]["reason"],
+        "failed after 3 attempts: the mail server said no"
+    );
     assert_eq!(dead[exhausted.as_str()]["attempt"], "3");
-    assert_eq!(dead[fatal.as_str()]["reason"], "failed without retry: address does not exist");
-    assert_eq!(dead[panicked.as_str()]["reason"], "failed after 1 attempt: panicked: handler bug");
+    assert_eq!(
+        dead[fatal.as_str()]["reason"],
+        "failed without retry: address does not exist"
+    );
+    assert_eq!(
+        dead[panicked.as_str()]["reason"],
+        "failed after 1 attempt: panicked: handler bug"
+    );
     for entry in dead.values() {
         assert_eq!(entry["priority"], "default");
-        assert!(entry.contains_key("args") && entry.contains_key("task"), "original fields are kept: {entry:?}");
+        assert!(
+            entry.contains_key("args") && entry.contains_key("task"),
+            "original fields are kept: {entry:?}"
+        );
     }
 }
 
@@ -187,31 +274,91 @@ async fn unregistered_tasks_and_undecodable_args_go_to_dead_and_the_worker_keeps
     let client = Client::connect(&redis.url()).await.unwrap();
     let stream = format!("streamworker:{{{group}}}:default");
     let mut conn = redis.conn();
-    let unknown = client.enqueue(Job::new(&group, "nope", &tag("a")).unwrap()).await.unwrap();
-    let wrong_shape = client.enqueue(Job::from_json(&group, "record", r#"{"nom":1}"#).unwrap()).await.unwrap();
-    let garbage: String = redis::cmd("XADD").arg(&stream).arg("*").arg("task").arg("record").arg("args").arg("{not json").query(&mut conn).unwrap();
-    let no_task: String = redis::cmd("XADD").arg(&stream).arg("*").arg("args").arg("{}").query(&mut conn).unwrap();
-    let bad_enc: String = redis::cmd("XADD").arg(&stream).arg("*").arg("task").arg("record").arg("args").arg("{}").arg("enc").arg("pickle").query(&mut conn).unwrap();
-    let good = client.enqueue(Job::new(&group, "record", &tag("after")).unwrap()).await.unwrap();
+    let unknown = client
+        .enqueue(Job::new(&group, "nope", &tag("a")).unwrap())
+        .await
+        .unwrap();
+    let wrong_shape = client
+        .enqueue(Job::from_json(&group, "record", r#"{"nom":1}"#).unwrap())
+        .await
+        .unwrap();
+    let garbage: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("task")
+        .arg("record")
+        .arg("args")
+        .arg("{not json")
+        .query(&mut conn)
+        .unwrap();
+    let no_task: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("args")
+        .arg("{}")
+        .query(&mut conn)
+        .unwrap();
+    let bad_enc: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("task")
+        .arg("record")
+        .arg("args")
+        .arg("{}")
+        .arg("enc")
+        .arg("pickle")
+        .query(&mut conn)
+        .unwrap();
+    let good = client
+        .enqueue(Job::new(&group, "record", &tag("after")).unwrap())
+        .await
+        .unwrap();
 
     let seen = Seen::default();
     let worker = start(&redis.url(), &group, 1, &seen);
-    wait_until(Duration::from_secs(10), "the good job to run and five to be dead", || {
-        let done = seen.names() == vec!["after".to_string()] && dead_entries(&redis, &group).len() == 5;
-        async move { done }
-    })
+    wait_until(
+        Duration::from_secs(10),
+        "the good job to run and five to be dead",
+        || {
+            let done = seen.names() == vec!["after".to_string()]
+                && dead_entries(&redis, &group).len() == 5;
+            async move { done }
+        },
+    )
     .await;
     worker.stop().await;
-    let reasons: HashMap<String, String> =
-        dead_entries(&redis, &group).into_iter().map(|e| (e["id"].clone(), e["reason"].clone())).collect();
-    assert!(reasons[unknown.as_str()].starts_with("unregistered task \"nope\""), "{reasons:?}");
-    assert!(reasons[wrong_shape.as_str()].contains("args do not decode"), "{reasons:?}");
-    assert!(reasons[&garbage].contains("args do not decode"), "{reasons:?}");
+    let reasons: HashMap<String, String> = dead_entries(&redis, &group)
+        .into_iter()
+        .map(|e| (e["id"].clone(), e["reason"].clone()))
+        .collect();
+    assert!(
+        reasons[unknown.as_str()].starts_with("unregistered task \"nope\""),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[wrong_shape.as_str()].contains("args do not decode"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[&garbage].contains("args do not decode"),
+        "{reasons:?}"
+    );
     assert_eq!(reasons[&no_task], "missing field task");
-    assert!(reasons[&bad_enc].starts_with("unknown enc \"pickle\""), "{reasons:?}");
+    assert!(
+        reasons[&bad_enc].starts_with("unknown enc \"pickle\""),
+        "{reasons:?}"
+    );
     assert!(!reasons.contains_key(good.as_str()));
-    assert_eq!(stream_entries(&mut conn, &stream).len(), 0, "nothing left waiting");
-    assert_eq!(support::pending_count(&mut conn, &stream, &group), 0, "nothing left pending");
+    assert_eq!(
+        stream_entries(&mut conn, &stream).len(),
+        0,
+        "nothing left waiting"
+    );
+    assert_eq!(
+        support::pending_count(&mut conn, &stream, &group),
+        0,
+        "nothing left pending"
+    );
 }
 
 #[tokio::test]
@@ -222,18 +369,33 @@ async fn a_delayed_job_starts_after_and_close_to_its_due_time() {
     let seen = Seen::default();
     let worker = start(&redis.url(), &group, 2, &seen);
     // Let the worker settle into its idle wait, so the wake-up path is what is measured.
-    wait_until(Duration::from_secs(5), "the worker to join the group", || {
-        let mut conn = redis.conn();
-        let groups: redis::Value = redis::cmd("XINFO").arg("GROUPS").arg(format!("streamworker:{{{group}}}:default")).query(&mut conn).unwrap_or(redis::Value::Nil);
-        async move { matches!(groups, redis::Value::Array(ref g) if !g.is_empty()) }
-    })
+    wait_until(
+        Duration::from_secs(5),
+        "the worker to join the group",
+        || {
+            let mut conn = redis.conn();
+            let groups: redis::Value = redis::cmd("XINFO")
+                .arg("GROUPS")
+                .arg(format!("streamworker:{{{group}}}:default"))
+                .query(&mut conn)
+                .unwrap_or(redis::Value::Nil);
+            async move { matches!(groups, redis::Value::Array(ref g) if !g.is_empty()) }
+        },
+    )
     .await;
     let delays = [300u64, 600, 150];
     let mut due = HashMap::new();
     for (i, ms) in delays.iter().enumerate() {
         let at = SystemTime::now() + Duration::from_millis(*ms);
         due.insert(format!("d{i}"), at);
-        client.enqueue(Job::new(&group, "record", &tag(format!("d{i}"))).unwrap().at(at)).await.unwrap();
+        client
+            .enqueue(
+                Job::new(&group, "record", &tag(format!("d{i}")))
+                    .unwrap()
+                    .at(at),
+            )
+            .await
+            .unwrap();
     }
     wait_until(Duration::from_secs(10), "three delayed jobs to run", || {
         let n = seen.len();
@@ -248,8 +410,15 @@ async fn a_delayed_job_starts_after_and_close_to_its_due_time() {
     for (name, _, at) in seen.runs.lock().unwrap().iter() {
         let due_ms = due[name].duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
         let lateness = started_ms(*at) - due_ms;
-        assert!(lateness >= -2, "{name} started {}ms before its due time", -lateness);
-        assert!(lateness < 250, "{name} started {lateness}ms after its due time");
+        assert!(
+            lateness >= -2,
+            "{name} started {}ms before its due time",
+            -lateness
+        );
+        assert!(
+            lateness < 250,
+            "{name} started {lateness}ms after its due time"
+        );
     }
     assert_eq!(seen.names(), vec!["d2", "d0", "d1"], "in due order");
 }
@@ -259,7 +428,9 @@ async fn two_workers_share_a_backlog_and_run_each_job_once() {
     let redis = RedisServer::start();
     let group = unique_group("share");
     let client = Client::connect(&redis.url()).await.unwrap();
-    let jobs: Vec<Job> = (0..600).map(|i| Job::new(&group, "record", &tag(format!("j{i}"))).unwrap()).collect();
+    let jobs: Vec<Job> = (0..600)
+        .map(|i| Job::new(&group, "record", &tag(format!("j{i}"))).unwrap())
+        .collect();
     client.enqueue_many(jobs).await.unwrap();
     let (a, b) = (Seen::default(), Seen::default());
     let wa = start(&redis.url(), &group, 8, &a);
@@ -276,7 +447,12 @@ async fn two_workers_share_a_backlog_and_run_each_job_once() {
     all.sort();
     all.dedup();
     assert_eq!(all.len(), 600, "every job ran");
-    assert!(a.len() > 0 && b.len() > 0, "both workers took work: {} and {}", a.len(), b.len());
+    assert!(
+        a.len() > 0 && b.len() > 0,
+        "both workers took work: {} and {}",
+        a.len(),
+        b.len()
+    );
 }
 
 #[test]
@@ -289,15 +465,34 @@ fn a_task_name_registered_twice_is_refused_naming_both_handlers() {
         .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("\"send\" is registered twice"), "{text}");
-    assert!(text.contains("always_fails") && text.contains("refuses"), "{text}");
+    assert!(
+        text.contains("always_fails") && text.contains("refuses"),
+        "{text}"
+    );
 }
 
 #[test]
 fn bad_worker_settings_say_what_to_do() {
-    let no_group = Worker::builder("redis://127.0.0.1:1").task("t", refuses).build().unwrap_err();
+    let no_group = Worker::builder("redis://127.0.0.1:1")
+        .task("t", refuses)
+        .build()
+        .unwrap_err();
     assert!(no_group.to_string().contains("add .group"), "{no_group}");
-    let bad_group = Worker::builder("redis://127.0.0.1:1").group("a b").task("t", refuses).build().unwrap_err();
-    assert!(bad_group.to_string().contains("invalid group name \"a b\""), "{bad_group}");
-    let no_task = Worker::builder("redis://127.0.0.1:1").group("g").build().unwrap_err();
-    assert!(no_task.to_string().contains("no task registered"), "{no_task}");
+    let bad_group = Worker::builder("redis://127.0.0.1:1")
+        .group("a b")
+        .task("t", refuses)
+        .build()
+        .unwrap_err();
+    assert!(
+        bad_group.to_string().contains("invalid group name \"a b\""),
+        "{bad_group}"
+    );
+    let no_task = Worker::builder("redis://127.0.0.1:1")
+        .group("g")
+        .build()
+        .unwrap_err();
+    assert!(
+        no_task.to_string().contains("no task registered"),
+        "{no_task}"
+    );
 }

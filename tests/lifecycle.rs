@@ -19,9 +19,19 @@ async fn add(args: Add) -> Result<i64, TaskError> {
 }
 
 /// Starts a worker for `group` with `add` registered; returns its stop token and handle.
-fn spawn_worker(url: &str, group: &str) -> (CancellationToken, tokio::task::JoinHandle<streamworker::Result<()>>) {
+fn spawn_worker(
+    url: &str,
+    group: &str,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<streamworker::Result<()>>,
+) {
     let stop = CancellationToken::new();
-    let worker = Worker::builder(url).group(group).task("add", add).build().unwrap();
+    let worker = Worker::builder(url)
+        .group(group)
+        .task("add", add)
+        .build()
+        .unwrap();
     let handle = tokio::spawn(worker.run(stop.clone().cancelled_owned()));
     (stop, handle)
 }
@@ -31,7 +41,9 @@ async fn a_rust_job_runs_and_keeps_its_result() {
     let redis = RedisServer::start();
     let group = unique_group("life");
     let client = Client::connect(&redis.url()).await.unwrap();
-    let job = Job::new(&group, "add", &Add { a: 2, b: 40 }).unwrap().keep_result(Duration::from_secs(60));
+    let job = Job::new(&group, "add", &Add { a: 2, b: 40 })
+        .unwrap()
+        .keep_result(Duration::from_secs(60));
     let announced = job.id().clone();
     let id = client.enqueue(job).await.unwrap();
     assert_eq!(id, announced, "the id is known before submission");
@@ -40,7 +52,10 @@ async fn a_rust_job_runs_and_keeps_its_result() {
     assert_eq!(queued.state, JobState::Queued);
 
     let (stop, handle) = spawn_worker(&redis.url(), &group);
-    let status = client.wait_for_result(&group, &id, Duration::from_secs(10)).await.unwrap();
+    let status = client
+        .wait_for_result(&group, &id, Duration::from_secs(10))
+        .await
+        .unwrap();
     assert_eq!(status.state, JobState::Succeeded);
     assert_eq!(status.attempt, 1);
     assert_eq!(status.result_json::<i64>().unwrap().unwrap(), 42);
@@ -50,8 +65,14 @@ async fn a_rust_job_runs_and_keeps_its_result() {
     let stream = format!("streamworker:{{{group}}}:default");
     assert_eq!(support::stream_entries(&mut conn, &stream).len(), 0);
     assert_eq!(support::pending_count(&mut conn, &stream, &group), 0);
-    let ttl: i64 = redis::cmd("PTTL").arg(format!("streamworker:{{{group}}}:job:{id}")).query(&mut conn).unwrap();
-    assert!(ttl > 0 && ttl <= 60_000, "result kept for keep_result, got PTTL {ttl}");
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(format!("streamworker:{{{group}}}:job:{id}"))
+        .query(&mut conn)
+        .unwrap();
+    assert!(
+        ttl > 0 && ttl <= 60_000,
+        "result kept for keep_result, got PTTL {ttl}"
+    );
 
     stop.cancel();
     handle.await.unwrap().unwrap();
@@ -62,8 +83,14 @@ async fn jobs_that_keep_no_result_leave_nothing_behind() {
     let redis = RedisServer::start();
     let group = unique_group("life");
     let client = Client::connect(&redis.url()).await.unwrap();
-    let id = client.enqueue(Job::new(&group, "add", &Add { a: 1, b: 1 }).unwrap()).await.unwrap();
-    assert!(client.status(&group, &id).await.unwrap().is_none(), "untracked jobs have no status hash");
+    let id = client
+        .enqueue(Job::new(&group, "add", &Add { a: 1, b: 1 }).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        client.status(&group, &id).await.unwrap().is_none(),
+        "untracked jobs have no status hash"
+    );
 
     let (stop, handle) = spawn_worker(&redis.url(), &group);
     let mut conn = redis.conn();
@@ -73,7 +100,10 @@ async fn jobs_that_keep_no_result_leave_nothing_behind() {
         async move { len == 0 }
     })
     .await;
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("streamworker:{{{group}}}:job:*")).query(&mut redis.conn()).unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("streamworker:{{{group}}}:job:*"))
+        .query(&mut redis.conn())
+        .unwrap();
     assert!(keys.is_empty(), "no status hash was written: {keys:?}");
     stop.cancel();
     handle.await.unwrap().unwrap();
@@ -85,13 +115,29 @@ async fn wait_for_result_times_out_while_no_worker_runs() {
     let group = unique_group("life");
     let client = Client::connect(&redis.url()).await.unwrap();
     let id = client
-        .enqueue(Job::new(&group, "add", &Add { a: 1, b: 2 }).unwrap().keep_result(Duration::from_secs(60)))
+        .enqueue(
+            Job::new(&group, "add", &Add { a: 1, b: 2 })
+                .unwrap()
+                .keep_result(Duration::from_secs(60)),
+        )
         .await
         .unwrap();
-    let err = client.wait_for_result(&group, &id, Duration::from_millis(200)).await.unwrap_err();
-    assert!(matches!(err, streamworker::Error::WaitTimeout { .. }), "{err}");
-    let untracked = client.enqueue(Job::new(&group, "add", &Add { a: 1, b: 2 }).unwrap()).await.unwrap();
-    let err = client.wait_for_result(&group, &untracked, Duration::from_millis(200)).await.unwrap_err();
+    let err = client
+        .wait_for_result(&group, &id, Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, streamworker::Error::WaitTimeout { .. }),
+        "{err}"
+    );
+    let untracked = client
+        .enqueue(Job::new(&group, "add", &Add { a: 1, b: 2 }).unwrap())
+        .await
+        .unwrap();
+    let err = client
+        .wait_for_result(&group, &untracked, Duration::from_millis(200))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("keep_result"), "{err}");
 }
 
@@ -100,14 +146,19 @@ async fn bulk_enqueue_is_one_call_and_every_job_runs() {
     let redis = RedisServer::start();
     let group = unique_group("bulk");
     let client = Client::connect(&redis.url()).await.unwrap();
-    let jobs: Vec<Job> = (0..2500).map(|i| Job::new(&group, "add", &Add { a: i, b: 0 }).unwrap()).collect();
+    let jobs: Vec<Job> = (0..2500)
+        .map(|i| Job::new(&group, "add", &Add { a: i, b: 0 }).unwrap())
+        .collect();
     let ids = client.enqueue_many(jobs).await.unwrap();
     assert_eq!(ids.len(), 2500);
     let mut conn = redis.conn();
     let stream = format!("streamworker:{{{group}}}:default");
     let len: usize = redis::cmd("XLEN").arg(&stream).query(&mut conn).unwrap();
     assert_eq!(len, 2500);
-    let stored: Vec<String> = support::stream_entries(&mut conn, &stream).into_iter().map(|e| e["id"].clone()).collect();
+    let stored: Vec<String> = support::stream_entries(&mut conn, &stream)
+        .into_iter()
+        .map(|e| e["id"].clone())
+        .collect();
     let wanted: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
     assert_eq!(stored, wanted, "every id stored, in order");
 }
@@ -121,15 +172,28 @@ async fn atomic_enqueue_stores_all_or_none() {
     let batch = |n: i64| {
         vec![
             Job::new(&emails, "add", &Add { a: n, b: 0 }).unwrap(),
-            Job::new(&reports, "add", &Add { a: n, b: 1 }).unwrap().delay(Duration::from_secs(60)),
-            Job::new(&reports, "add", &Add { a: n, b: 2 }).unwrap().keep_result(Duration::from_secs(60)),
+            Job::new(&reports, "add", &Add { a: n, b: 1 })
+                .unwrap()
+                .delay(Duration::from_secs(60)),
+            Job::new(&reports, "add", &Add { a: n, b: 2 })
+                .unwrap()
+                .keep_result(Duration::from_secs(60)),
         ]
     };
     let mut conn = redis.conn();
     let count = |conn: &mut redis::Connection| -> (usize, usize, usize) {
-        let e: usize = redis::cmd("XLEN").arg(format!("streamworker:{{{emails}}}:default")).query(conn).unwrap();
-        let r: usize = redis::cmd("XLEN").arg(format!("streamworker:{{{reports}}}:default")).query(conn).unwrap();
-        let d: usize = redis::cmd("ZCARD").arg(format!("streamworker:{{{reports}}}:delayed")).query(conn).unwrap();
+        let e: usize = redis::cmd("XLEN")
+            .arg(format!("streamworker:{{{emails}}}:default"))
+            .query(conn)
+            .unwrap();
+        let r: usize = redis::cmd("XLEN")
+            .arg(format!("streamworker:{{{reports}}}:default"))
+            .query(conn)
+            .unwrap();
+        let d: usize = redis::cmd("ZCARD")
+            .arg(format!("streamworker:{{{reports}}}:delayed"))
+            .query(conn)
+            .unwrap();
         (e, r, d)
     };
 
@@ -137,17 +201,39 @@ async fn atomic_enqueue_stores_all_or_none() {
     assert_eq!(count(&mut conn), (1, 1, 1));
 
     // Redis refusing writes (out of memory) mid-batch must leave nothing of the batch behind.
-    let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg("1").query(&mut conn).unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("1")
+        .query(&mut conn)
+        .unwrap();
     let err = client.enqueue_atomic(batch(2)).await.unwrap_err();
-    let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg("0").query(&mut conn).unwrap();
-    assert!(err.to_string().contains("OOM") || err.to_string().contains("EXECABORT"), "{err}");
-    assert_eq!(count(&mut conn), (1, 1, 1), "a refused atomic batch stores nothing");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("0")
+        .query(&mut conn)
+        .unwrap();
+    assert!(
+        err.to_string().contains("OOM") || err.to_string().contains("EXECABORT"),
+        "{err}"
+    );
+    assert_eq!(
+        count(&mut conn),
+        (1, 1, 1),
+        "a refused atomic batch stores nothing"
+    );
 }
 
 #[tokio::test]
 async fn unreachable_redis_is_a_clear_error_without_the_password() {
-    let err = Client::connect("redis://user:hunter2@127.0.0.1:1").await.unwrap_err();
+    let err = Client::connect("redis://user:hunter2@127.0.0.1:1")
+        .await
+        .unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("cannot connect to Redis at redis://user:***@127.0.0.1:1"), "{text}");
+    assert!(
+        text.contains("cannot connect to Redis at redis://user:***@127.0.0.1:1"),
+        "{text}"
+    );
     assert!(!text.contains("hunter2"), "{text}");
 }

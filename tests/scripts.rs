@@ -26,7 +26,14 @@ fn setup() -> (RedisServer, Connection) {
     let redis = RedisServer::start();
     let mut conn = redis.conn();
     for s in STREAMS {
-        let _: () = redis::cmd("XGROUP").arg("CREATE").arg(s).arg(G).arg("0").arg("MKSTREAM").query(&mut conn).unwrap();
+        let _: () = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(s)
+            .arg(G)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query(&mut conn)
+            .unwrap();
     }
     (redis, conn)
 }
@@ -42,7 +49,17 @@ fn xadd(conn: &mut Connection, stream: &str, fields: &[(&str, &str)]) -> String 
 
 /// Delivers up to `count` entries of `stream` to `consumer`.
 fn deliver(conn: &mut Connection, stream: &str, consumer: &str, count: usize) {
-    let _: Value = redis::cmd("XREADGROUP").arg("GROUP").arg(G).arg(consumer).arg("COUNT").arg(count).arg("STREAMS").arg(stream).arg(">").query(conn).unwrap();
+    let _: Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(G)
+        .arg(consumer)
+        .arg("COUNT")
+        .arg(count)
+        .arg("STREAMS")
+        .arg(stream)
+        .arg(">")
+        .query(conn)
+        .unwrap();
 }
 
 fn codes(v: Value) -> Vec<i64> {
@@ -61,26 +78,67 @@ fn enqueue_adds_ready_delayed_and_tracked_jobs_in_one_step() {
     pubsub.subscribe(WAKE).unwrap();
     let enqueue = script("enqueue");
     let mut inv = enqueue.prepare_invoke();
-    for k in [HIGH, DEFAULT, LOW, DELAYED, DELAYED_JOBS, "streamworker:{g}:job:B"] {
+    for k in [
+        HIGH,
+        DEFAULT,
+        LOW,
+        DELAYED,
+        DELAYED_JOBS,
+        "streamworker:{g}:job:B",
+    ] {
         inv.key(k);
     }
     inv.arg(WAKE).arg(2);
     // job A: high, now, untracked; job B: low, due far ahead, tracked (KEYS[6]).
-    inv.arg(1).arg(0).arg("A").arg(0).arg(0).arg(3).arg("task").arg("t").arg("args").arg("{}").arg("id").arg("A");
-    inv.arg(3).arg(4_000_000_000_000u64).arg("B").arg(6).arg(60_000).arg(2).arg("task").arg("t").arg("args").arg("[]");
+    inv.arg(1)
+        .arg(0)
+        .arg("A")
+        .arg(0)
+        .arg(0)
+        .arg(3)
+        .arg("task")
+        .arg("t")
+        .arg("args")
+        .arg("{}")
+        .arg("id")
+        .arg("A");
+    inv.arg(3)
+        .arg(4_000_000_000_000u64)
+        .arg("B")
+        .arg(6)
+        .arg(60_000)
+        .arg(2)
+        .arg("task")
+        .arg("t")
+        .arg("args")
+        .arg("[]");
     let reply: Vec<String> = inv.invoke(&mut conn).unwrap();
     assert_eq!(reply[1], "delayed");
     let high = stream_entries(&mut conn, HIGH);
     assert_eq!(high.len(), 1);
     assert_eq!(high[0]["id"], "A");
-    let score: f64 = redis::cmd("ZSCORE").arg(DELAYED).arg("B").query(&mut conn).unwrap();
+    let score: f64 = redis::cmd("ZSCORE")
+        .arg(DELAYED)
+        .arg("B")
+        .query(&mut conn)
+        .unwrap();
     assert_eq!(score, 4_000_000_000_000.0);
-    let status: HashMap<String, String> = redis::cmd("HGETALL").arg("streamworker:{g}:job:B").query(&mut conn).unwrap();
+    let status: HashMap<String, String> = redis::cmd("HGETALL")
+        .arg("streamworker:{g}:job:B")
+        .query(&mut conn)
+        .unwrap();
     assert_eq!(status["state"], "scheduled");
-    let ttl: i64 = redis::cmd("PTTL").arg("streamworker:{g}:job:B").query(&mut conn).unwrap();
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg("streamworker:{g}:job:B")
+        .query(&mut conn)
+        .unwrap();
     assert!(ttl > 0 && ttl <= 60_000);
     let msg = pubsub.get_message().unwrap();
-    assert_eq!(msg.get_payload::<String>().unwrap(), "4000000000000", "promoters are told of the earliest due time");
+    assert_eq!(
+        msg.get_payload::<String>().unwrap(),
+        "4000000000000",
+        "promoters are told of the earliest due time"
+    );
 
     // A malformed record is refused before anything is written.
     let mut bad = enqueue.prepare_invoke();
@@ -88,10 +146,21 @@ fn enqueue_adds_ready_delayed_and_tracked_jobs_in_one_step() {
         bad.key(k);
     }
     bad.arg(WAKE).arg(2);
-    bad.arg(2).arg(0).arg("C").arg(0).arg(0).arg(1).arg("task").arg("t");
+    bad.arg(2)
+        .arg(0)
+        .arg("C")
+        .arg(0)
+        .arg(0)
+        .arg(1)
+        .arg("task")
+        .arg("t");
     bad.arg(9).arg(0).arg("D").arg(0).arg(0).arg(0);
     assert!(bad.invoke::<Value>(&mut conn).is_err());
-    assert_eq!(len(&mut conn, DEFAULT), 0, "the valid first record was not written either");
+    assert_eq!(
+        len(&mut conn, DEFAULT),
+        0,
+        "the valid first record was not written either"
+    );
 }
 
 #[test]
@@ -102,12 +171,25 @@ fn read_takes_at_most_count_entries_highest_priority_first() {
         xadd(&mut conn, DEFAULT, &[("n", &format!("default{i}"))]);
         xadd(&mut conn, HIGH, &[("n", &format!("high{i}"))]);
     }
-    let reply: Vec<Value> = script("read").key(&STREAMS).arg(G).arg("c1").arg(5).invoke(&mut conn).unwrap();
-    let prios: Vec<i64> = reply.chunks(3).map(|c| redis::from_redis_value(c[0].clone()).unwrap()).collect();
+    let reply: Vec<Value> = script("read")
+        .key(&STREAMS)
+        .arg(G)
+        .arg("c1")
+        .arg(5)
+        .invoke(&mut conn)
+        .unwrap();
+    let prios: Vec<i64> = reply
+        .chunks(3)
+        .map(|c| redis::from_redis_value(c[0].clone()).unwrap())
+        .collect();
     assert_eq!(prios, vec![1, 1, 1, 2, 2]);
     assert_eq!(pending_count(&mut conn, HIGH, G), 3);
     assert_eq!(pending_count(&mut conn, DEFAULT, G), 2);
-    assert_eq!(pending_count(&mut conn, LOW, G), 0, "nothing beyond COUNT was delivered");
+    assert_eq!(
+        pending_count(&mut conn, LOW, G),
+        0,
+        "nothing beyond COUNT was delivered"
+    );
 }
 
 #[test]
@@ -120,16 +202,37 @@ fn finish_ok_acks_deletes_and_stores_results_only_for_the_owner() {
     let reply: Value = script("finish_ok")
         .key(&STREAMS)
         .key("streamworker:{g}:job:J")
-        .arg(G).arg("me").arg(2)
-        .arg(2).arg(&mine).arg(4).arg(30_000).arg("42")
-        .arg(2).arg(&theirs).arg(0).arg(1).arg("")
+        .arg(G)
+        .arg("me")
+        .arg(2)
+        .arg(2)
+        .arg(&mine)
+        .arg(4)
+        .arg(30_000)
+        .arg("42")
+        .arg(2)
+        .arg(&theirs)
+        .arg(0)
+        .arg(1)
+        .arg("")
         .invoke(&mut conn)
         .unwrap();
-    assert_eq!(codes(reply), vec![1, 0], "the entry owned by another consumer is stale");
+    assert_eq!(
+        codes(reply),
+        vec![1, 0],
+        "the entry owned by another consumer is stale"
+    );
     let left = stream_entries(&mut conn, DEFAULT);
     assert_eq!(left.len(), 1, "only the owned entry was deleted");
-    assert_eq!(pending_count(&mut conn, DEFAULT, G), 1, "the other consumer's entry is still pending");
-    let status: HashMap<String, String> = redis::cmd("HGETALL").arg("streamworker:{g}:job:J").query(&mut conn).unwrap();
+    assert_eq!(
+        pending_count(&mut conn, DEFAULT, G),
+        1,
+        "the other consumer's entry is still pending"
+    );
+    let status: HashMap<String, String> = redis::cmd("HGETALL")
+        .arg("streamworker:{g}:job:J")
+        .query(&mut conn)
+        .unwrap();
     assert_eq!(status["state"], "succeeded");
     assert_eq!(status["result"], "42");
 }
@@ -140,42 +243,139 @@ fn finish_retry_moves_the_entry_to_delayed_with_the_next_attempt() {
     let eid = xadd(&mut conn, HIGH, &[("task", "t"), ("args", "{\"a\":1}")]);
     let gone = xadd(&mut conn, HIGH, &[("task", "t"), ("args", "{}")]);
     deliver(&mut conn, HIGH, "me", 2);
-    let _: () = redis::cmd("XDEL").arg(HIGH).arg(&gone).query(&mut conn).unwrap();
+    let _: () = redis::cmd("XDEL")
+        .arg(HIGH)
+        .arg(&gone)
+        .query(&mut conn)
+        .unwrap();
     let retry = script("finish_retry");
     let mut inv = retry.prepare_invoke();
     for k in [HIGH, DEFAULT, LOW, DELAYED, DELAYED_JOBS] {
         inv.key(k);
     }
     inv.arg(G).arg("me").arg(WAKE).arg(3);
-    inv.arg(1).arg(&eid).arg(&eid).arg(2).arg(5_000).arg("boom").arg(0).arg(1);
-    inv.arg(1).arg(&gone).arg(&gone).arg(2).arg(5_000).arg("boom").arg(0).arg(1);
-    inv.arg(1).arg("0-1").arg("x").arg(2).arg(5_000).arg("boom").arg(0).arg(1);
+    inv.arg(1)
+        .arg(&eid)
+        .arg(&eid)
+        .arg(2)
+        .arg(5_000)
+        .arg("boom")
+        .arg(0)
+        .arg(1);
+    inv.arg(1)
+        .arg(&gone)
+        .arg(&gone)
+        .arg(2)
+        .arg(5_000)
+        .arg("boom")
+        .arg(0)
+        .arg(1);
+    inv.arg(1)
+        .arg("0-1")
+        .arg("x")
+        .arg(2)
+        .arg(5_000)
+        .arg("boom")
+        .arg(0)
+        .arg(1);
     let reply: Value = inv.invoke(&mut conn).unwrap();
-    assert_eq!(codes(reply), vec![1, -1, 0], "moved; payload missing; never delivered = stale");
+    assert_eq!(
+        codes(reply),
+        vec![1, -1, 0],
+        "moved; payload missing; never delivered = stale"
+    );
     assert_eq!(len(&mut conn, HIGH), 0);
-    assert_eq!(pending_count(&mut conn, HIGH, G), 0, "the deleted entry was acknowledged too");
-    let members: Vec<String> = redis::cmd("ZRANGE").arg(DELAYED).arg(0).arg(-1).query(&mut conn).unwrap();
-    assert_eq!(members, vec![eid.clone()], "the redis-cli job keeps its first entry id as job id");
-    let packed: Vec<u8> = redis::cmd("HGET").arg(DELAYED_JOBS).arg(&eid).query(&mut conn).unwrap();
+    assert_eq!(
+        pending_count(&mut conn, HIGH, G),
+        0,
+        "the deleted entry was acknowledged too"
+    );
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg(DELAYED)
+        .arg(0)
+        .arg(-1)
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(
+        members,
+        vec![eid.clone()],
+        "the redis-cli job keeps its first entry id as job id"
+    );
+    let packed: Vec<u8> = redis::cmd("HGET")
+        .arg(DELAYED_JOBS)
+        .arg(&eid)
+        .query(&mut conn)
+        .unwrap();
     let fields: Vec<String> = rmp_serde::from_slice(&packed).unwrap();
-    assert_eq!(fields, vec!["1", "task", "t", "args", "{\"a\":1}", "id", &eid, "attempt", "2", "last_error", "boom"]);
+    assert_eq!(
+        fields,
+        vec![
+            "1",
+            "task",
+            "t",
+            "args",
+            "{\"a\":1}",
+            "id",
+            &eid,
+            "attempt",
+            "2",
+            "last_error",
+            "boom"
+        ]
+    );
 }
 
 #[test]
 fn finish_dead_keeps_every_field_and_adds_the_reason() {
     let (_redis, mut conn) = setup();
-    let eid = xadd(&mut conn, LOW, &[("task", "t"), ("args", "{}"), ("custom", "kept")]);
+    let eid = xadd(
+        &mut conn,
+        LOW,
+        &[("task", "t"), ("args", "{}"), ("custom", "kept")],
+    );
     deliver(&mut conn, LOW, "me", 1);
-    let stale: Value = script("finish_dead").key(&STREAMS).key(DEAD).arg(G).arg("intruder").arg(1).arg(3).arg(&eid).arg(&eid).arg("nope").arg(0).arg(1).invoke(&mut conn).unwrap();
+    let stale: Value = script("finish_dead")
+        .key(&STREAMS)
+        .key(DEAD)
+        .arg(G)
+        .arg("intruder")
+        .arg(1)
+        .arg(3)
+        .arg(&eid)
+        .arg(&eid)
+        .arg("nope")
+        .arg(0)
+        .arg(1)
+        .invoke(&mut conn)
+        .unwrap();
     assert_eq!(codes(stale), vec![0]);
     assert_eq!(len(&mut conn, DEAD), 0, "a stale finish writes nothing");
-    let reply: Value = script("finish_dead").key(&STREAMS).key(DEAD).arg(G).arg("me").arg(1).arg(3).arg(&eid).arg(&eid).arg("unregistered task").arg(0).arg(1).invoke(&mut conn).unwrap();
+    let reply: Value = script("finish_dead")
+        .key(&STREAMS)
+        .key(DEAD)
+        .arg(G)
+        .arg("me")
+        .arg(1)
+        .arg(3)
+        .arg(&eid)
+        .arg(&eid)
+        .arg("unregistered task")
+        .arg(0)
+        .arg(1)
+        .invoke(&mut conn)
+        .unwrap();
     assert_eq!(codes(reply), vec![1]);
     let dead = stream_entries(&mut conn, DEAD);
     assert_eq!(dead.len(), 1);
     let d = &dead[0];
-    assert_eq!((d["task"].as_str(), d["custom"].as_str(), d["id"].as_str()), ("t", "kept", eid.as_str()));
-    assert_eq!((d["priority"].as_str(), d["reason"].as_str()), ("low", "unregistered task"));
+    assert_eq!(
+        (d["task"].as_str(), d["custom"].as_str(), d["id"].as_str()),
+        ("t", "kept", eid.as_str())
+    );
+    assert_eq!(
+        (d["priority"].as_str(), d["reason"].as_str()),
+        ("low", "unregistered task")
+    );
     assert_eq!(len(&mut conn, LOW), 0);
     assert_eq!(pending_count(&mut conn, LOW, G), 0);
 }
@@ -183,31 +383,89 @@ fn finish_dead_keeps_every_field_and_adds_the_reason() {
 #[test]
 fn promote_moves_only_due_jobs_into_their_priority_stream() {
     let (_redis, mut conn) = setup();
-    let packed = |prio: &str, id: &str| rmp_serde::to_vec(&vec![prio, "task", "t", "args", "{}", "id", id]).unwrap();
-    let _: () = redis::cmd("ZADD").arg(DELAYED).arg(1).arg("due-high").arg(2).arg("due-low").arg(4_000_000_000_000u64).arg("later").query(&mut conn).unwrap();
-    let _: () = redis::cmd("HSET").arg(DELAYED_JOBS).arg("due-high").arg(packed("1", "due-high")).arg("due-low").arg(packed("3", "due-low")).arg("later").arg(packed("2", "later")).query(&mut conn).unwrap();
-    let reply: Vec<i64> = script("promote").key(&STREAMS).key(DELAYED).key(DELAYED_JOBS).arg(100).invoke(&mut conn).unwrap();
+    let packed = |prio: &str, id: &str| {
+        rmp_serde::to_vec(&vec![prio, "task", "t", "args", "{}", "id", id]).unwrap()
+    };
+    let _: () = redis::cmd("ZADD")
+        .arg(DELAYED)
+        .arg(1)
+        .arg("due-high")
+        .arg(2)
+        .arg("due-low")
+        .arg(4_000_000_000_000u64)
+        .arg("later")
+        .query(&mut conn)
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(DELAYED_JOBS)
+        .arg("due-high")
+        .arg(packed("1", "due-high"))
+        .arg("due-low")
+        .arg(packed("3", "due-low"))
+        .arg("later")
+        .arg(packed("2", "later"))
+        .query(&mut conn)
+        .unwrap();
+    let reply: Vec<i64> = script("promote")
+        .key(&STREAMS)
+        .key(DELAYED)
+        .key(DELAYED_JOBS)
+        .arg(100)
+        .invoke(&mut conn)
+        .unwrap();
     assert_eq!(reply[0], 2, "moved");
     assert_eq!(reply[1], 4_000_000_000_000, "next due");
     assert_eq!(reply[3], 0, "orphans");
     assert_eq!(stream_entries(&mut conn, HIGH)[0]["id"], "due-high");
     assert_eq!(stream_entries(&mut conn, LOW)[0]["id"], "due-low");
     assert_eq!(len(&mut conn, DEFAULT), 0);
-    let left: Vec<String> = redis::cmd("HKEYS").arg(DELAYED_JOBS).query(&mut conn).unwrap();
+    let left: Vec<String> = redis::cmd("HKEYS")
+        .arg(DELAYED_JOBS)
+        .query(&mut conn)
+        .unwrap();
     assert_eq!(left, vec!["later"]);
 }
 
 #[test]
 fn hand_back_requeues_owned_entries_with_their_id() {
     let (_redis, mut conn) = setup();
-    let eid = xadd(&mut conn, DEFAULT, &[("task", "t"), ("args", "{}"), ("attempt", "2")]);
+    let eid = xadd(
+        &mut conn,
+        DEFAULT,
+        &[("task", "t"), ("args", "{}"), ("attempt", "2")],
+    );
     deliver(&mut conn, DEFAULT, "me", 1);
-    let not_mine: Value = script("hand_back").key(&STREAMS).arg(G).arg("other").arg(1).arg(2).arg(&eid).arg(&eid).invoke(&mut conn).unwrap();
+    let not_mine: Value = script("hand_back")
+        .key(&STREAMS)
+        .arg(G)
+        .arg("other")
+        .arg(1)
+        .arg(2)
+        .arg(&eid)
+        .arg(&eid)
+        .invoke(&mut conn)
+        .unwrap();
     assert_eq!(codes(not_mine), vec![0]);
-    let reply: Value = script("hand_back").key(&STREAMS).arg(G).arg("me").arg(1).arg(2).arg(&eid).arg(&eid).invoke(&mut conn).unwrap();
+    let reply: Value = script("hand_back")
+        .key(&STREAMS)
+        .arg(G)
+        .arg("me")
+        .arg(1)
+        .arg(2)
+        .arg(&eid)
+        .arg(&eid)
+        .invoke(&mut conn)
+        .unwrap();
     assert_eq!(codes(reply), vec![1]);
     let entries = stream_entries(&mut conn, DEFAULT);
     assert_eq!(entries.len(), 1);
-    assert_eq!((entries[0]["id"].as_str(), entries[0]["attempt"].as_str()), (eid.as_str(), "2"));
-    assert_eq!(pending_count(&mut conn, DEFAULT, G), 0, "undelivered again: any worker can take it");
+    assert_eq!(
+        (entries[0]["id"].as_str(), entries[0]["attempt"].as_str()),
+        (eid.as_str(), "2")
+    );
+    assert_eq!(
+        pending_count(&mut conn, DEFAULT, G),
+        0,
+        "undelivered again: any worker can take it"
+    );
 }

@@ -47,10 +47,21 @@ async fn a_stop_lets_short_jobs_finish_and_hands_long_ones_back() {
     let stop = CancellationToken::new();
     let running = tokio::spawn(worker.run(stop.clone().cancelled_owned()));
 
-    let short = client.enqueue(Job::new(&group, "sleep", &Sleep { ms: 100 }).unwrap()).await.unwrap();
-    let long = client.enqueue(Job::new(&group, "sleep", &Sleep { ms: 60_000 }).unwrap()).await.unwrap();
+    let short = client
+        .enqueue(Job::new(&group, "sleep", &Sleep { ms: 100 }).unwrap())
+        .await
+        .unwrap();
+    let long = client
+        .enqueue(Job::new(&group, "sleep", &Sleep { ms: 60_000 }).unwrap())
+        .await
+        .unwrap();
     wait_until(Duration::from_secs(10), "both jobs to start", || {
-        let n = log.lock().unwrap().iter().filter(|l| l.starts_with("start")).count();
+        let n = log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with("start"))
+            .count();
         async move { n == 2 }
     })
     .await;
@@ -61,8 +72,14 @@ async fn a_stop_lets_short_jobs_finish_and_hands_long_ones_back() {
         .unwrap()
         .unwrap();
     let lines = log.lock().unwrap().clone();
-    assert!(lines.contains(&format!("done {short}")), "the short job finished: {lines:?}");
-    assert!(!lines.contains(&format!("done {long}")), "the long job was cut off: {lines:?}");
+    assert!(
+        lines.contains(&format!("done {short}")),
+        "the short job finished: {lines:?}"
+    );
+    assert!(
+        !lines.contains(&format!("done {long}")),
+        "the long job was cut off: {lines:?}"
+    );
 
     // The long job is back in its stream, with its id, and pending for nobody.
     let stream = format!("streamworker:{{{group}}}:default");
@@ -74,13 +91,22 @@ async fn a_stop_lets_short_jobs_finish_and_hands_long_ones_back() {
 
     // Another worker starts it at once.
     let log2: Log = Log::default();
-    let worker2 = Worker::builder(redis.url()).group(&group).state(log2.clone()).task("sleep", quick).build().unwrap();
+    let worker2 = Worker::builder(redis.url())
+        .group(&group)
+        .state(log2.clone())
+        .task("sleep", quick)
+        .build()
+        .unwrap();
     let stop2 = CancellationToken::new();
     let running2 = tokio::spawn(worker2.run(stop2.clone().cancelled_owned()));
-    wait_until(Duration::from_secs(5), "the handed-back job to run elsewhere", || {
-        let ran = log2.lock().unwrap().contains(&format!("quick {long}"));
-        async move { ran }
-    })
+    wait_until(
+        Duration::from_secs(5),
+        "the handed-back job to run elsewhere",
+        || {
+            let ran = log2.lock().unwrap().contains(&format!("quick {long}"));
+            async move { ran }
+        },
+    )
     .await;
     stop2.cancel();
     running2.await.unwrap().unwrap();
@@ -92,22 +118,44 @@ async fn a_worker_survives_a_flushed_script_cache() {
     let group = unique_group("noscript");
     let client = Client::connect(&redis.url()).await.unwrap();
     let log: Log = Log::default();
-    let worker = Worker::builder(redis.url()).group(&group).state(log.clone()).task("sleep", quick).build().unwrap();
+    let worker = Worker::builder(redis.url())
+        .group(&group)
+        .state(log.clone())
+        .task("sleep", quick)
+        .build()
+        .unwrap();
     let stop = CancellationToken::new();
     let running = tokio::spawn(worker.run(stop.clone().cancelled_owned()));
-    let first = client.enqueue(Job::new(&group, "sleep", &Sleep { ms: 0 }).unwrap()).await.unwrap();
+    let first = client
+        .enqueue(Job::new(&group, "sleep", &Sleep { ms: 0 }).unwrap())
+        .await
+        .unwrap();
     wait_until(Duration::from_secs(5), "the first job", || {
         let ran = log.lock().unwrap().contains(&format!("quick {first}"));
         async move { ran }
     })
     .await;
-    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut redis.conn()).unwrap();
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut redis.conn())
+        .unwrap();
     let second = client
-        .enqueue(Job::new(&group, "sleep", &Sleep { ms: 0 }).unwrap().keep_result(Duration::from_secs(60)))
+        .enqueue(
+            Job::new(&group, "sleep", &Sleep { ms: 0 })
+                .unwrap()
+                .keep_result(Duration::from_secs(60)),
+        )
         .await
         .unwrap();
-    let status = client.wait_for_result(&group, &second, Duration::from_secs(5)).await.unwrap();
-    assert_eq!(status.state, streamworker::JobState::Succeeded, "NOSCRIPT is reloaded, not a failure");
+    let status = client
+        .wait_for_result(&group, &second, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        status.state,
+        streamworker::JobState::Succeeded,
+        "NOSCRIPT is reloaded, not a failure"
+    );
     stop.cancel();
     running.await.unwrap().unwrap();
 }

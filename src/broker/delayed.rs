@@ -28,7 +28,10 @@ impl Broker {
             .key(keys.delayed())
             .key(keys.delayed_jobs())
             .arg(limit);
-        let reply: Value = call.invoke_async(&mut conn).await.map_err(Error::redis(OP))?;
+        let reply: Value = call
+            .invoke_async(&mut conn)
+            .await
+            .map_err(Error::redis(OP))?;
         let items = reply::array(OP, reply)?;
         let [moved, next, now, orphans] = items.as_slice() else {
             return Err(Error::Protocol {

@@ -95,7 +95,10 @@ fn enqueue_args(keys: &Keys, jobs: &[&Job]) -> (Vec<String>, Vec<Vec<u8>>) {
     let mut script_keys: Vec<String> = keys.streams().to_vec();
     script_keys.push(keys.delayed());
     script_keys.push(keys.delayed_jobs());
-    let mut args: Vec<Vec<u8>> = vec![keys.wake_channel().into_bytes(), jobs.len().to_string().into_bytes()];
+    let mut args: Vec<Vec<u8>> = vec![
+        keys.wake_channel().into_bytes(),
+        jobs.len().to_string().into_bytes(),
+    ];
     for job in jobs {
         let key_index = match job.keep_result {
             Some(_) => {

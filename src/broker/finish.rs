@@ -70,7 +70,11 @@ fn track_key(keys: &Keys, script_keys: &mut Vec<String>, job_id: &str, track: bo
     }
 }
 
-fn report(op: &'static str, reply: Value, entry_ids: impl Iterator<Item = String>) -> Result<FinishReport> {
+fn report(
+    op: &'static str,
+    reply: Value,
+    entry_ids: impl Iterator<Item = String>,
+) -> Result<FinishReport> {
     let codes = reply::array(op, reply)?;
     let mut report = FinishReport::default();
     for (code, id) in codes.iter().zip(entry_ids) {
@@ -98,7 +102,12 @@ impl Broker {
     }
 
     /// `lua/finish_ok.lua` for `jobs`.
-    pub(crate) async fn finish_ok(&self, keys: &Keys, consumer: &str, jobs: &[Done]) -> Result<FinishReport> {
+    pub(crate) async fn finish_ok(
+        &self,
+        keys: &Keys,
+        consumer: &str,
+        jobs: &[Done],
+    ) -> Result<FinishReport> {
         let mut script_keys = keys.streams().to_vec();
         let mut args = header(keys, consumer, None, jobs.len());
         for job in jobs {
@@ -110,18 +119,30 @@ impl Broker {
             args.push(duration_ms(ttl).max(1).to_string().into_bytes());
             args.push(result);
         }
-        let reply = self.run_finish("finish_ok", &self.scripts().finish_ok, script_keys, args).await?;
+        let reply = self
+            .run_finish("finish_ok", &self.scripts().finish_ok, script_keys, args)
+            .await?;
         report("finish_ok", reply, jobs.iter().map(|j| j.entry_id.clone()))
     }
 
     /// `lua/finish_retry.lua` for `jobs`.
-    pub(crate) async fn finish_retry(&self, keys: &Keys, consumer: &str, jobs: &[Retry]) -> Result<FinishReport> {
+    pub(crate) async fn finish_retry(
+        &self,
+        keys: &Keys,
+        consumer: &str,
+        jobs: &[Retry],
+    ) -> Result<FinishReport> {
         let mut script_keys = keys.streams().to_vec();
         script_keys.push(keys.delayed());
         script_keys.push(keys.delayed_jobs());
         let mut args = header(keys, consumer, Some(keys.wake_channel()), jobs.len());
         for job in jobs {
-            let key = track_key(keys, &mut script_keys, &job.job_id, job.keep_result.is_some());
+            let key = track_key(
+                keys,
+                &mut script_keys,
+                &job.job_id,
+                job.keep_result.is_some(),
+            );
             let ttl = job.keep_result.map_or(1, |k| duration_ms(k + STATUS_GRACE));
             args.push(job.priority.index().to_string().into_bytes());
             args.push(job.entry_id.clone().into_bytes());
@@ -132,17 +153,38 @@ impl Broker {
             args.push(key.to_string().into_bytes());
             args.push(ttl.to_string().into_bytes());
         }
-        let reply = self.run_finish("finish_retry", &self.scripts().finish_retry, script_keys, args).await?;
-        report("finish_retry", reply, jobs.iter().map(|j| j.entry_id.clone()))
+        let reply = self
+            .run_finish(
+                "finish_retry",
+                &self.scripts().finish_retry,
+                script_keys,
+                args,
+            )
+            .await?;
+        report(
+            "finish_retry",
+            reply,
+            jobs.iter().map(|j| j.entry_id.clone()),
+        )
     }
 
     /// `lua/finish_dead.lua` for `jobs`.
-    pub(crate) async fn finish_dead(&self, keys: &Keys, consumer: &str, jobs: &[Dead]) -> Result<FinishReport> {
+    pub(crate) async fn finish_dead(
+        &self,
+        keys: &Keys,
+        consumer: &str,
+        jobs: &[Dead],
+    ) -> Result<FinishReport> {
         let mut script_keys = keys.streams().to_vec();
         script_keys.push(keys.dead());
         let mut args = header(keys, consumer, None, jobs.len());
         for job in jobs {
-            let key = track_key(keys, &mut script_keys, &job.job_id, job.keep_result.is_some());
+            let key = track_key(
+                keys,
+                &mut script_keys,
+                &job.job_id,
+                job.keep_result.is_some(),
+            );
             let ttl = job.keep_result.map_or(1, duration_ms);
             args.push(job.priority.index().to_string().into_bytes());
             args.push(job.entry_id.clone().into_bytes());
@@ -151,12 +193,28 @@ impl Broker {
             args.push(key.to_string().into_bytes());
             args.push(ttl.max(1).to_string().into_bytes());
         }
-        let reply = self.run_finish("finish_dead", &self.scripts().finish_dead, script_keys, args).await?;
-        report("finish_dead", reply, jobs.iter().map(|j| j.entry_id.clone()))
+        let reply = self
+            .run_finish(
+                "finish_dead",
+                &self.scripts().finish_dead,
+                script_keys,
+                args,
+            )
+            .await?;
+        report(
+            "finish_dead",
+            reply,
+            jobs.iter().map(|j| j.entry_id.clone()),
+        )
     }
 
     /// `lua/hand_back.lua` for `entries`.
-    pub(crate) async fn hand_back(&self, keys: &Keys, consumer: &str, entries: &[HandBack]) -> Result<FinishReport> {
+    pub(crate) async fn hand_back(
+        &self,
+        keys: &Keys,
+        consumer: &str,
+        entries: &[HandBack],
+    ) -> Result<FinishReport> {
         let script_keys = keys.streams().to_vec();
         let mut args = header(keys, consumer, None, entries.len());
         for e in entries {
@@ -164,14 +222,23 @@ impl Broker {
             args.push(e.entry_id.clone().into_bytes());
             args.push(e.job_id.clone().into_bytes());
         }
-        let reply = self.run_finish("hand_back", &self.scripts().hand_back, script_keys, args).await?;
-        report("hand_back", reply, entries.iter().map(|e| e.entry_id.clone()))
+        let reply = self
+            .run_finish("hand_back", &self.scripts().hand_back, script_keys, args)
+            .await?;
+        report(
+            "hand_back",
+            reply,
+            entries.iter().map(|e| e.entry_id.clone()),
+        )
     }
 }
 
 /// ARGV common to the finishing scripts: group, consumer, [wake channel,] job count.
 fn header(keys: &Keys, consumer: &str, channel: Option<String>, n: usize) -> Vec<Vec<u8>> {
-    let mut args = vec![keys.group().as_str().as_bytes().to_vec(), consumer.as_bytes().to_vec()];
+    let mut args = vec![
+        keys.group().as_str().as_bytes().to_vec(),
+        consumer.as_bytes().to_vec(),
+    ];
     if let Some(channel) = channel {
         args.push(channel.into_bytes());
     }

@@ -130,7 +130,11 @@ fn last_delivered_id(info: Value, group: &str) -> Option<String> {
             _ => continue,
         };
         let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v);
-        if get("name").and_then(|v| reply::string("xinfo", v).ok()).as_deref() == Some(group) {
+        if get("name")
+            .and_then(|v| reply::string("xinfo", v).ok())
+            .as_deref()
+            == Some(group)
+        {
             return get("last-delivered-id").and_then(|v| reply::string("xinfo", v).ok());
         }
     }

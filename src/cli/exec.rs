@@ -30,7 +30,10 @@ impl ExecHandler {
             return Err(Error::Config("--exec needs a command".into()));
         }
         let program = argv.remove(0);
-        Ok(ExecHandler { program, args: argv })
+        Ok(ExecHandler {
+            program,
+            args: argv,
+        })
     }
 
     /// Runs the program for one job: args as JSON on stdin, job facts in the environment.

@@ -29,7 +29,9 @@ use std::time::Duration;
 /// `streamworker`: run workers for job groups on Redis Streams, and enqueue jobs.
 #[derive(Debug, Parser)]
 #[command(name = "streamworker", version, about, long_about = None)]
-#[command(after_help = "Without a subcommand, runs a worker: streamworker --group emails --exec 'python3 send.py'")]
+#[command(
+    after_help = "Without a subcommand, runs a worker: streamworker --group emails --exec 'python3 send.py'"
+)]
 pub struct Cli {
     /// Redis URL: redis://[user:password@]host:port[/db]
     #[arg(long, global = true, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true)]

@@ -93,7 +93,13 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
     if let Some(keep) = envelope.keep_result {
         let marked = shared
             .broker
-            .mark_running(&keys, envelope.id.as_str(), &config.consumer, envelope.attempt, keep)
+            .mark_running(
+                &keys,
+                envelope.id.as_str(),
+                &config.consumer,
+                envelope.attempt,
+                keep,
+            )
             .await;
         if let Err(e) = marked {
             tracing::warn!(parent: &span, error = %e, "could not record the running state");
@@ -135,7 +141,11 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
         // entry is already back in its stream.
         () = cancel.cancelled() => return None,
     };
-    shared.running.lock().expect("running map").remove(&running_key);
+    shared
+        .running
+        .lock()
+        .expect("running map")
+        .remove(&running_key);
     drop(slot);
 
     let failure = match outcome {
@@ -152,10 +162,16 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
             ));
         }
         Ok(Ok(Err(e))) => (e.kind(), e.message().to_string()),
-        Ok(Err(panic)) => (FailureKind::Retry, format!("panicked: {}", panic_message(&panic))),
+        Ok(Err(panic)) => (
+            FailureKind::Retry,
+            format!("panicked: {}", panic_message(&panic)),
+        ),
         Err(_) => (
             FailureKind::Retry,
-            format!("timed out after {}", humantime::format_duration(envelope.timeout)),
+            format!(
+                "timed out after {}",
+                humantime::format_duration(envelope.timeout)
+            ),
         ),
     };
     let (kind, message) = failure;
@@ -218,7 +234,8 @@ pub(crate) async fn hand_back_running<S>(shared: &Shared<S>) {
     if running.is_empty() {
         return;
     }
-    let mut by_group: std::collections::BTreeMap<String, (Keys, Vec<HandBack>)> = Default::default();
+    let mut by_group: std::collections::BTreeMap<String, (Keys, Vec<HandBack>)> =
+        Default::default();
     for r in running {
         r.cancel.cancel();
         by_group
@@ -228,13 +245,19 @@ pub(crate) async fn hand_back_running<S>(shared: &Shared<S>) {
             .push(r.entry);
     }
     for (keys, entries) in by_group.values() {
-        match shared.broker.hand_back(keys, &shared.config.consumer, entries).await {
+        match shared
+            .broker
+            .hand_back(keys, &shared.config.consumer, entries)
+            .await
+        {
             Ok(report) => tracing::warn!(
                 group = %keys.group(),
                 handed_back = entries.len() - report.stale.len() - report.missing.len(),
                 "grace period over: unfinished jobs handed back to their streams"
             ),
-            Err(e) => tracing::error!(group = %keys.group(), error = %e, "could not hand back unfinished jobs; they stay pending for another worker to reclaim"),
+            Err(e) => {
+                tracing::error!(group = %keys.group(), error = %e, "could not hand back unfinished jobs; they stay pending for another worker to reclaim")
+            }
         }
     }
 }

@@ -1,8 +1,8 @@
 //! The fetcher: one per group. Reads at most as many entries as there are free slots, high
 //! priority first, on a connection of its own, and starts a job task for each.
 
-use super::executor::{self, Completion};
 use super::Shared;
+use super::executor::{self, Completion};
 use crate::broker::{Delivery, is_missing_group};
 use crate::error::Error;
 use crate::keys::Keys;
@@ -95,8 +95,12 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
         let config = &self.shared.config;
         if conn.is_none() {
             *conn = Some(
-                redis::blocking_connection(&self.client, self.shared.broker.url().unwrap_or_default(), config.block)
-                    .await?,
+                redis::blocking_connection(
+                    &self.client,
+                    self.shared.broker.url().unwrap_or_default(),
+                    config.block,
+                )
+                .await?,
             );
         }
         let c = conn.as_mut().expect("connection set above");
@@ -138,7 +142,9 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
                 recreated = n,
                 "consumer group was missing and has been recreated: Redis lost its data (restart without persistence, flush or failover); jobs it held are gone"
             ),
-            Err(e) => tracing::warn!(group = %self.keys.group(), error = %e, "could not recreate the consumer group"),
+            Err(e) => {
+                tracing::warn!(group = %self.keys.group(), error = %e, "could not recreate the consumer group")
+            }
         }
     }
 }

@@ -20,16 +20,28 @@ pub(crate) struct Finisher {
     outcomes: mpsc::UnboundedReceiver<Completion>,
 }
 
-#[derive(Default)]
+/// The outcomes of one group in one pass.
 struct Batch {
-    keys: Option<Keys>,
+    keys: Keys,
     ok: Vec<Done>,
     retry: Vec<Retry>,
     dead: Vec<Dead>,
 }
 
+impl Completion {
+    fn keys(&self) -> &Keys {
+        match self {
+            Completion::Ok(k, _) | Completion::Retry(k, _) | Completion::Dead(k, _) => k,
+        }
+    }
+}
+
 impl Finisher {
-    pub(crate) fn new(broker: Broker, consumer: String, outcomes: mpsc::UnboundedReceiver<Completion>) -> Finisher {
+    pub(crate) fn new(
+        broker: Broker,
+        consumer: String,
+        outcomes: mpsc::UnboundedReceiver<Completion>,
+    ) -> Finisher {
         Finisher {
             broker,
             consumer,
@@ -43,14 +55,20 @@ impl Finisher {
         while self.outcomes.recv_many(&mut buffer, MAX_BATCH).await > 0 {
             let mut groups: BTreeMap<String, Batch> = BTreeMap::new();
             for completion in buffer.drain(..) {
-                let (keys, add): (Keys, Box<dyn FnOnce(&mut Batch)>) = match completion {
-                    Completion::Ok(k, d) => (k, Box::new(move |b| b.ok.push(d))),
-                    Completion::Retry(k, r) => (k, Box::new(move |b| b.retry.push(r))),
-                    Completion::Dead(k, d) => (k, Box::new(move |b| b.dead.push(d))),
-                };
-                let batch = groups.entry(keys.group().to_string()).or_default();
-                batch.keys.get_or_insert(keys);
-                add(batch);
+                let keys = completion.keys();
+                let batch = groups
+                    .entry(keys.group().to_string())
+                    .or_insert_with(|| Batch {
+                        keys: keys.clone(),
+                        ok: Vec::new(),
+                        retry: Vec::new(),
+                        dead: Vec::new(),
+                    });
+                match completion {
+                    Completion::Ok(_, d) => batch.ok.push(d),
+                    Completion::Retry(_, r) => batch.retry.push(r),
+                    Completion::Dead(_, d) => batch.dead.push(d),
+                }
             }
             for batch in groups.into_values() {
                 self.write(batch).await;
@@ -59,22 +77,34 @@ impl Finisher {
     }
 
     async fn write(&self, batch: Batch) {
-        let keys = batch.keys.expect("a batch has its keys");
+        let keys = &batch.keys;
         if !batch.ok.is_empty() {
-            let r = self.retrying("finish_ok", || self.broker.finish_ok(&keys, &self.consumer, &batch.ok)).await;
-            self.report(&keys, "succeeded", r);
+            let r = self
+                .retrying("finish_ok", || {
+                    self.broker.finish_ok(keys, &self.consumer, &batch.ok)
+                })
+                .await;
+            self.report(keys, "succeeded", r);
         }
         if !batch.retry.is_empty() {
-            let r = self.retrying("finish_retry", || self.broker.finish_retry(&keys, &self.consumer, &batch.retry)).await;
-            self.report(&keys, "retry", r);
+            let r = self
+                .retrying("finish_retry", || {
+                    self.broker.finish_retry(keys, &self.consumer, &batch.retry)
+                })
+                .await;
+            self.report(keys, "retry", r);
         }
         if !batch.dead.is_empty() {
-            let r = self.retrying("finish_dead", || self.broker.finish_dead(&keys, &self.consumer, &batch.dead)).await;
-            self.report(&keys, "dead", r);
+            let r = self
+                .retrying("finish_dead", || {
+                    self.broker.finish_dead(keys, &self.consumer, &batch.dead)
+                })
+                .await;
+            self.report(keys, "dead", r);
         }
     }
 
-    async fn retrying<'a, F, Fut>(&self, op: &str, call: F) -> Option<FinishReport>
+    async fn retrying<F, Fut>(&self, op: &str, call: F) -> Option<FinishReport>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = crate::Result<FinishReport>>,
@@ -92,7 +122,10 @@ impl Finisher {
                 }
             }
         }
-        tracing::error!(op, "giving up writing job outcomes: their entries stay pending and will be run again");
+        tracing::error!(
+            op,
+            "giving up writing job outcomes: their entries stay pending and will be run again"
+        );
         None
     }
 

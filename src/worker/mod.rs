@@ -17,9 +17,9 @@ use crate::job::{DEFAULT_MAX_PAYLOAD_BYTES, Payload};
 use crate::keys::{GroupName, Keys};
 use crate::middleware::Middleware;
 use crate::promoter::Promoter;
-use crate::wake::WakeListener;
 use crate::redis;
 use crate::task::{ErasedHandler, Handler, JobResult, Registry};
+use crate::wake::WakeListener;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -76,7 +76,11 @@ fn default_consumer_name() -> String {
         })
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "worker".into());
-    format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
+    format!(
+        "{host}-{}-{:04x}",
+        std::process::id(),
+        rand::random::<u16>()
+    )
 }
 
 /// Builds a [`Worker`]: groups, concurrency, state, tasks and middleware. Nothing connects
@@ -222,13 +226,17 @@ impl<S: Clone + Send + Sync + 'static> WorkerBuilder<S> {
         }
         self.registry.check()?;
         if self.groups.is_empty() {
-            return Err(Error::Config("no group to serve: add .group(\"name\") (CLI: --group NAME)".into()));
+            return Err(Error::Config(
+                "no group to serve: add .group(\"name\") (CLI: --group NAME)".into(),
+            ));
         }
         if self.config.concurrency == 0 {
             return Err(Error::Config("concurrency must be at least 1".into()));
         }
         if self.registry.is_empty() {
-            return Err(Error::Config("no task registered: add .task(name, handler) (CLI: --exec CMD)".into()));
+            return Err(Error::Config(
+                "no task registered: add .task(name, handler) (CLI: --exec CMD)".into(),
+            ));
         }
         let mut groups: Vec<GroupName> = Vec::new();
         for g in &self.groups {
@@ -342,8 +350,15 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
         );
         let wakes: Vec<Arc<Notify>> = all_keys.iter().map(|_| Arc::new(Notify::new())).collect();
         let listener = tokio::spawn(
-            WakeListener::new(client.clone(), all_keys.iter().map(Keys::wake_channel).zip(wakes.clone()).collect())
-                .run(stop_background.clone()),
+            WakeListener::new(
+                client.clone(),
+                all_keys
+                    .iter()
+                    .map(Keys::wake_channel)
+                    .zip(wakes.clone())
+                    .collect(),
+            )
+            .run(stop_background.clone()),
         );
         let mut promoters = Vec::new();
         let mut fetchers = Vec::new();
@@ -372,7 +387,10 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
         }
         // Phase two: let running jobs finish within the grace period, then hand back the rest.
         jobs.close();
-        if tokio::time::timeout(config.shutdown_grace, jobs.wait()).await.is_err() {
+        if tokio::time::timeout(config.shutdown_grace, jobs.wait())
+            .await
+            .is_err()
+        {
             executor::hand_back_running(&shared).await;
             jobs.wait().await;
         }

@@ -110,7 +110,11 @@ impl RedisServer {
     /// Starts the server again on the same port and directory.
     pub fn restart(&mut self) {
         self.kill();
-        assert!(self.spawn(), "redis-server did not restart; log:\n{}", self.log());
+        assert!(
+            self.spawn(),
+            "redis-server did not restart; log:\n{}",
+            self.log()
+        );
     }
 
     /// A synchronous connection, for seeding and inspecting state.
@@ -139,7 +143,11 @@ fn free_port() -> u16 {
 /// A group name no other test uses.
 pub fn unique_group(prefix: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Polls `condition` every 10 ms until it holds; panics with `what` after `timeout`.
@@ -166,7 +174,10 @@ pub fn bin() -> PathBuf {
 }
 
 /// Fields of every entry of a stream, oldest first, as UTF-8 maps.
-pub fn stream_entries(conn: &mut redis::Connection, key: &str) -> Vec<std::collections::HashMap<String, String>> {
+pub fn stream_entries(
+    conn: &mut redis::Connection,
+    key: &str,
+) -> Vec<std::collections::HashMap<String, String>> {
     let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
         .arg(key)
         .arg("-")
@@ -187,7 +198,11 @@ pub fn stream_entries(conn: &mut redis::Connection, key: &str) -> Vec<std::colle
 
 /// Number of entries pending (delivered, not acknowledged) in `group` on `stream`.
 pub fn pending_count(conn: &mut redis::Connection, stream: &str, group: &str) -> usize {
-    let reply: redis::Value = redis::cmd("XPENDING").arg(stream).arg(group).query(conn).unwrap();
+    let reply: redis::Value = redis::cmd("XPENDING")
+        .arg(stream)
+        .arg(group)
+        .query(conn)
+        .unwrap();
     match reply {
         redis::Value::Array(items) => match items.first() {
             Some(redis::Value::Int(n)) => *n as usize,

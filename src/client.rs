@@ -173,8 +173,9 @@ impl Client {
         Ok(job.id)
     }
 
-    /// Enqueues many jobs in one round trip. Jobs of one group are stored in chunks of 1,000,
-    /// each all-or-none; use [`Client::enqueue_atomic`] when the whole batch must be.
+    /// Enqueues many jobs in one round trip. Each job is stored whole, but the batch is not
+    /// atomic: if Redis fails midway, some jobs may be stored and others not (the error says
+    /// so). Use [`Client::enqueue_atomic`] when the batch must be all-or-none.
     pub async fn enqueue_many(&self, jobs: impl IntoIterator<Item = Job>) -> Result<Vec<JobId>> {
         self.submit(jobs.into_iter().collect(), false).await
     }

@@ -11,12 +11,18 @@ use std::time::Duration;
 
 use super::enqueue::STATUS_GRACE;
 
-/// A job that succeeded.
+/// A delivered stream entry and the id of the job it carries.
 #[derive(Debug, Clone)]
-pub(crate) struct Done {
+pub(crate) struct EntryRef {
     pub(crate) priority: Priority,
     pub(crate) entry_id: String,
     pub(crate) job_id: String,
+}
+
+/// A job that succeeded.
+#[derive(Debug, Clone)]
+pub(crate) struct Done {
+    pub(crate) entry: EntryRef,
     /// Result TTL and bytes, for jobs that asked to keep their result.
     pub(crate) keep: Option<(Duration, Vec<u8>)>,
 }
@@ -24,9 +30,7 @@ pub(crate) struct Done {
 /// A failed job with attempts left.
 #[derive(Debug, Clone)]
 pub(crate) struct Retry {
-    pub(crate) priority: Priority,
-    pub(crate) entry_id: String,
-    pub(crate) job_id: String,
+    pub(crate) entry: EntryRef,
     pub(crate) next_attempt: u32,
     pub(crate) backoff: Duration,
     pub(crate) error: String,
@@ -36,19 +40,9 @@ pub(crate) struct Retry {
 /// A job that will not be tried again.
 #[derive(Debug, Clone)]
 pub(crate) struct Dead {
-    pub(crate) priority: Priority,
-    pub(crate) entry_id: String,
-    pub(crate) job_id: String,
+    pub(crate) entry: EntryRef,
     pub(crate) reason: String,
     pub(crate) keep_result: Option<Duration>,
-}
-
-/// An unfinished entry returned to its stream at shutdown.
-#[derive(Debug, Clone)]
-pub(crate) struct HandBack {
-    pub(crate) priority: Priority,
-    pub(crate) entry_id: String,
-    pub(crate) job_id: String,
 }
 
 /// Per-entry replies of a finishing script: 1 done, 0 stale (not owned), -1 payload missing.
@@ -111,10 +105,15 @@ impl Broker {
         let mut script_keys = keys.streams().to_vec();
         let mut args = header(keys, consumer, None, jobs.len());
         for job in jobs {
-            let key = track_key(keys, &mut script_keys, &job.job_id, job.keep.is_some());
+            let key = track_key(
+                keys,
+                &mut script_keys,
+                &job.entry.job_id,
+                job.keep.is_some(),
+            );
             let (ttl, result) = job.keep.clone().unwrap_or_default();
-            args.push(job.priority.index().to_string().into_bytes());
-            args.push(job.entry_id.clone().into_bytes());
+            args.push(job.entry.priority.index().to_string().into_bytes());
+            args.push(job.entry.entry_id.clone().into_bytes());
             args.push(key.to_string().into_bytes());
             args.push(duration_ms(ttl).max(1).to_string().into_bytes());
             args.push(result);
@@ -122,7 +121,11 @@ impl Broker {
         let reply = self
             .run_finish("finish_ok", &self.scripts().finish_ok, script_keys, args)
             .await?;
-        report("finish_ok", reply, jobs.iter().map(|j| j.entry_id.clone()))
+        report(
+            "finish_ok",
+            reply,
+            jobs.iter().map(|j| j.entry.entry_id.clone()),
+        )
     }
 
     /// `lua/finish_retry.lua` for `jobs`.
@@ -140,13 +143,13 @@ impl Broker {
             let key = track_key(
                 keys,
                 &mut script_keys,
-                &job.job_id,
+                &job.entry.job_id,
                 job.keep_result.is_some(),
             );
             let ttl = job.keep_result.map_or(1, |k| duration_ms(k + STATUS_GRACE));
-            args.push(job.priority.index().to_string().into_bytes());
-            args.push(job.entry_id.clone().into_bytes());
-            args.push(job.job_id.clone().into_bytes());
+            args.push(job.entry.priority.index().to_string().into_bytes());
+            args.push(job.entry.entry_id.clone().into_bytes());
+            args.push(job.entry.job_id.clone().into_bytes());
             args.push(job.next_attempt.to_string().into_bytes());
             args.push(duration_ms(job.backoff).to_string().into_bytes());
             args.push(job.error.clone().into_bytes());
@@ -164,7 +167,7 @@ impl Broker {
         report(
             "finish_retry",
             reply,
-            jobs.iter().map(|j| j.entry_id.clone()),
+            jobs.iter().map(|j| j.entry.entry_id.clone()),
         )
     }
 
@@ -182,13 +185,13 @@ impl Broker {
             let key = track_key(
                 keys,
                 &mut script_keys,
-                &job.job_id,
+                &job.entry.job_id,
                 job.keep_result.is_some(),
             );
             let ttl = job.keep_result.map_or(1, duration_ms);
-            args.push(job.priority.index().to_string().into_bytes());
-            args.push(job.entry_id.clone().into_bytes());
-            args.push(job.job_id.clone().into_bytes());
+            args.push(job.entry.priority.index().to_string().into_bytes());
+            args.push(job.entry.entry_id.clone().into_bytes());
+            args.push(job.entry.job_id.clone().into_bytes());
             args.push(job.reason.clone().into_bytes());
             args.push(key.to_string().into_bytes());
             args.push(ttl.max(1).to_string().into_bytes());
@@ -204,7 +207,7 @@ impl Broker {
         report(
             "finish_dead",
             reply,
-            jobs.iter().map(|j| j.entry_id.clone()),
+            jobs.iter().map(|j| j.entry.entry_id.clone()),
         )
     }
 
@@ -213,7 +216,7 @@ impl Broker {
         &self,
         keys: &Keys,
         consumer: &str,
-        entries: &[HandBack],
+        entries: &[EntryRef],
     ) -> Result<FinishReport> {
         let script_keys = keys.streams().to_vec();
         let mut args = header(keys, consumer, None, entries.len());

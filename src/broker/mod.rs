@@ -9,7 +9,7 @@ mod read;
 mod reply;
 mod status;
 
-pub(crate) use finish::{Dead, Done, FinishReport, HandBack, Retry};
+pub(crate) use finish::{Dead, Done, EntryRef, FinishReport, Retry};
 pub(crate) use read::{Delivery, is_missing_group};
 pub(crate) use status::RawStatus;
 

@@ -2,7 +2,7 @@
 //! and a panic guard, and turn what happened into a [`Completion`] for the finisher.
 
 use super::Shared;
-use crate::broker::{Dead, Delivery, Done, HandBack, Retry};
+use crate::broker::{Dead, Delivery, Done, EntryRef, Retry};
 use crate::context::JobContext;
 use crate::job::Envelope;
 use crate::keys::Keys;
@@ -20,7 +20,7 @@ use tracing::Instrument;
 #[derive(Debug)]
 pub(crate) struct Running {
     pub(crate) keys: Keys,
-    pub(crate) entry: HandBack,
+    pub(crate) entry: EntryRef,
     pub(crate) cancel: CancellationToken,
 }
 
@@ -52,22 +52,27 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
             return Some(Completion::Dead(
                 keys,
                 Dead {
-                    priority: delivery.priority,
-                    entry_id: delivery.entry_id,
-                    job_id: bad.id,
+                    entry: EntryRef {
+                        priority: delivery.priority,
+                        entry_id: delivery.entry_id,
+                        job_id: bad.id,
+                    },
                     reason: bad.reason,
                     keep_result: bad.keep_result,
                 },
             ));
         }
     };
+    let entry = EntryRef {
+        priority: delivery.priority,
+        entry_id: delivery.entry_id,
+        job_id: envelope.id.to_string(),
+    };
     let dead = |keys: Keys, reason: String| {
         Some(Completion::Dead(
             keys,
             Dead {
-                priority: delivery.priority,
-                entry_id: delivery.entry_id.clone(),
-                job_id: envelope.id.to_string(),
+                entry: entry.clone(),
                 reason,
                 keep_result: envelope.keep_result,
             },
@@ -106,16 +111,12 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
         }
     }
     let cancel = CancellationToken::new();
-    let running_key = (keys.group().clone(), delivery.entry_id.clone());
+    let running_key = (keys.group().clone(), entry.entry_id.clone());
     shared.running.lock().expect("running map").insert(
         running_key.clone(),
         Running {
             keys: keys.clone(),
-            entry: HandBack {
-                priority: delivery.priority,
-                entry_id: delivery.entry_id.clone(),
-                job_id: envelope.id.to_string(),
-            },
+            entry: entry.clone(),
             cancel: cancel.clone(),
         },
     );
@@ -124,7 +125,7 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
         keys.group().clone(),
         &envelope.task,
         envelope.id.as_str(),
-        delivery.priority,
+        entry.priority,
         envelope.attempt,
         envelope.max_retries,
         Instant::now() + envelope.timeout,
@@ -154,9 +155,7 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
             return Some(Completion::Ok(
                 keys,
                 Done {
-                    priority: delivery.priority,
-                    entry_id: delivery.entry_id,
-                    job_id: envelope.id.to_string(),
+                    entry,
                     keep: envelope.keep_result.map(|ttl| (ttl, output.0)),
                 },
             ));
@@ -186,9 +185,7 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
             Some(Completion::Retry(
                 keys,
                 Retry {
-                    priority: delivery.priority,
-                    entry_id: delivery.entry_id,
-                    job_id: envelope.id.to_string(),
+                    entry,
                     next_attempt: envelope.attempt + 1,
                     backoff,
                     error: message,
@@ -234,7 +231,7 @@ pub(crate) async fn hand_back_running<S>(shared: &Shared<S>) {
     if running.is_empty() {
         return;
     }
-    let mut by_group: std::collections::BTreeMap<String, (Keys, Vec<HandBack>)> =
+    let mut by_group: std::collections::BTreeMap<String, (Keys, Vec<EntryRef>)> =
         Default::default();
     for r in running {
         r.cancel.cancel();

@@ -481,6 +481,19 @@ mod tests {
     }
 
     #[test]
+    fn args_that_do_not_serialize_say_so() {
+        struct Unserializable;
+        impl Serialize for Unserializable {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                Err(serde::ser::Error::custom("a socket is not data"))
+            }
+        }
+        let err = Job::new("g", "t", &Unserializable).unwrap_err();
+        assert!(matches!(err, Error::Serialize(_)));
+        assert!(err.to_string().contains("a socket is not data"), "{err}");
+    }
+
+    #[test]
     fn json_args_must_parse() {
         assert!(matches!(
             Job::from_json("g", "t", "{nope"),

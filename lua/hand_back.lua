@@ -3,11 +3,13 @@
 -- Entries this consumer no longer owns (already finished or reclaimed) are left alone.
 --
 -- KEYS[1..3]  priority streams: high, default, low
+-- KEYS[4..]   status hashes of the tracked entries (see ARGV)
 -- ARGV[1]     consumer group name
 -- ARGV[2]     consumer name
 -- ARGV[3]     number of entries N
--- then per entry 3 values: priority index, entry id, job id (kept as the `id` field, so a job
---   typed into redis-cli keeps the id it was given by its first entry)
+-- then per entry 4 values: priority index, entry id, job id (kept as the `id` field, so a job
+--   typed into redis-cli keeps the id it was given by its first entry), index into KEYS of its
+--   status hash (0 = not tracked; a tracked job's status goes back to queued)
 -- Returns: one integer per entry: 1 handed back, 0 not owned, -1 payload missing (acknowledged).
 
 local group, consumer = ARGV[1], ARGV[2]
@@ -15,7 +17,8 @@ local replies = {}
 local pos = 4
 for j = 1, tonumber(ARGV[3]) do
   local stream, eid, id = KEYS[tonumber(ARGV[pos])], ARGV[pos + 1], ARGV[pos + 2]
-  pos = pos + 3
+  local key = tonumber(ARGV[pos + 3])
+  pos = pos + 4
   local pending = redis.call('XPENDING', stream, group, eid, eid, 1)
   if not (pending[1] and pending[1][2] == consumer) then
     replies[j] = 0
@@ -34,6 +37,10 @@ for j = 1, tonumber(ARGV[3]) do
         fields[#fields + 1] = id
       end
       redis.call('XADD', stream, '*', unpack(fields))
+      if key > 0 then
+        redis.call('HSET', KEYS[key], 'state', 'queued')
+        redis.call('HDEL', KEYS[key], 'consumer')
+      end
       replies[j] = 1
     else
       replies[j] = -1

@@ -427,7 +427,7 @@ fn promote_moves_only_due_jobs_into_their_priority_stream() {
 }
 
 #[test]
-fn hand_back_requeues_owned_entries_with_their_id() {
+fn hand_back_requeues_owned_entries_with_their_id_and_queued_status() {
     let (_redis, mut conn) = setup();
     let eid = xadd(
         &mut conn,
@@ -435,28 +435,31 @@ fn hand_back_requeues_owned_entries_with_their_id() {
         &[("task", "t"), ("args", "{}"), ("attempt", "2")],
     );
     deliver(&mut conn, DEFAULT, "me", 1);
-    let not_mine: Value = script("hand_back")
-        .key(&STREAMS)
-        .arg(G)
-        .arg("other")
-        .arg(1)
-        .arg(2)
-        .arg(&eid)
-        .arg(&eid)
-        .invoke(&mut conn)
-        .unwrap();
-    assert_eq!(codes(not_mine), vec![0]);
-    let reply: Value = script("hand_back")
-        .key(&STREAMS)
-        .arg(G)
+    let status = "streamworker:{g}:job:J";
+    let _: () = redis::cmd("HSET")
+        .arg(status)
+        .arg("state")
+        .arg("running")
+        .arg("consumer")
         .arg("me")
-        .arg(1)
-        .arg(2)
-        .arg(&eid)
-        .arg(&eid)
-        .invoke(&mut conn)
+        .query(&mut conn)
         .unwrap();
-    assert_eq!(codes(reply), vec![1]);
+    let hand_back = |consumer: &str, conn: &mut Connection| -> Value {
+        script("hand_back")
+            .key(&STREAMS)
+            .key(status)
+            .arg(G)
+            .arg(consumer)
+            .arg(1)
+            .arg(2)
+            .arg(&eid)
+            .arg(&eid)
+            .arg(4)
+            .invoke(conn)
+            .unwrap()
+    };
+    assert_eq!(codes(hand_back("other", &mut conn)), vec![0]);
+    assert_eq!(codes(hand_back("me", &mut conn)), vec![1]);
     let entries = stream_entries(&mut conn, DEFAULT);
     assert_eq!(entries.len(), 1);
     assert_eq!(
@@ -468,4 +471,8 @@ fn hand_back_requeues_owned_entries_with_their_id() {
         0,
         "undelivered again: any worker can take it"
     );
+    let fields: HashMap<String, String> =
+        redis::cmd("HGETALL").arg(status).query(&mut conn).unwrap();
+    assert_eq!(fields.get("state").map(String::as_str), Some("queued"));
+    assert!(!fields.contains_key("consumer"), "{fields:?}");
 }

@@ -211,19 +211,21 @@ impl Broker {
         )
     }
 
-    /// `lua/hand_back.lua` for `entries`.
+    /// `lua/hand_back.lua` for `entries`: each entry with whether its job is tracked.
     pub(crate) async fn hand_back(
         &self,
         keys: &Keys,
         consumer: &str,
-        entries: &[EntryRef],
+        entries: &[(EntryRef, bool)],
     ) -> Result<FinishReport> {
-        let script_keys = keys.streams().to_vec();
+        let mut script_keys = keys.streams().to_vec();
         let mut args = header(keys, consumer, None, entries.len());
-        for e in entries {
+        for (e, tracked) in entries {
+            let key = track_key(keys, &mut script_keys, &e.job_id, *tracked);
             args.push(e.priority.index().to_string().into_bytes());
             args.push(e.entry_id.clone().into_bytes());
             args.push(e.job_id.clone().into_bytes());
+            args.push(key.to_string().into_bytes());
         }
         let reply = self
             .run_finish("hand_back", &self.scripts().hand_back, script_keys, args)
@@ -231,7 +233,7 @@ impl Broker {
         report(
             "hand_back",
             reply,
-            entries.iter().map(|e| e.entry_id.clone()),
+            entries.iter().map(|(e, _)| e.entry_id.clone()),
         )
     }
 }

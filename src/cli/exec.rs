@@ -72,9 +72,19 @@ impl ExecHandler {
             buf
         };
         let read_err = async {
-            let mut buf = Vec::new();
-            let _ = stderr.read_to_end(&mut buf).await;
-            buf
+            // Keep only the tail: a chatty command must not grow the worker's memory.
+            let mut tail = Vec::with_capacity(2 * STDERR_TAIL);
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                tail.extend_from_slice(&chunk[..n]);
+                if tail.len() > 2 * STDERR_TAIL {
+                    tail.drain(..tail.len() - STDERR_TAIL);
+                }
+            }
+            tail
         };
         let ((), out, err) = tokio::join!(write, read_out, read_err);
         let status = child

@@ -21,6 +21,8 @@ use tracing::Instrument;
 pub(crate) struct Running {
     pub(crate) keys: Keys,
     pub(crate) entry: EntryRef,
+    /// Whether the job has a status record to set back to queued.
+    pub(crate) tracked: bool,
     pub(crate) cancel: CancellationToken,
 }
 
@@ -117,6 +119,7 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
         Running {
             keys: keys.clone(),
             entry: entry.clone(),
+            tracked: envelope.keep_result.is_some(),
             cancel: cancel.clone(),
         },
     );
@@ -231,7 +234,7 @@ pub(crate) async fn hand_back_running<S>(shared: &Shared<S>) {
     if running.is_empty() {
         return;
     }
-    let mut by_group: std::collections::BTreeMap<String, (Keys, Vec<EntryRef>)> =
+    let mut by_group: std::collections::BTreeMap<String, (Keys, Vec<(EntryRef, bool)>)> =
         Default::default();
     for r in running {
         r.cancel.cancel();
@@ -239,7 +242,7 @@ pub(crate) async fn hand_back_running<S>(shared: &Shared<S>) {
             .entry(r.keys.group().to_string())
             .or_insert_with(|| (r.keys.clone(), Vec::new()))
             .1
-            .push(r.entry);
+            .push((r.entry, r.tracked));
     }
     for (keys, entries) in by_group.values() {
         match shared

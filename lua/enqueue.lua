@@ -15,13 +15,15 @@
 --   status hash TTL in ms (used when tracked)
 --   number of stream fields F, then F field names each followed by its value
 -- Returns: one reply per job: the stream entry id, or "delayed".
--- Errors: none of its own; a malformed record raises before any write.
+-- Errors: a malformed record, or a delayed job whose id is already in the delayed set (it would
+--   replace that job), raises before any write.
 
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 
 -- Validate every record before the first write: a script error does not roll back writes.
 local jobs = {}
+local scheduled = {}
 local pos = 3
 for j = 1, tonumber(ARGV[2]) do
   local job = {
@@ -40,6 +42,11 @@ for j = 1, tonumber(ARGV[2]) do
     job.fields[f] = ARGV[pos + 5 + f]
   end
   pos = pos + 6 + nfields * 2
+  if job.due > now_ms and (scheduled[job.id] or redis.call('ZSCORE', KEYS[4], job.id)) then
+    return redis.error_reply('ERR streamworker enqueue: job id ' .. job.id ..
+      ' is already scheduled; enqueue a new Job rather than the same one twice')
+  end
+  if job.due > now_ms then scheduled[job.id] = true end
   jobs[j] = job
 end
 

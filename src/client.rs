@@ -154,6 +154,12 @@ impl Client {
     }
 
     fn check(&self, job: &Job) -> Result<()> {
+        if job.timeout.is_some_and(|t| t.is_zero()) {
+            return Err(Error::Config(format!(
+                "job {}: timeout must be more than 0",
+                job.id
+            )));
+        }
         let size = job.payload.bytes().len();
         if size > self.max_payload_bytes {
             return Err(Error::PayloadTooLarge {

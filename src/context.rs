@@ -107,8 +107,10 @@ impl JobContext {
         self.inner.deadline
     }
 
-    /// Fired when the worker stops past its grace period; long handlers can `select!` on
-    /// `cancelled()` to stop cleanly (the job is then handed back to run again).
+    /// Fired when the job is cancelled because the worker's stop outlasted the grace period.
+    /// The handler's future is dropped at that same moment and the job is handed back to run
+    /// again, so put cleanup in `Drop` guards; code that spawns work of its own can pass this
+    /// token on to stop it.
     pub fn cancellation(&self) -> &CancellationToken {
         &self.inner.cancel
     }

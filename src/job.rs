@@ -218,7 +218,7 @@ impl Job {
     }
 
     /// How long one attempt may run before it is cancelled and counted as failed
-    /// (default [`DEFAULT_TIMEOUT`]).
+    /// (default [`DEFAULT_TIMEOUT`]; zero is refused at enqueue).
     pub fn timeout(mut self, timeout: Duration) -> Job {
         self.timeout = Some(timeout);
         self
@@ -365,6 +365,9 @@ impl Envelope {
         let attempt = number(get(field::ATTEMPT), field::ATTEMPT).map_err(&fail)?;
         let max_retries = number(get(field::MAX_RETRIES), field::MAX_RETRIES).map_err(&fail)?;
         let timeout_ms = number(get(field::TIMEOUT_MS), field::TIMEOUT_MS).map_err(&fail)?;
+        if timeout_ms == Some(0) {
+            return Err(fail("invalid field timeout_ms: must be more than 0".into()));
+        }
         Ok(Envelope {
             id: JobId(id.clone()),
             task,
@@ -454,7 +457,7 @@ mod tests {
     #[test]
     fn malformed_entries_say_why() {
         type Fields<'a> = &'a [(&'a str, &'a [u8])];
-        let cases: [(Fields, &str); 6] = [
+        let cases: [(Fields, &str); 7] = [
             (&[("args", b"{}")], "missing field task"),
             (&[("task", b"t")], "missing field args"),
             (
@@ -467,6 +470,10 @@ mod tests {
                 "invalid field attempt",
             ),
             (&[("task", b"t"), ("args", &[b'x'; 2000])], "too large"),
+            (
+                &[("task", b"t"), ("args", b"{}"), ("timeout_ms", b"0")],
+                "must be more than 0",
+            ),
         ];
         for (pairs, want) in cases {
             let err = Envelope::decode("1-0", Some(&f(pairs)), 1024).unwrap_err();

@@ -289,9 +289,13 @@ impl<S: Clone + Send + Sync + 'static> Registry<S> {
             .or(self.fallback.as_ref())
     }
 
+    /// The registered task names, sorted; `*` stands for the fallback.
     pub(crate) fn names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.handlers.keys().map(String::as_str).collect();
         names.sort();
+        if self.fallback.is_some() {
+            names.push("*");
+        }
         names
     }
 

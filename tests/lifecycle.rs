@@ -237,3 +237,44 @@ async fn unreachable_redis_is_a_clear_error_without_the_password() {
     );
     assert!(!text.contains("hunter2"), "{text}");
 }
+
+#[tokio::test]
+async fn the_same_delayed_job_enqueued_twice_is_refused_not_overwritten() {
+    let redis = RedisServer::start();
+    let group = unique_group("twice");
+    let client = Client::connect(&redis.url()).await.unwrap();
+    let job = Job::new(&group, "add", &Add { a: 1, b: 2 })
+        .unwrap()
+        .delay(Duration::from_secs(60));
+    client.enqueue(job.clone()).await.unwrap();
+    let err = client.enqueue(job.clone()).await.unwrap_err();
+    assert!(err.to_string().contains("already scheduled"), "{err}");
+    let err = client
+        .enqueue_many(vec![
+            Job::new(&group, "add", &Add { a: 3, b: 4 }).unwrap(),
+            job,
+        ])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("already scheduled"), "{err}");
+    let mut conn = redis.conn();
+    let delayed: usize = redis::cmd("ZCARD")
+        .arg(format!("streamworker:{{{group}}}:delayed"))
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(delayed, 1);
+}
+
+#[tokio::test]
+async fn a_zero_timeout_is_refused_at_enqueue() {
+    let redis = RedisServer::start();
+    let client = Client::connect(&redis.url()).await.unwrap();
+    let job = Job::new("g", "add", &Add { a: 1, b: 2 })
+        .unwrap()
+        .timeout(Duration::ZERO);
+    let err = client.enqueue(job).await.unwrap_err();
+    assert!(
+        err.to_string().contains("timeout must be more than 0"),
+        "{err}"
+    );
+}

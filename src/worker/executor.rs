@@ -256,7 +256,7 @@ pub(crate) async fn hand_back_running<S>(shared: &Shared<S>) {
                 "grace period over: unfinished jobs handed back to their streams"
             ),
             Err(e) => {
-                tracing::error!(group = %keys.group(), error = %e, "could not hand back unfinished jobs; they stay pending for another worker to reclaim")
+                tracing::error!(group = %keys.group(), error = %e, "could not hand back unfinished jobs; they stay in this consumer's pending list")
             }
         }
     }

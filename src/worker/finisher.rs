@@ -124,7 +124,7 @@ impl Finisher {
         }
         tracing::error!(
             op,
-            "giving up writing job outcomes: their entries stay pending and will be run again"
+            "giving up writing job outcomes: their entries stay in this consumer's pending list"
         );
         None
     }

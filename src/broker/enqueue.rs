@@ -1,6 +1,6 @@
 //! Enqueue: one job, many jobs in one round trip, or many jobs all-or-none.
 
-use super::Broker;
+use super::{Broker, track_key};
 use crate::error::{Error, Result};
 use crate::job::{Job, duration_ms};
 use crate::keys::Keys;
@@ -100,13 +100,12 @@ fn enqueue_args(keys: &Keys, jobs: &[&Job]) -> (Vec<String>, Vec<Vec<u8>>) {
         jobs.len().to_string().into_bytes(),
     ];
     for job in jobs {
-        let key_index = match job.keep_result {
-            Some(_) => {
-                script_keys.push(keys.job(job.id.as_str()));
-                script_keys.len()
-            }
-            None => 0,
-        };
+        let key_index = track_key(
+            keys,
+            &mut script_keys,
+            job.id.as_str(),
+            job.keep_result.is_some(),
+        );
         let ttl = job.keep_result.map_or(0, |k| duration_ms(k + STATUS_GRACE));
         let fields = job.fields();
         args.push(job.priority.index().to_string().into_bytes());

@@ -1,7 +1,7 @@
 //! Finish: success, retry and dead for batches of jobs, and the hand-back at shutdown. Each is
 //! one script call; each script checks that this consumer still owns every entry it touches.
 
-use super::{Broker, reply};
+use super::{Broker, reply, track_key};
 use crate::error::{Error, Result};
 use crate::job::duration_ms;
 use crate::keys::Keys;
@@ -52,16 +52,6 @@ pub(crate) struct FinishReport {
     pub(crate) stale: Vec<String>,
     /// Entry ids whose payload had been deleted while pending.
     pub(crate) missing: Vec<String>,
-}
-
-/// KEYS so far plus one status key when `track`; returns the key's index or 0.
-fn track_key(keys: &Keys, script_keys: &mut Vec<String>, job_id: &str, track: bool) -> usize {
-    if track {
-        script_keys.push(keys.job(job_id));
-        script_keys.len()
-    } else {
-        0
-    }
 }
 
 fn report(

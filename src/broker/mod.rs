@@ -14,6 +14,7 @@ pub(crate) use read::{Delivery, is_missing_group};
 pub(crate) use status::RawStatus;
 
 use crate::error::{Error, Result};
+use crate::keys::Keys;
 use crate::redis::redact_url;
 use crate::scripts::Scripts;
 use deadpool_redis::redis;
@@ -33,6 +34,17 @@ impl std::fmt::Debug for Broker {
         f.debug_struct("Broker")
             .field("url", &self.url.as_deref().map(redact_url))
             .finish_non_exhaustive()
+    }
+}
+
+/// Appends job `job_id`'s status key to a script's KEYS when `track`, and returns its 1-based
+/// index there (the scripts' ARGV refer to it), or 0 for an untracked job.
+fn track_key(keys: &Keys, script_keys: &mut Vec<String>, job_id: &str, track: bool) -> usize {
+    if track {
+        script_keys.push(keys.job(job_id));
+        script_keys.len()
+    } else {
+        0
     }
 }
 

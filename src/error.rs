@@ -24,7 +24,8 @@ pub enum Error {
 
     /// Redis could not be reached or refused the connection.
     #[error(
-        "cannot connect to Redis at {url}: {source} (is redis-server running there? set --redis or REDIS_URL)"
+        "cannot connect to Redis at {url}: {source} ({})",
+        connect_hint(source)
     )]
     Connect {
         /// The URL tried, with any password replaced by `***`.
@@ -43,6 +44,11 @@ pub enum Error {
         #[source]
         source: redis::RedisError,
     },
+
+    /// The Redis server would lose jobs silently (it evicts keys) or is too old; the message
+    /// says how to fix it.
+    #[error("{0}")]
+    UnsafeRedis(String),
 
     /// No connection could be taken from the pool.
     #[error("no Redis connection available: {0}")]
@@ -118,6 +124,23 @@ pub enum Error {
 
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What to check after a failed connection, by the kind of failure.
+fn connect_hint(source: &redis::RedisError) -> &'static str {
+    let text = source.to_string();
+    let code = source.code().unwrap_or_default();
+    if source.kind() == redis::ErrorKind::AuthenticationFailed
+        || ["WRONGPASS", "NOAUTH", "NOPERM"].contains(&code)
+        || text.contains("WRONGPASS")
+        || text.contains("NOAUTH")
+    {
+        "check the user name and password in the URL, redis://USER:PASSWORD@HOST:PORT, and that user's ACL rules"
+    } else if text.contains("certificate") || text.contains("tls") || text.contains("TLS") {
+        "the TLS handshake failed: check the server certificate and the CA certificates trusted here (SSL_CERT_FILE)"
+    } else {
+        "is redis-server running there? set --redis or REDIS_URL"
+    }
+}
 
 impl Error {
     /// Wraps a Redis error with the operation it interrupted.

@@ -211,7 +211,8 @@ impl Job {
         self
     }
 
-    /// How many times a failed attempt is retried (default [`DEFAULT_MAX_RETRIES`]).
+    /// How many times a failed attempt is retried (default: the task's own limit, see
+    /// [`TaskOptions`](crate::TaskOptions), else [`DEFAULT_MAX_RETRIES`]).
     pub fn max_retries(mut self, retries: u32) -> Job {
         self.max_retries = Some(retries);
         self
@@ -270,8 +271,10 @@ pub(crate) struct Envelope {
     pub(crate) task: String,
     pub(crate) payload: Payload,
     pub(crate) attempt: u32,
-    pub(crate) max_retries: u32,
-    pub(crate) timeout: Duration,
+    /// The job's own retry limit; `None` lets the task's or the worker's default apply.
+    pub(crate) max_retries: Option<u32>,
+    /// The job's own timeout; `None` lets the task's or the worker's default apply.
+    pub(crate) timeout: Option<Duration>,
     pub(crate) keep_result: Option<Duration>,
 }
 
@@ -376,8 +379,8 @@ impl Envelope {
                 bytes: args.to_vec(),
             },
             attempt: attempt.map_or(1, |a| a.clamp(1, u32::MAX as u64) as u32),
-            max_retries: max_retries.map_or(DEFAULT_MAX_RETRIES, |n| n.min(u32::MAX as u64) as u32),
-            timeout: timeout_ms.map_or(DEFAULT_TIMEOUT, Duration::from_millis),
+            max_retries: max_retries.map(|n| n.min(u32::MAX as u64) as u32),
+            timeout: timeout_ms.map(Duration::from_millis),
             keep_result,
         })
     }
@@ -424,8 +427,8 @@ mod tests {
         assert_eq!(env.id.as_str(), "1-0");
         assert_eq!(env.task, "send_email");
         assert_eq!(env.attempt, 1);
-        assert_eq!(env.max_retries, DEFAULT_MAX_RETRIES);
-        assert_eq!(env.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(env.max_retries, None);
+        assert_eq!(env.timeout, None);
         assert_eq!(env.payload.to_json().unwrap(), br#"{"to":"a@b.c"}"#);
     }
 
@@ -449,8 +452,8 @@ mod tests {
         assert_eq!(&env.id, job.id());
         assert_eq!(env.payload.decode::<A>().unwrap(), A { to: "x".into() });
         assert_eq!(env.payload.to_json().unwrap(), br#"{"to":"x"}"#);
-        assert_eq!(env.max_retries, 7);
-        assert_eq!(env.timeout, Duration::from_secs(2));
+        assert_eq!(env.max_retries, Some(7));
+        assert_eq!(env.timeout, Some(Duration::from_secs(2)));
         assert_eq!(env.keep_result, Some(Duration::from_secs(60)));
     }
 

@@ -3,6 +3,7 @@
 
 use crate::broker::Broker;
 use crate::keys::Keys;
+use crate::outage::Connectivity;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -18,15 +19,23 @@ pub(crate) struct Promoter {
     keys: Keys,
     wake: Arc<Notify>,
     batch: usize,
+    connectivity: Arc<Connectivity>,
 }
 
 impl Promoter {
-    pub(crate) fn new(broker: Broker, keys: Keys, wake: Arc<Notify>, batch: usize) -> Promoter {
+    pub(crate) fn new(
+        broker: Broker,
+        keys: Keys,
+        wake: Arc<Notify>,
+        batch: usize,
+        connectivity: Arc<Connectivity>,
+    ) -> Promoter {
         Promoter {
             broker,
             keys,
             wake,
             batch,
+            connectivity,
         }
     }
 
@@ -34,6 +43,7 @@ impl Promoter {
     pub(crate) async fn pass(&self) -> Duration {
         match self.broker.promote_due(&self.keys, self.batch).await {
             Ok(p) => {
+                self.connectivity.ok();
                 if p.orphans > 0 {
                     tracing::error!(group = %self.keys.group(), orphans = p.orphans, "delayed set held job ids without payload; removed");
                 }
@@ -47,8 +57,9 @@ impl Promoter {
                     .min(MAX_SLEEP)
             }
             Err(e) => {
-                tracing::warn!(group = %self.keys.group(), error = %e, "promoting due jobs failed; retrying");
-                MAX_SLEEP
+                self.connectivity.failed("promoting due jobs", &e);
+                // Jittered, so workers do not retry in step after an outage.
+                MAX_SLEEP.mul_f64(rand::random_range(0.5..1.0))
             }
         }
     }

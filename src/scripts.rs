@@ -56,6 +56,12 @@ pub(crate) struct Scripts {
     pub(crate) promote: Lua,
     /// `lua/hand_back.lua`
     pub(crate) hand_back: Lua,
+    /// `lua/reap.lua`
+    pub(crate) reap: Lua,
+    /// `lua/heartbeat.lua`
+    pub(crate) heartbeat: Lua,
+    /// `lua/prune_consumers.lua`
+    pub(crate) prune_consumers: Lua,
 }
 
 impl Scripts {
@@ -68,6 +74,9 @@ impl Scripts {
             finish_dead: Lua::new(include_str!("../lua/finish_dead.lua")),
             promote: Lua::new(include_str!("../lua/promote.lua")),
             hand_back: Lua::new(include_str!("../lua/hand_back.lua")),
+            reap: Lua::new(include_str!("../lua/reap.lua")),
+            heartbeat: Lua::new(include_str!("../lua/heartbeat.lua")),
+            prune_consumers: Lua::new(include_str!("../lua/prune_consumers.lua")),
         }
     }
 }

@@ -219,9 +219,55 @@ where
 pub(crate) type ErasedHandler<S> =
     Arc<dyn Fn(&Payload, JobContext, &S) -> BoxFuture<'static, JobResult> + Send + Sync>;
 
+/// Defaults of one task for the jobs that do not set their own: retry limit and timeout.
+///
+/// ```
+/// use std::time::Duration;
+/// use streamworker::TaskOptions;
+///
+/// let options = TaskOptions::new().max_retries(10).timeout(Duration::from_secs(120));
+/// assert_eq!(options.retries(), Some(10));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskOptions {
+    max_retries: Option<u32>,
+    timeout: Option<Duration>,
+}
+
+impl TaskOptions {
+    /// Options that set nothing: the worker's defaults apply.
+    pub fn new() -> TaskOptions {
+        TaskOptions::default()
+    }
+
+    /// How many times a failed attempt of this task is retried, unless the job says otherwise.
+    pub fn max_retries(mut self, retries: u32) -> TaskOptions {
+        self.max_retries = Some(retries);
+        self
+    }
+
+    /// How long one attempt of this task may run, unless the job says otherwise.
+    pub fn timeout(mut self, timeout: Duration) -> TaskOptions {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The retry limit set here, if any.
+    pub fn retries(&self) -> Option<u32> {
+        self.max_retries
+    }
+
+    /// The timeout set here, if any.
+    pub fn attempt_timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+}
+
 /// Task name → handler, built by the worker builder; duplicates are refused.
 pub(crate) struct Registry<S> {
     handlers: HashMap<String, (ErasedHandler<S>, &'static str)>,
+    /// Per-task defaults, by task name.
+    options: HashMap<String, TaskOptions>,
     fallback: Option<ErasedHandler<S>>,
     /// The first duplicate registration, reported by `build()`.
     duplicate: Option<Error>,
@@ -231,6 +277,7 @@ impl<S> Default for Registry<S> {
     fn default() -> Self {
         Registry {
             handlers: HashMap::new(),
+            options: HashMap::new(),
             fallback: None,
             duplicate: None,
         }
@@ -268,6 +315,15 @@ impl<S: Clone + Send + Sync + 'static> Registry<S> {
         }
         let erased: ErasedHandler<S> = Arc::new(move |p, c, s| handler.call(p, c, s));
         self.handlers.insert(name.to_string(), (erased, type_name));
+    }
+
+    pub(crate) fn set_options(&mut self, name: &str, options: TaskOptions) {
+        self.options.insert(name.to_string(), options);
+    }
+
+    /// The defaults registered for task `name` (none set when it has none).
+    pub(crate) fn options(&self, name: &str) -> TaskOptions {
+        self.options.get(name).copied().unwrap_or_default()
     }
 
     pub(crate) fn set_fallback(&mut self, handler: ErasedHandler<S>) {

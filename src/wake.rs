@@ -1,6 +1,7 @@
 //! The wake-up listener: subscribes to the groups' wake channels, on which enqueues and retries
 //! announce a due time earlier than any before, and wakes the group's promoter.
 
+use crate::outage::Connectivity;
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,28 +11,32 @@ use tokio_util::sync::CancellationToken;
 /// Listens on each `(channel, promoter wake-up)` pair; see the module doc.
 pub(crate) struct WakeListener {
     client: deadpool_redis::redis::Client,
+    connectivity: Arc<Connectivity>,
     channels: Vec<(String, Arc<Notify>)>,
 }
 
 impl WakeListener {
     pub(crate) fn new(
         client: deadpool_redis::redis::Client,
+        connectivity: Arc<Connectivity>,
         channels: Vec<(String, Arc<Notify>)>,
     ) -> WakeListener {
-        WakeListener { client, channels }
+        WakeListener {
+            client,
+            connectivity,
+            channels,
+        }
     }
 
     /// Listens until `stop` fires, reconnecting with a pause when the connection drops. After a
     /// reconnect every promoter is woken, in case a message was missed meanwhile.
     pub(crate) async fn run(self, stop: CancellationToken) {
-        let mut failed = false;
         loop {
             tokio::select! {
                 res = self.listen() => {
-                    if let Err(e) = res && !failed {
-                        tracing::warn!(error = %e, "wake-up channel lost; promoters fall back to 1 s polling until it is back");
+                    if let Err(e) = res {
+                        self.connectivity.failed("listening for wake-ups (promoters poll every second meanwhile)", &e);
                     }
-                    failed = true;
                 }
                 () = stop.cancelled() => return,
             }

@@ -5,12 +5,16 @@
 mod delayed;
 mod enqueue;
 mod finish;
+mod lease;
 mod read;
 mod reply;
+mod server;
 mod status;
 
 pub(crate) use finish::{Dead, Done, EntryRef, FinishReport, Retry};
+pub(crate) use lease::{ReapPage, SCAN_START};
 pub(crate) use read::{Delivery, is_missing_group};
+pub(crate) use server::ServerFacts;
 pub(crate) use status::RawStatus;
 
 use crate::error::{Error, Result};

@@ -15,6 +15,9 @@ pub(crate) struct Delivery {
     pub(crate) entry_id: String,
     /// `None` when the entry was deleted while pending.
     pub(crate) fields: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+    /// How many times the entry has been delivered, this delivery included: 1 for a fresh
+    /// read, more when the reaper took it over from a worker that stopped answering.
+    pub(crate) deliveries: u32,
 }
 
 /// Whether an error says a stream or its consumer group is gone (Redis lost its data, or
@@ -157,6 +160,7 @@ fn parse_deliveries(value: Value) -> Result<Vec<Delivery>> {
             priority,
             entry_id: reply::string(OP, &id)?,
             fields,
+            deliveries: 1,
         });
     }
     Ok(out)

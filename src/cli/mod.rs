@@ -71,6 +71,24 @@ struct WorkArgs {
     /// Initial retry backoff (doubles per attempt, with jitter)
     #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
     retry_backoff: Duration,
+
+    /// How long a running job may go without its worker's heartbeat before another worker
+    /// takes it over (heartbeats go out every third of it)
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    visibility_timeout: Duration,
+
+    /// Retries of a failed job that sets no limit of its own
+    #[arg(long, default_value_t = crate::job::DEFAULT_MAX_RETRIES)]
+    max_retries: u32,
+
+    /// How long one attempt of a job that sets no timeout of its own may run
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30m")]
+    timeout: Duration,
+
+    /// Deliveries after which a job whose worker keeps dying while running it goes to the
+    /// dead stream as "stalled N times"
+    #[arg(long, default_value_t = 5)]
+    max_deliveries: u32,
 }
 
 #[derive(Debug, Subcommand)]

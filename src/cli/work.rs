@@ -17,6 +17,10 @@ where
     let mut builder = Worker::builder(redis)
         .concurrency(args.concurrency)
         .shutdown_grace(args.shutdown_grace)
+        .visibility_timeout(args.visibility_timeout)
+        .max_deliveries(args.max_deliveries)
+        .max_retries(args.max_retries)
+        .timeout(args.timeout)
         .backoff(Backoff::new(args.retry_backoff, Duration::from_secs(600)));
     for g in &args.groups {
         builder = builder.group(g);

@@ -80,6 +80,17 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
             },
         ))
     };
+    if delivery.deliveries > config.max_deliveries {
+        let stalled = delivery.deliveries - 1;
+        tracing::error!(group = %keys.group(), job_id = %envelope.id, task = %envelope.task, stalled, "job stalled on every delivery (each time its worker died or stopped answering while running it): moved to dead");
+        return dead(
+            keys,
+            format!(
+                "stalled {stalled} times: its worker died or stopped answering each time it ran (max deliveries {})",
+                config.max_deliveries
+            ),
+        );
+    }
     let Some(handler) = shared.registry.get(&envelope.task).cloned() else {
         let reason = format!(
             "unregistered task {:?}: no handler for it in this worker (registered: {})",
@@ -90,6 +101,15 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
         return dead(keys, reason);
     };
 
+    let options = shared.registry.options(&envelope.task);
+    let max_retries = envelope
+        .max_retries
+        .or(options.retries())
+        .unwrap_or(config.max_retries);
+    let timeout = envelope
+        .timeout
+        .or(options.attempt_timeout())
+        .unwrap_or(config.timeout);
     let span = tracing::info_span!(
         "job",
         group = %keys.group(),
@@ -130,14 +150,14 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
         envelope.id.as_str(),
         entry.priority,
         envelope.attempt,
-        envelope.max_retries,
-        Instant::now() + envelope.timeout,
+        max_retries,
+        Instant::now() + timeout,
         cancel.clone(),
     );
     let handler_future = handler(&envelope.payload, ctx.clone(), &shared.state);
     let chain = Next::new(shared.layers.clone(), handler_future).run(ctx);
     let started = Instant::now();
-    let run = tokio::time::timeout(envelope.timeout, AssertUnwindSafe(chain).catch_unwind())
+    let run = tokio::time::timeout(timeout, AssertUnwindSafe(chain).catch_unwind())
         .instrument(span.clone());
     let outcome = tokio::select! {
         outcome = run => outcome,
@@ -170,14 +190,11 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
         ),
         Err(_) => (
             FailureKind::Retry,
-            format!(
-                "timed out after {}",
-                humantime::format_duration(envelope.timeout)
-            ),
+            format!("timed out after {}", humantime::format_duration(timeout)),
         ),
     };
     let (kind, message) = failure;
-    let attempts_left = envelope.attempt <= envelope.max_retries;
+    let attempts_left = envelope.attempt <= max_retries;
     match kind {
         FailureKind::Retry | FailureKind::RetryAfter(_) if attempts_left => {
             let backoff = match kind {

@@ -1,8 +1,7 @@
 //! The fetcher: one per group. Reads at most as many entries as there are free slots, high
 //! priority first, on a connection of its own, and starts a job task for each.
 
-use super::Shared;
-use super::executor::{self, Completion};
+use super::launch::Launcher;
 use crate::broker::{Delivery, is_missing_group};
 use crate::error::Error;
 use crate::keys::Keys;
@@ -10,9 +9,8 @@ use crate::redis;
 use deadpool_redis::redis::aio::MultiplexedConnection;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// Most entries taken in one read.
 const MAX_BATCH: usize = 500;
@@ -20,18 +18,17 @@ const MAX_BATCH: usize = 500;
 const MAX_ERROR_PAUSE: Duration = Duration::from_secs(5);
 
 pub(crate) struct Fetcher<S> {
-    pub(crate) shared: Arc<Shared<S>>,
+    pub(crate) launcher: Launcher<S>,
     pub(crate) client: deadpool_redis::redis::Client,
     pub(crate) keys: Keys,
     pub(crate) slots: Arc<Semaphore>,
-    pub(crate) jobs: TaskTracker,
-    pub(crate) done: mpsc::UnboundedSender<Completion>,
 }
 
 impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
     /// Fetches until `stop` fires. A read in flight is never cancelled (Redis would still
     /// deliver its entries to us); the loop checks `stop` between reads.
     pub(crate) async fn run(self, stop: CancellationToken) {
+        let shared = self.launcher.shared.clone();
         let mut conn: Option<MultiplexedConnection> = None;
         let mut failures: u32 = 0;
         loop {
@@ -44,15 +41,13 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
             }
             match self.pass(&mut conn, slots).await {
                 Ok(()) => {
-                    if failures > 0 {
-                        tracing::info!(group = %self.keys.group(), "connection to Redis restored");
-                    }
+                    shared.connectivity.ok();
                     failures = 0;
                 }
                 Err(e) => {
                     conn = None;
-                    if failures == 0 {
-                        tracing::error!(group = %self.keys.group(), error = %e, "fetching failed; retrying with backoff");
+                    if !is_missing_group(&e) {
+                        shared.connectivity.failed("fetching jobs", &e);
                     }
                     failures += 1;
                     if is_missing_group(&e) {
@@ -92,27 +87,27 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
         conn: &mut Option<MultiplexedConnection>,
         mut slots: OwnedSemaphorePermit,
     ) -> crate::Result<()> {
-        let config = &self.shared.config;
+        let shared = &self.launcher.shared;
+        let config = &shared.config;
         if conn.is_none() {
             *conn = Some(
                 redis::blocking_connection(
                     &self.client,
-                    self.shared.broker.url().unwrap_or_default(),
+                    shared.broker.url().unwrap_or_default(),
                     config.block,
                 )
                 .await?,
             );
         }
         let c = conn.as_mut().expect("connection set above");
-        let deliveries: Vec<Delivery> = self
-            .shared
+        let deliveries: Vec<Delivery> = shared
             .broker
             .read(c, &self.keys, &config.consumer, slots.num_permits())
             .await
             .map_err(Error::redis("read"))?;
         if deliveries.is_empty() {
             drop(slots);
-            self.shared
+            shared
                 .broker
                 .wait_for_new(c, &self.keys, config.block)
                 .await
@@ -121,21 +116,13 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
         }
         for delivery in deliveries {
             let slot = slots.split(1).expect("one slot per delivered entry");
-            let shared = self.shared.clone();
-            let keys = self.keys.clone();
-            let done = self.done.clone();
-            self.jobs.spawn(async move {
-                if let Some(completion) = executor::execute(shared, keys, delivery, slot).await {
-                    // The finisher outlives every job task, so the send cannot fail.
-                    let _ = done.send(completion);
-                }
-            });
+            self.launcher.launch(self.keys.clone(), delivery, slot);
         }
         Ok(())
     }
 
     async fn recreate_groups(&self) {
-        match self.shared.broker.ensure_groups(&self.keys).await {
+        match self.launcher.shared.broker.ensure_groups(&self.keys).await {
             Ok(0) => {}
             Ok(n) => tracing::error!(
                 group = %self.keys.group(),

@@ -4,20 +4,25 @@
 use super::executor::Completion;
 use crate::broker::{Broker, Dead, Done, FinishReport, Retry};
 use crate::keys::Keys;
+use crate::outage::Connectivity;
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// Most outcomes written by one script call.
 const MAX_BATCH: usize = 256;
-/// How many times a failing write is retried before the outcomes are given up (their entries
-/// stay pending, to be reclaimed and run again).
-const MAX_ATTEMPTS: u32 = 20;
+/// Longest pause between attempts to write outcomes while Redis fails.
+const MAX_PAUSE: Duration = Duration::from_secs(2);
 
 pub(crate) struct Finisher {
-    broker: Broker,
-    consumer: String,
-    outcomes: mpsc::UnboundedReceiver<Completion>,
+    pub(crate) broker: Broker,
+    pub(crate) consumer: String,
+    pub(crate) connectivity: Arc<Connectivity>,
+    /// How long a failing write is retried before its outcomes are given up: by then another
+    /// worker has taken the entries over (they stay pending, unrenewed) and will run them again.
+    pub(crate) give_up_after: Duration,
+    pub(crate) outcomes: mpsc::UnboundedReceiver<Completion>,
 }
 
 /// The outcomes of one group in one pass.
@@ -37,18 +42,6 @@ impl Completion {
 }
 
 impl Finisher {
-    pub(crate) fn new(
-        broker: Broker,
-        consumer: String,
-        outcomes: mpsc::UnboundedReceiver<Completion>,
-    ) -> Finisher {
-        Finisher {
-            broker,
-            consumer,
-            outcomes,
-        }
-    }
-
     /// Runs until every sender is gone and every outcome sent is written.
     pub(crate) async fn run(mut self) {
         let mut buffer = Vec::with_capacity(MAX_BATCH);
@@ -109,24 +102,28 @@ impl Finisher {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = crate::Result<FinishReport>>,
     {
+        let started = Instant::now();
         let mut pause = Duration::from_millis(50);
-        for attempt in 1..=MAX_ATTEMPTS {
+        loop {
             match call().await {
-                Ok(report) => return Some(report),
-                Err(e) => {
-                    if attempt == 1 {
-                        tracing::error!(op, error = %e, "writing job outcomes failed; retrying");
-                    }
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(2));
+                Ok(report) => {
+                    self.connectivity.ok();
+                    return Some(report);
                 }
+                Err(e) => self.connectivity.failed(op, &e),
             }
+            if started.elapsed() >= self.give_up_after {
+                tracing::error!(
+                    op,
+                    "giving up writing job outcomes: their entries stay pending and will be taken over and run again"
+                );
+                return None;
+            }
+            let jitter =
+                Duration::from_millis(rand::random_range(0..=pause.as_millis() as u64 / 2));
+            tokio::time::sleep(pause / 2 + jitter).await;
+            pause = (pause * 2).min(MAX_PAUSE);
         }
-        tracing::error!(
-            op,
-            "giving up writing job outcomes: their entries stay in this consumer's pending list"
-        );
-        None
     }
 
     fn report(&self, keys: &Keys, outcome: &str, report: Option<FinishReport>) {

@@ -8,17 +8,22 @@
 mod executor;
 mod fetcher;
 mod finisher;
+mod heartbeat;
+mod launch;
+mod preflight;
+mod reaper;
 
 use crate::backoff::Backoff;
 use crate::broker::Broker;
 use crate::context::JobContext;
 use crate::error::{Error, Result};
-use crate::job::{DEFAULT_MAX_PAYLOAD_BYTES, Payload};
+use crate::job::{DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, Payload};
 use crate::keys::{GroupName, Keys};
 use crate::middleware::Middleware;
+use crate::outage::Connectivity;
 use crate::promoter::Promoter;
 use crate::redis;
-use crate::task::{ErasedHandler, Handler, JobResult, Registry};
+use crate::task::{ErasedHandler, Handler, JobResult, Registry, TaskOptions};
 use crate::wake::WakeListener;
 use std::collections::HashMap;
 use std::future::Future;
@@ -49,6 +54,31 @@ pub(crate) struct WorkerConfig {
     pub(crate) promote_batch: usize,
     /// This worker's consumer name in the groups. Default `host-pid-random`.
     pub(crate) consumer: String,
+    /// How long a delivered entry may go without a sign of life from its worker before the
+    /// reaper of any worker takes it over. Default 30 s. Heartbeats renew it every third.
+    pub(crate) visibility_timeout: Duration,
+    /// Deliveries after which an entry that keeps stalling goes to the dead stream. Default 5.
+    pub(crate) max_deliveries: u32,
+    /// Retry limit of jobs whose job and task set none. Default 3.
+    pub(crate) max_retries: u32,
+    /// Timeout of jobs whose job and task set none. Default 30 min.
+    pub(crate) timeout: Duration,
+}
+
+/// Shortest visibility timeout accepted: heartbeats go out every third of it.
+pub(crate) const MIN_VISIBILITY_TIMEOUT: Duration = Duration::from_millis(300);
+
+impl WorkerConfig {
+    /// How often leases are renewed: a third of the visibility timeout.
+    pub(crate) fn heartbeat_interval(&self) -> Duration {
+        self.visibility_timeout / 3
+    }
+
+    /// How often the reaper looks for stalled entries: a third of the visibility timeout,
+    /// at most every 10 s.
+    pub(crate) fn reap_interval(&self) -> Duration {
+        (self.visibility_timeout / 3).min(Duration::from_secs(10))
+    }
 }
 
 impl Default for WorkerConfig {
@@ -61,6 +91,10 @@ impl Default for WorkerConfig {
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             promote_batch: 500,
             consumer: default_consumer_name(),
+            visibility_timeout: Duration::from_secs(30),
+            max_deliveries: 5,
+            max_retries: DEFAULT_MAX_RETRIES,
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 }
@@ -190,6 +224,56 @@ impl<S: Clone + Send + Sync + 'static> WorkerBuilder<S> {
         self
     }
 
+    /// How long a running job may go without its worker's heartbeat before another worker
+    /// takes it over (default 30 s, at least 300 ms). A live worker renews its jobs every third
+    /// of it, so long jobs are never taken over; a worker that died or froze loses its jobs
+    /// after it.
+    pub fn visibility_timeout(mut self, timeout: Duration) -> Self {
+        self.config.visibility_timeout = timeout;
+        self
+    }
+
+    /// Deliveries after which a job whose worker keeps dying or freezing while running it goes
+    /// to the dead stream as `stalled N times` (default 5).
+    pub fn max_deliveries(mut self, n: u32) -> Self {
+        self.config.max_deliveries = n;
+        self
+    }
+
+    /// Retry limit for jobs whose job and task set none (default 3).
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.config.max_retries = retries;
+        self
+    }
+
+    /// Timeout of one attempt for jobs whose job and task set none (default 30 min).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.config.timeout = timeout;
+        self
+    }
+
+    /// Registers `handler` for task `name` with defaults of its own (retry limit, timeout)
+    /// for the jobs that set none.
+    ///
+    /// ```no_run
+    /// use streamworker::{TaskError, TaskOptions, Worker};
+    ///
+    /// async fn charge(order: u64) -> Result<(), TaskError> { Ok(()) }
+    ///
+    /// let worker = Worker::builder("redis://127.0.0.1:6379")
+    ///     .group("payments")
+    ///     .task_with("charge", charge, TaskOptions::new().max_retries(10))
+    ///     .build();
+    /// ```
+    pub fn task_with<H, M>(mut self, name: &str, handler: H, options: TaskOptions) -> Self
+    where
+        H: Handler<S, M>,
+    {
+        self.registry.add(name, handler);
+        self.registry.set_options(name, options);
+        self
+    }
+
     /// Registers `handler` for task `name`. Registering a name twice makes
     /// [`build`](Self::build) fail with [`Error::DuplicateTask`] naming both handlers.
     pub fn task<H, M>(mut self, name: &str, handler: H) -> Self
@@ -232,6 +316,19 @@ impl<S: Clone + Send + Sync + 'static> WorkerBuilder<S> {
         }
         if self.config.concurrency == 0 {
             return Err(Error::Config("concurrency must be at least 1".into()));
+        }
+        if self.config.visibility_timeout < MIN_VISIBILITY_TIMEOUT {
+            return Err(Error::Config(format!(
+                "visibility timeout {} is too short: use at least {}",
+                humantime::format_duration(self.config.visibility_timeout),
+                humantime::format_duration(MIN_VISIBILITY_TIMEOUT)
+            )));
+        }
+        if self.config.timeout.is_zero() {
+            return Err(Error::Config("timeout must be more than 0".into()));
+        }
+        if self.config.max_deliveries == 0 {
+            return Err(Error::Config("max deliveries must be at least 1".into()));
         }
         if self.registry.is_empty() {
             return Err(Error::Config(
@@ -301,6 +398,8 @@ pub(crate) struct Shared<S> {
     pub(crate) layers: Arc<[Arc<dyn Middleware>]>,
     /// Jobs whose handler is running, by (group, entry id): what a stop hands back.
     pub(crate) running: Mutex<HashMap<(GroupName, String), executor::Running>>,
+    /// Whether Redis answers; logs each outage once.
+    pub(crate) connectivity: Arc<Connectivity>,
 }
 
 impl<S: Clone + Send + Sync + 'static> Worker<S> {
@@ -317,6 +416,7 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
         let pool = redis::pool(&self.url, self.config.concurrency.clamp(4, 64))?;
         let broker = Broker::new(pool, Some(self.url.clone()));
         broker.ping().await?;
+        preflight::check(&broker, &redis::redact_url(&self.url)).await?;
         let all_keys: Vec<Keys> = self.groups.iter().map(Keys::new).collect();
         for keys in &all_keys {
             broker.ensure_groups(keys).await?;
@@ -327,9 +427,13 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
             tasks = ?self.registry.names(),
             concurrency = config.concurrency,
             consumer = %config.consumer,
+            visibility_timeout = %humantime::format_duration(config.visibility_timeout),
+            max_deliveries = config.max_deliveries,
+            shutdown_grace = %humantime::format_duration(config.shutdown_grace),
             redis = %redis::redact_url(&self.url),
             "worker started"
         );
+        let connectivity = Arc::new(Connectivity::default());
         let shared = Arc::new(Shared {
             broker: broker.clone(),
             config: config.clone(),
@@ -337,6 +441,7 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
             registry: self.registry,
             layers: self.layers,
             running: Mutex::new(HashMap::new()),
+            connectivity: connectivity.clone(),
         });
 
         let stop_fetching = CancellationToken::new();
@@ -346,12 +451,25 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
         let (done_tx, done_rx) = mpsc::unbounded_channel::<Completion>();
 
         let finisher = tokio::spawn(
-            finisher::Finisher::new(broker.clone(), config.consumer.clone(), done_rx).run(),
+            finisher::Finisher {
+                broker: broker.clone(),
+                consumer: config.consumer.clone(),
+                connectivity: connectivity.clone(),
+                give_up_after: config.visibility_timeout,
+                outcomes: done_rx,
+            }
+            .run(),
         );
+        let launcher = launch::Launcher {
+            shared: shared.clone(),
+            jobs: jobs.clone(),
+            done: done_tx.clone(),
+        };
         let wakes: Vec<Arc<Notify>> = all_keys.iter().map(|_| Arc::new(Notify::new())).collect();
         let listener = tokio::spawn(
             WakeListener::new(
                 client.clone(),
+                connectivity.clone(),
                 all_keys
                     .iter()
                     .map(Keys::wake_channel)
@@ -360,26 +478,41 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
             )
             .run(stop_background.clone()),
         );
+        let heartbeat = tokio::spawn(
+            heartbeat::Heartbeat {
+                shared: shared.clone(),
+            }
+            .run(stop_background.clone()),
+        );
         let mut promoters = Vec::new();
         let mut fetchers = Vec::new();
         for (keys, wake) in all_keys.iter().zip(wakes) {
-            let promoter = Promoter::new(broker.clone(), keys.clone(), wake, config.promote_batch);
+            let promoter = Promoter::new(
+                broker.clone(),
+                keys.clone(),
+                wake,
+                config.promote_batch,
+                connectivity.clone(),
+            );
             promoters.push(tokio::spawn(promoter.run(stop_background.clone())));
             let fetcher = fetcher::Fetcher {
-                shared: shared.clone(),
+                launcher: launcher.clone(),
                 client: client.clone(),
                 keys: keys.clone(),
                 slots: slots.clone(),
-                jobs: jobs.clone(),
-                done: done_tx.clone(),
             };
             fetchers.push(tokio::spawn(fetcher.run(stop_fetching.clone())));
         }
+        fetchers.push(tokio::spawn(
+            reaper::Reaper::new(launcher, all_keys.clone(), slots.clone())
+                .run(stop_fetching.clone()),
+        ));
         drop(done_tx);
 
         shutdown.await;
-        // Phase one: stop taking work. Fetchers finish the read in flight (bounded by BLOCK)
-        // and exit; nothing new starts after this.
+        // Phase one: stop taking work. Fetchers finish the read in flight (bounded by BLOCK),
+        // the reaper its pass, and they exit; nothing new starts after this. Heartbeats go on
+        // until the last job is finished or handed back.
         tracing::info!("stopping: no new jobs are fetched");
         stop_fetching.cancel();
         for f in fetchers {
@@ -399,6 +532,7 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
         // by whichever worker is still running.
         let _ = finisher.await;
         stop_background.cancel();
+        let _ = heartbeat.await;
         for p in promoters {
             let _ = p.await;
         }

@@ -1,0 +1,137 @@
+//! What a worker checks about its Redis at start-up: version, eviction policy, persistence.
+
+use super::Broker;
+use crate::error::{Error, Result};
+use deadpool_redis::redis;
+
+/// Facts about the Redis server, read from INFO (and CONFIG GET where the ACL allows it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ServerFacts {
+    /// `redis_version`, e.g. `7.0.15`.
+    pub(crate) version: String,
+    /// `maxmemory_policy`, e.g. `noeviction`.
+    pub(crate) maxmemory_policy: String,
+    /// Whether the append-only file is on.
+    pub(crate) aof: bool,
+    /// `appendfsync` (`always`, `everysec`, `no`), when CONFIG GET is allowed.
+    pub(crate) appendfsync: Option<String>,
+    /// RDB snapshot rules (`save`), when CONFIG GET is allowed; empty means none.
+    pub(crate) save: Option<String>,
+}
+
+impl ServerFacts {
+    /// Reads the facts out of an `INFO` reply plus the optional CONFIG values.
+    pub(crate) fn parse(info: &str, appendfsync: Option<String>, save: Option<String>) -> Self {
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        ServerFacts {
+            version: field("redis_version"),
+            maxmemory_policy: field("maxmemory_policy"),
+            aof: field("aof_enabled") == "1",
+            appendfsync,
+            save,
+        }
+    }
+
+    /// The version as (major, minor, patch); zeros for parts that do not parse.
+    pub(crate) fn version_triple(&self) -> (u32, u32, u32) {
+        let mut parts = self.version.split('.').map(|p| p.parse().unwrap_or(0));
+        (
+            parts.next().unwrap_or(0),
+            parts.next().unwrap_or(0),
+            parts.next().unwrap_or(0),
+        )
+    }
+
+    /// One phrase saying what survives a crash of this Redis.
+    pub(crate) fn persistence(&self) -> String {
+        let snapshots = match self.save.as_deref() {
+            Some("") => " without RDB snapshots",
+            Some(_) => " with RDB snapshots",
+            None => "",
+        };
+        match (self.aof, self.appendfsync.as_deref()) {
+            (true, Some("always")) => format!(
+                "AOF, appendfsync always{snapshots}: every acknowledged write survives a crash"
+            ),
+            (true, Some(policy)) => format!(
+                "AOF, appendfsync {policy}{snapshots}: a crash can lose about the last second of writes"
+            ),
+            (true, None) => format!(
+                "AOF on{snapshots} (fsync policy unknown: CONFIG GET is not allowed for this user)"
+            ),
+            (false, _) if snapshots == " with RDB snapshots" => {
+                "RDB snapshots only: a crash loses every write since the last snapshot".into()
+            }
+            (false, Some(_)) => {
+                "no persistence: a restart of Redis loses every job it holds".into()
+            }
+            (false, None) => {
+                "AOF off (snapshot rules unknown: CONFIG GET is not allowed for this user)".into()
+            }
+        }
+    }
+}
+
+impl Broker {
+    /// Reads the server's [`ServerFacts`]. CONFIG GET is optional: an ACL that denies it
+    /// leaves the fsync and snapshot settings unknown.
+    pub(crate) async fn server_facts(&self) -> Result<ServerFacts> {
+        let mut conn = self.conn().await?;
+        let mut info = String::new();
+        for section in ["server", "persistence", "memory"] {
+            let text: String = redis::cmd("INFO")
+                .arg(section)
+                .query_async(&mut conn)
+                .await
+                .map_err(Error::redis("INFO"))?;
+            info.push_str(&text);
+        }
+        let config = |name: &'static str| {
+            let mut cmd = redis::cmd("CONFIG");
+            cmd.arg("GET").arg(name);
+            cmd
+        };
+        let appendfsync = config_value(config("appendfsync").query_async(&mut conn).await);
+        let save = config_value(config("save").query_async(&mut conn).await);
+        Ok(ServerFacts::parse(&info, appendfsync, save))
+    }
+}
+
+/// The value of a `CONFIG GET name` reply, or `None` when it was refused.
+fn config_value(reply: redis::RedisResult<Vec<String>>) -> Option<String> {
+    reply.ok().and_then(|pair| pair.into_iter().nth(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INFO: &str = "# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\n# Persistence\r\naof_enabled:1\r\n# Memory\r\nmaxmemory_policy:allkeys-lru\r\n";
+
+    #[test]
+    fn reads_version_policy_and_persistence() {
+        let facts = ServerFacts::parse(INFO, Some("always".into()), Some(String::new()));
+        assert_eq!(facts.version, "7.0.15");
+        assert_eq!(facts.version_triple(), (7, 0, 15));
+        assert_eq!(facts.maxmemory_policy, "allkeys-lru");
+        assert!(facts.aof);
+        assert!(
+            facts
+                .persistence()
+                .starts_with("AOF, appendfsync always without RDB")
+        );
+        let none = ServerFacts::parse(
+            "redis_version:7.2.4\r\naof_enabled:0\r\n",
+            Some("everysec".into()),
+            Some(String::new()),
+        );
+        assert!(none.persistence().starts_with("no persistence"));
+        let denied = ServerFacts::parse("aof_enabled:1\r\n", None, None);
+        assert!(denied.persistence().contains("fsync policy unknown"));
+    }
+}

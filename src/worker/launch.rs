@@ -1,0 +1,41 @@
+//! Starts a job task for each delivered entry, whoever delivered it (the fetcher's fresh reads
+//! or the reaper's take-overs), and routes its outcome to the finisher.
+
+use super::Shared;
+use super::executor::{self, Completion};
+use crate::broker::Delivery;
+use crate::keys::Keys;
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio_util::task::TaskTracker;
+
+/// Spawns job tasks; see the module doc.
+pub(crate) struct Launcher<S> {
+    pub(crate) shared: Arc<Shared<S>>,
+    pub(crate) jobs: TaskTracker,
+    pub(crate) done: mpsc::UnboundedSender<Completion>,
+}
+
+impl<S> Clone for Launcher<S> {
+    fn clone(&self) -> Self {
+        Launcher {
+            shared: self.shared.clone(),
+            jobs: self.jobs.clone(),
+            done: self.done.clone(),
+        }
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> Launcher<S> {
+    /// Runs `delivery` in a task of its own; `slot` is released when its handler is done.
+    pub(crate) fn launch(&self, keys: Keys, delivery: Delivery, slot: OwnedSemaphorePermit) {
+        let shared = self.shared.clone();
+        let done = self.done.clone();
+        self.jobs.spawn(async move {
+            if let Some(completion) = executor::execute(shared, keys, delivery, slot).await {
+                // The finisher outlives every job task, so the send cannot fail.
+                let _ = done.send(completion);
+            }
+        });
+    }
+}

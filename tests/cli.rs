@@ -5,11 +5,10 @@ mod support;
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use streamworker::{Client, JobId, JobState};
+use support::process::WorkerProcess;
 use support::{RedisServer, pending_count, stream_entries, unique_group, wait_until};
 
 /// How long any awaited condition may take before the test fails.
@@ -127,74 +126,6 @@ fn assert_ulid(id: &str) {
         id.len() == 26 && id.chars().all(|c| CROCKFORD.contains(c)) && id.as_bytes()[0] <= b'7',
         "{id:?} is not a ULID"
     );
-}
-
-/// A worker process, killed (and its log printed, if the test failed) when dropped.
-struct WorkerProcess {
-    child: Child,
-    log: PathBuf,
-}
-
-impl WorkerProcess {
-    /// Starts `streamworker --redis URL ARGS...` with `OUT=out` in its environment (inherited
-    /// by the commands it runs) and its log in `out/worker-N.log`.
-    fn start(redis: &RedisServer, out: &Path, args: &[&str]) -> WorkerProcess {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let log = out.join(format!("worker-{}.log", N.fetch_add(1, Ordering::Relaxed)));
-        let child = Command::new(support::bin())
-            .arg("--redis")
-            .arg(redis.url())
-            .args(args)
-            .env_remove("REDIS_URL")
-            .env("RUST_LOG", "info")
-            .env("OUT", out)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start the worker");
-        WorkerProcess { child, log }
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn is_running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    /// Sends `signal` (TERM, INT) to the worker's pid only, with the `kill` command.
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{signal} failed");
-    }
-
-    /// Waits for the process to exit.
-    async fn exit_status(&mut self) -> ExitStatus {
-        let mut status = None;
-        let child = &mut self.child;
-        until("the worker process to exit", || {
-            status = status.or_else(|| child.try_wait().unwrap());
-            status.is_some()
-        })
-        .await;
-        status.unwrap()
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- worker log {} ---\n{}", self.log.display(), self.log());
-        }
-    }
 }
 
 /// `enqueue` prints a ULID and stores the job where its flags say (stream, delayed set, status).
@@ -359,8 +290,11 @@ async fn an_exec_worker_gives_the_command_args_on_stdin_and_job_facts_in_its_env
         "{typed:?}"
     );
 
-    let mut worker =
-        WorkerProcess::start(&redis, out.path(), &["--group", &group, "--exec", RECORD]);
+    let mut worker = WorkerProcess::start(
+        &redis.url(),
+        out.path(),
+        &["--group", &group, "--exec", RECORD],
+    );
     until("the redis-cli job to finish", || {
         xlen(&mut conn, &stream) == 0
     })
@@ -435,7 +369,7 @@ async fn exec_stdout_becomes_the_kept_result() {
     )
     .await;
     let _worker = WorkerProcess::start(
-        &redis,
+        &redis.url(),
         out.path(),
         &[
             "--group",
@@ -488,7 +422,7 @@ async fn a_failing_command_is_retried_then_dead_with_its_stderr_and_the_worker_g
     let mut conn = redis.conn();
     let exec = r#"sh -c 'echo "$STREAMWORKER_ATTEMPT" >> "$OUT/$STREAMWORKER_JOB_ID.attempts"; if [ "$STREAMWORKER_TASK" = flaky ]; then echo boom >&2; exit 3; fi; cat > "$OUT/$STREAMWORKER_JOB_ID.json"'"#;
     let mut worker = WorkerProcess::start(
-        &redis,
+        &redis.url(),
         out.path(),
         &["--group", &group, "--retry-backoff", "10ms", "--exec", exec],
     );
@@ -576,7 +510,11 @@ async fn job_data_cannot_inject_commands() {
 
     let copy = dir.path().join("stdin.json");
     let exec = format!("tee {}", shell_words::quote(copy.to_str().unwrap()));
-    let _worker = WorkerProcess::start(&redis, dir.path(), &["--group", &group, "--exec", &exec]);
+    let _worker = WorkerProcess::start(
+        &redis.url(),
+        dir.path(),
+        &["--group", &group, "--exec", &exec],
+    );
 
     let args = serde_json::json!({
         "subst": format!("$(touch {d}/pwned-subst)"),
@@ -626,7 +564,7 @@ async fn sigterm_lets_the_running_job_finish_then_exits_0() {
     let stream = key(&group, "default");
     let mut conn = redis.conn();
     let mut worker = WorkerProcess::start(
-        &redis,
+        &redis.url(),
         out.path(),
         &["--group", &group, "--exec", BLOCK_UNTIL_GO],
     );
@@ -641,7 +579,7 @@ async fn sigterm_lets_the_running_job_finish_then_exits_0() {
     assert!(worker.is_running(), "the worker waits for its running job");
 
     fs::write(out.path().join("go"), "").unwrap();
-    let status = worker.exit_status().await;
+    let status = worker.exit_status(WAIT).await;
     assert_eq!(status.code(), Some(0), "{status}");
     assert!(worker.log().contains("SIGTERM received"));
     let record = hash(&mut conn, &key(&group, &format!("job:{id}")));
@@ -667,14 +605,17 @@ async fn sigint_stops_an_idle_worker_with_exit_0() {
     let out = tempfile::tempdir().unwrap();
     let stream = key(&group, "default");
     let mut conn = redis.conn();
-    let mut worker =
-        WorkerProcess::start(&redis, out.path(), &["--group", &group, "--exec", "true"]);
+    let mut worker = WorkerProcess::start(
+        &redis.url(),
+        out.path(),
+        &["--group", &group, "--exec", "true"],
+    );
 
     // A processed job shows the worker is up (its signal handlers installed).
     enqueue(&redis, &group, &["--task", "noop"]).await;
     until("the job to finish", || xlen(&mut conn, &stream) == 0).await;
     worker.signal("INT");
-    let status = worker.exit_status().await;
+    let status = worker.exit_status(WAIT).await;
     assert_eq!(status.code(), Some(0), "{status}");
     assert!(worker.log().contains("SIGINT received"));
     assert_eq!(pending_count(&mut conn, &stream, &group), 0);
@@ -698,10 +639,10 @@ async fn a_job_running_past_the_grace_period_is_handed_back_and_run_by_the_next_
     ];
 
     let id = enqueue(&redis, &group, &["--task", "slow", "--args", r#"{"n":1}"#]).await;
-    let mut first = WorkerProcess::start(&redis, out.path(), &flags);
+    let mut first = WorkerProcess::start(&redis.url(), out.path(), &flags);
     until("the job to start", || out.path().join("started").exists()).await;
     first.signal("TERM");
-    let status = first.exit_status().await;
+    let status = first.exit_status(WAIT).await;
     assert_eq!(status.code(), Some(0), "{status}");
 
     let entries = stream_entries(&mut conn, &stream);
@@ -713,7 +654,7 @@ async fn a_job_running_past_the_grace_period_is_handed_back_and_run_by_the_next_
     assert_eq!(pending_count(&mut conn, &stream, &group), 0);
 
     fs::write(out.path().join("go"), "").unwrap();
-    let _second = WorkerProcess::start(&redis, out.path(), &flags);
+    let _second = WorkerProcess::start(&redis.url(), out.path(), &flags);
     until("the next worker to finish the job", || {
         xlen(&mut conn, &stream) == 0
     })

@@ -42,7 +42,7 @@ impl ExecHandler {
     pub(crate) async fn run(&self, payload: Payload, ctx: JobContext) -> JobResult {
         let json = payload
             .to_json()
-            .map_err(|e| TaskError::fatal(format!("args do not decode: {e}")))?;
+            .map_err(|e| TaskError::fatal(format!("args cannot be read as JSON: {e}")))?;
         let mut child = Command::new(&self.program)
             .args(&self.args)
             .env("STREAMWORKER_JOB_ID", ctx.job_id())

@@ -85,6 +85,10 @@ struct WorkArgs {
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30m")]
     timeout: Duration,
 
+    /// Largest job args accepted, in bytes; larger jobs go to the dead stream undecoded
+    #[arg(long, default_value_t = crate::job::DEFAULT_MAX_PAYLOAD_BYTES)]
+    max_payload_bytes: usize,
+
     /// Deliveries after which a job whose worker keeps dying while running it goes to the
     /// dead stream as "stalled N times"
     #[arg(long, default_value_t = 5)]

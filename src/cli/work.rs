@@ -20,6 +20,7 @@ where
         .visibility_timeout(args.visibility_timeout)
         .max_deliveries(args.max_deliveries)
         .max_retries(args.max_retries)
+        .max_payload_bytes(args.max_payload_bytes)
         .timeout(args.timeout)
         .backoff(Backoff::new(args.retry_backoff, Duration::from_secs(600)));
     for g in &args.groups {

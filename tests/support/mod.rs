@@ -2,6 +2,8 @@
 //! helpers to wait on conditions and to run the built binary.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

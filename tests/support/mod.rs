@@ -16,6 +16,8 @@ pub struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
     args: Vec<String>,
+    /// Serves TLS only, with this server certificate and key, when set.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl RedisServer {
@@ -26,12 +28,22 @@ impl RedisServer {
 
     /// Starts a server with extra `redis-server` arguments (e.g. `["--appendonly", "yes"]`).
     pub fn start_with(args: &[&str]) -> RedisServer {
+        RedisServer::start_inner(args, None)
+    }
+
+    /// Starts a server that speaks TLS only (no plaintext port), with `cert` and `key`.
+    pub fn start_tls(cert: &Path, key: &Path) -> RedisServer {
+        RedisServer::start_inner(&[], Some((cert.to_path_buf(), key.to_path_buf())))
+    }
+
+    fn start_inner(args: &[&str], tls: Option<(PathBuf, PathBuf)>) -> RedisServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut server = RedisServer {
             child: None,
             port: 0,
             dir,
             args: args.iter().map(|s| s.to_string()).collect(),
+            tls,
         };
         for _ in 0..5 {
             server.port = free_port();
@@ -45,9 +57,18 @@ impl RedisServer {
     fn spawn(&mut self) -> bool {
         let bin = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
         let mut cmd = Command::new(bin);
-        cmd.arg("--port")
-            .arg(self.port.to_string())
-            .arg("--bind")
+        match &self.tls {
+            None => cmd.arg("--port").arg(self.port.to_string()),
+            Some((cert, key)) => cmd
+                .args(["--port", "0", "--tls-port"])
+                .arg(self.port.to_string())
+                .arg("--tls-cert-file")
+                .arg(cert)
+                .arg("--tls-key-file")
+                .arg(key)
+                .args(["--tls-auth-clients", "no"]),
+        };
+        cmd.arg("--bind")
             .arg("127.0.0.1")
             .arg("--dir")
             .arg(self.dir.path())
@@ -72,7 +93,11 @@ impl RedisServer {
                 self.child = None;
                 return false;
             }
-            if let Ok(client) = redis::Client::open(self.url())
+            if self.tls.is_some() {
+                if self.log().contains("Ready to accept connections") {
+                    return true;
+                }
+            } else if let Ok(client) = redis::Client::open(self.url())
                 && let Ok(mut conn) = client.get_connection()
                 && redis::cmd("PING").query::<String>(&mut conn).is_ok()
             {
@@ -83,9 +108,14 @@ impl RedisServer {
         false
     }
 
-    /// `redis://127.0.0.1:PORT`
+    /// `redis://127.0.0.1:PORT` (`rediss://` for a TLS server)
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     pub fn port(&self) -> u16 {

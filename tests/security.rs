@@ -1,0 +1,280 @@
+//! Credentials and transport: the README's restricted ACL user runs the whole lifecycle, a
+//! wrong password is a clear error that never prints the password, and a TLS-only Redis is
+//! served over `rediss://` with certificate verification and no plaintext fallback.
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+use support::process::WorkerProcess;
+use support::{RedisServer, unique_group, wait_until};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// An `--exec` command that records each job's task in `$OUT/ran`, and fails task `fail`.
+const EXEC: &str =
+    r#"sh -c 'echo "$STREAMWORKER_TASK" >> "$OUT/ran"; [ "$STREAMWORKER_TASK" != fail ]'"#;
+
+/// Runs `streamworker ARGS` to completion with `env`.
+fn cli(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(support::bin())
+        .args(args)
+        .env_remove("REDIS_URL")
+        .env_remove("SSL_CERT_FILE")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("streamworker runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn ran(out: &Path) -> Vec<String> {
+    fs::read_to_string(out.join("ran"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The `ACL SETUSER` line the README documents, with `password` in place of `PASSWORD`.
+fn readme_acl_line(password: &str) -> Vec<String> {
+    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.trim_start().starts_with("ACL SETUSER streamworker "))
+        .expect("README.md documents the ACL SETUSER line");
+    line.split_whitespace()
+        .map(|w| w.replace(">PASSWORD", &format!(">{password}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_documented_acl_user_runs_the_whole_lifecycle() {
+    let redis = RedisServer::start();
+    let mut admin = redis.conn();
+    let acl = readme_acl_line("s3cret-pw");
+    let _: () = redis::cmd(&acl[0])
+        .arg(&acl[1..])
+        .query(&mut admin)
+        .unwrap();
+    let url = format!("redis://streamworker:s3cret-pw@127.0.0.1:{}", redis.port());
+    let group = unique_group("acl");
+    let out = tempfile::tempdir().unwrap();
+
+    for flags in [
+        &["--task", "now", "--keep-result", "1h"][..],
+        &["--task", "later", "--delay", "300ms"],
+        &["--task", "fail"],
+    ] {
+        let mut args = vec!["--redis", &url, "enqueue", "--group", &group];
+        args.extend_from_slice(flags);
+        let enqueued = cli(&args, &[]);
+        assert!(enqueued.status.success(), "{}", text(&enqueued.stderr));
+    }
+    let _worker = WorkerProcess::start(
+        &url,
+        out.path(),
+        &[
+            "--group",
+            &group,
+            "--exec",
+            EXEC,
+            "--max-retries",
+            "1",
+            "--retry-backoff",
+            "50ms",
+            "--visibility-timeout",
+            "1s",
+        ],
+    );
+    let dead = format!("streamworker:{{{group}}}:dead");
+    wait_until(WAIT, "all three jobs run and the failing one dead", || {
+        let mut tasks = ran(out.path());
+        tasks.sort();
+        let dead_len: usize = redis::cmd("XLEN").arg(&dead).query(&mut admin).unwrap();
+        async move { tasks == ["fail", "fail", "later", "now"] && dead_len == 1 }
+    })
+    .await;
+    // Nothing outside the streamworker keys is reachable with this user.
+    let mut limited = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let denied = redis::cmd("GET")
+        .arg("other-app:key")
+        .query::<Option<String>>(&mut limited);
+    let denied = denied.unwrap_err().to_string();
+    assert!(
+        denied.contains("NOPERM") || denied.contains("permission"),
+        "{denied}"
+    );
+    let flush = redis::cmd("FLUSHALL").query::<()>(&mut limited);
+    let flush = flush.unwrap_err().to_string();
+    assert!(
+        flush.contains("NOPERM") || flush.contains("permission"),
+        "{flush}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_a_clear_error_without_the_password() {
+    let redis = RedisServer::start();
+    let acl = readme_acl_line("right-pw");
+    let _: () = redis::cmd(&acl[0])
+        .arg(&acl[1..])
+        .query(&mut redis.conn())
+        .unwrap();
+    let url = format!("redis://streamworker:wrong-pw@127.0.0.1:{}", redis.port());
+    let group = unique_group("wrongpw");
+
+    let enqueued = cli(
+        &["--redis", &url, "enqueue", "--group", &group, "--task", "t"],
+        &[],
+    );
+    let worker = cli(&["--redis", &url, "--group", &group, "--exec", "true"], &[]);
+    for out in [enqueued, worker] {
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("check the user name and password"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("streamworker:***@"), "{stderr}");
+        assert!(
+            !stderr.contains("wrong-pw"),
+            "the password is never printed: {stderr}"
+        );
+    }
+}
+
+/// Makes a CA and a server certificate for 127.0.0.1 signed by it, with `openssl`.
+fn make_certificates(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("openssl must be installed (apt-get install openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            text(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"],
+        &ec[..],
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=streamworker test CA",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"],
+        &ec[..],
+        &[
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    ]
+    .concat());
+    fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+}
+
+#[tokio::test]
+async fn a_tls_only_redis_is_served_over_rediss_with_verification() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certificates(certs.path());
+    let redis = RedisServer::start_tls(
+        &certs.path().join("server.pem"),
+        &certs.path().join("server.key"),
+    );
+    let url = redis.url();
+    assert!(url.starts_with("rediss://"));
+    let ca = certs.path().join("ca.pem");
+    let trust = [("SSL_CERT_FILE", ca.to_str().unwrap())];
+    let group = unique_group("tls");
+    let out = tempfile::tempdir().unwrap();
+
+    // Without the CA trusted, the certificate is refused: a clear error, no plaintext retry.
+    let untrusted = cli(
+        &["--redis", &url, "enqueue", "--group", &group, "--task", "t"],
+        &[],
+    );
+    let stderr = text(&untrusted.stderr);
+    assert_eq!(untrusted.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("certificate"), "{stderr}");
+    // A plaintext URL to the TLS port does not get through either.
+    let plaintext = url.replacen("rediss://", "redis://", 1);
+    let plain = cli(
+        &[
+            "--redis", &plaintext, "enqueue", "--group", &group, "--task", "t",
+        ],
+        &[],
+    );
+    assert_eq!(plain.status.code(), Some(1), "{}", text(&plain.stderr));
+
+    let enqueued = cli(
+        &[
+            "--redis", &url, "enqueue", "--group", &group, "--task", "over-tls",
+        ],
+        &trust,
+    );
+    assert!(enqueued.status.success(), "{}", text(&enqueued.stderr));
+    let _worker = WorkerProcess::start_env(
+        &url,
+        out.path(),
+        &["--group", &group, "--exec", EXEC],
+        &trust,
+    );
+    wait_until(WAIT, "the job run over TLS", || {
+        let done = ran(out.path()) == ["over-tls"];
+        async move { done }
+    })
+    .await;
+}

@@ -589,3 +589,43 @@ async fn malformed_entries_are_dead_lettered_and_the_worker_goes_on() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "4");
 }
+
+/// Start-up check: a Redis that may evict keys is refused, with the fix in the message.
+#[tokio::test]
+async fn a_worker_refuses_a_redis_that_evicts_keys() {
+    let scene = Scene::new(
+        RedisServer::start_with(&["--maxmemory-policy", "allkeys-lru"]),
+        "evicting",
+    );
+    let mut worker = scene.worker(&[]);
+    let status = worker.exit_status(WAIT).await;
+    assert_eq!(status.code(), Some(1));
+    let log = worker.log();
+    assert!(log.contains("maxmemory-policy allkeys-lru"), "{log}");
+    assert!(
+        log.contains("CONFIG SET maxmemory-policy noeviction"),
+        "{log}"
+    );
+}
+
+/// A Redis restarted without persistence lost the consumer groups: the worker recreates them,
+/// says so as an error, and serves new jobs without a restart of its own.
+#[tokio::test]
+async fn groups_lost_with_redis_data_are_recreated_loudly() {
+    let mut scene = Scene::new(RedisServer::start(), "nogroup");
+    let mut worker = scene.worker(&[]);
+    let before = scene.enqueue("sleep-0", 1).await;
+    scene.until_all_in_state(&before, "succeeded", WAIT).await;
+    scene.redis.restart();
+    wait_until(WAIT, "the worker to report the recreated groups", || {
+        let said = worker
+            .log()
+            .contains("consumer group was missing and has been recreated");
+        async move { said }
+    })
+    .await;
+    let after = scene.enqueue("sleep-0", 1).await;
+    scene.until_all_in_state(&after, "succeeded", WAIT).await;
+    assert!(worker.is_running());
+    scene.assert_drained();
+}

@@ -476,3 +476,178 @@ fn hand_back_requeues_owned_entries_with_their_id_and_queued_status() {
     assert_eq!(fields.get("state").map(String::as_str), Some("queued"));
     assert!(!fields.contains_key("consumer"), "{fields:?}");
 }
+
+/// `(owner, idle ms, times delivered)` of entry `id` in `stream`'s pending list.
+fn pending_entry(conn: &mut Connection, stream: &str, id: &str) -> Option<(String, i64, i64)> {
+    let rows: Vec<(String, String, i64, i64)> = redis::cmd("XPENDING")
+        .arg(stream)
+        .arg(G)
+        .arg(id)
+        .arg(id)
+        .arg(1)
+        .query(conn)
+        .unwrap();
+    rows.into_iter().next().map(|(_, c, idle, n)| (c, idle, n))
+}
+
+/// Makes entry `id`, pending for `consumer`, look idle for `ms` (without counting a delivery).
+fn age(conn: &mut Connection, stream: &str, consumer: &str, id: &str, ms: u64) {
+    let _: Value = redis::cmd("XCLAIM")
+        .arg(stream)
+        .arg(G)
+        .arg(consumer)
+        .arg(0)
+        .arg(id)
+        .arg("IDLE")
+        .arg(ms)
+        .arg("JUSTID")
+        .query(conn)
+        .unwrap();
+}
+
+#[test]
+fn reap_takes_over_only_stalled_entries_and_reports_deleted_ones() {
+    let (_redis, mut conn) = setup();
+    let stalled = xadd(&mut conn, DEFAULT, &[("task", "t"), ("args", "{}")]);
+    let gone = xadd(&mut conn, DEFAULT, &[("task", "t"), ("args", "{}")]);
+    let fresh = xadd(&mut conn, DEFAULT, &[("task", "t"), ("args", "{}")]);
+    deliver(&mut conn, DEFAULT, "dead-worker", 3);
+    age(&mut conn, DEFAULT, "dead-worker", &stalled, 60_000);
+    age(&mut conn, DEFAULT, "dead-worker", &gone, 60_000);
+    let _: i64 = redis::cmd("XDEL")
+        .arg(DEFAULT)
+        .arg(&gone)
+        .query(&mut conn)
+        .unwrap();
+
+    let reply: (String, Vec<Value>, Vec<String>) = script("reap")
+        .key(DEFAULT)
+        .arg(G)
+        .arg("reaper")
+        .arg(30_000)
+        .arg("0-0")
+        .arg(10)
+        .invoke(&mut conn)
+        .unwrap();
+    let (cursor, claimed, deleted) = reply;
+    assert_eq!(cursor, "0-0", "the whole pending list was scanned");
+    assert_eq!(deleted, vec![gone.clone()]);
+    assert_eq!(claimed.len(), 3, "one entry: id, fields, deliveries");
+    assert_eq!(
+        redis::from_redis_value::<String>(claimed[0].clone()).unwrap(),
+        stalled
+    );
+    let fields: HashMap<String, String> = redis::from_redis_value(claimed[1].clone()).unwrap();
+    assert_eq!(fields["task"], "t");
+    assert_eq!(
+        redis::from_redis_value::<i64>(claimed[2].clone()).unwrap(),
+        2
+    );
+
+    let (owner, idle, times) = pending_entry(&mut conn, DEFAULT, &stalled).unwrap();
+    assert_eq!((owner.as_str(), times), ("reaper", 2));
+    assert!(idle < 5_000, "claiming resets the idle time: {idle}");
+    assert_eq!(pending_entry(&mut conn, DEFAULT, &gone), None);
+    let (owner, _, times) = pending_entry(&mut conn, DEFAULT, &fresh).unwrap();
+    assert_eq!(
+        (owner.as_str(), times),
+        ("dead-worker", 1),
+        "a fresh entry is left alone"
+    );
+}
+
+#[test]
+fn heartbeat_renews_only_the_entries_this_consumer_still_owns() {
+    let (_redis, mut conn) = setup();
+    let mine = xadd(&mut conn, HIGH, &[("task", "t"), ("args", "{}")]);
+    let taken = xadd(&mut conn, LOW, &[("task", "t"), ("args", "{}")]);
+    deliver(&mut conn, HIGH, "me", 1);
+    deliver(&mut conn, LOW, "me", 1);
+    age(&mut conn, HIGH, "me", &mine, 60_000);
+    // Another worker's reaper took `taken` over while this one was frozen.
+    age(&mut conn, LOW, "other", &taken, 60_000);
+
+    let reply: Value = script("heartbeat")
+        .key(&STREAMS)
+        .arg(G)
+        .arg("me")
+        .arg(2)
+        .arg(1)
+        .arg(&mine)
+        .arg(3)
+        .arg(&taken)
+        .invoke(&mut conn)
+        .unwrap();
+    assert_eq!(codes(reply), vec![1, 0]);
+    let (owner, idle, times) = pending_entry(&mut conn, HIGH, &mine).unwrap();
+    assert_eq!(
+        (owner.as_str(), times),
+        ("me", 1),
+        "renewed without counting a delivery"
+    );
+    assert!(idle < 5_000, "the lease is renewed: idle {idle}");
+    let (owner, idle, _) = pending_entry(&mut conn, LOW, &taken).unwrap();
+    assert_eq!(owner, "other", "a lost entry is not stolen back");
+    assert!(idle >= 60_000);
+}
+
+#[test]
+fn prune_consumers_removes_only_consumers_that_own_nothing() {
+    let (_redis, mut conn) = setup();
+    xadd(&mut conn, DEFAULT, &[("task", "t"), ("args", "{}")]);
+    deliver(&mut conn, DEFAULT, "busy", 1);
+    for (stream, name) in [(DEFAULT, "idle"), (LOW, "idle"), (HIGH, "me")] {
+        let _: i64 = redis::cmd("XGROUP")
+            .arg("CREATECONSUMER")
+            .arg(stream)
+            .arg(G)
+            .arg(name)
+            .query(&mut conn)
+            .unwrap();
+    }
+
+    let removed: Vec<Value> = script("prune_consumers")
+        .key(&STREAMS)
+        .arg(G)
+        .arg(0)
+        .arg("me")
+        .invoke(&mut conn)
+        .unwrap();
+    let removed: Vec<String> = removed
+        .chunks(2)
+        .map(|pair| redis::from_redis_value(pair[1].clone()).unwrap())
+        .collect();
+    assert_eq!(
+        removed,
+        vec!["idle", "idle"],
+        "from the default and low streams"
+    );
+    let names = |conn: &mut Connection, stream: &str| -> Vec<String> {
+        let infos: Vec<HashMap<String, Value>> = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(stream)
+            .arg(G)
+            .query(conn)
+            .unwrap();
+        infos
+            .into_iter()
+            .map(|i| redis::from_redis_value(i["name"].clone()).unwrap())
+            .collect()
+    };
+    assert_eq!(
+        names(&mut conn, DEFAULT),
+        vec!["busy"],
+        "a consumer with pending entries stays"
+    );
+    assert_eq!(
+        names(&mut conn, HIGH),
+        vec!["me"],
+        "this worker is never removed"
+    );
+    assert!(names(&mut conn, LOW).is_empty());
+    assert_eq!(
+        pending_count(&mut conn, DEFAULT, G),
+        1,
+        "nothing pending was dropped"
+    );
+}

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use streamworker::{
-    Backoff, Client, Job, JobContext, JobState, Priority, State, TaskError, Worker,
+    Backoff, Client, Job, JobContext, JobState, Priority, State, TaskError, TaskOptions, Worker,
 };
 use support::{RedisServer, stream_entries, unique_group, wait_until};
 use tokio_util::sync::CancellationToken;
@@ -495,4 +495,42 @@ fn bad_worker_settings_say_what_to_do() {
         no_task.to_string().contains("no task registered"),
         "{no_task}"
     );
+}
+
+/// Retry limits come from the job, else its task's options, else the worker.
+#[tokio::test]
+async fn retry_limits_come_from_the_job_then_the_task_then_the_worker() {
+    let redis = RedisServer::start();
+    let group = unique_group("limits");
+    let client = Client::connect(&redis.url()).await.unwrap();
+    let worker = Worker::builder(redis.url())
+        .group(&group)
+        .backoff(Backoff::new(
+            Duration::from_millis(10),
+            Duration::from_millis(20),
+        ))
+        .max_retries(0)
+        .task_with("limited", always_fails, TaskOptions::new().max_retries(2))
+        .task("unlimited", always_fails)
+        .build()
+        .unwrap();
+    let stop = CancellationToken::new();
+    let handle = tokio::spawn(worker.run(stop.clone().cancelled_owned()));
+    let keep = Duration::from_secs(60);
+    let job = |task: &str| Job::new(&group, task, &tag("x")).unwrap().keep_result(keep);
+    let by_task = client.enqueue(job("limited")).await.unwrap();
+    let by_job = client.enqueue(job("limited").max_retries(1)).await.unwrap();
+    let by_worker = client.enqueue(job("unlimited")).await.unwrap();
+    let mut attempts = Vec::new();
+    for id in [&by_task, &by_job, &by_worker] {
+        let status = client
+            .wait_for_result(&group, id, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(status.state, JobState::Dead);
+        attempts.push(status.attempt);
+    }
+    stop.cancel();
+    handle.await.unwrap().unwrap();
+    assert_eq!(attempts, vec![3, 2, 1], "task 2 retries, job 1, worker 0");
 }

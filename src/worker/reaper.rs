@@ -132,6 +132,17 @@ impl<S: Clone + Send + Sync + 'static> Reaper<S> {
                 );
             }
             for delivery in page.claimed {
+                // An entry of this very worker that still runs here (its heartbeats failed
+                // for longer than the visibility timeout, e.g. while Redis was away): the
+                // claim renewed its lease; running it a second time would be a duplicate.
+                let running_here = shared
+                    .running
+                    .lock()
+                    .expect("running map")
+                    .contains_key(&(keys.group().clone(), delivery.entry_id.clone()));
+                if running_here {
+                    continue;
+                }
                 let slot = slots.split(1).expect("one slot per claimed entry");
                 self.launcher.launch(keys.clone(), delivery, slot);
             }

@@ -7,6 +7,7 @@
 -- KEYS[4]     delayed sorted set
 -- KEYS[5]     delayed payload hash
 -- KEYS[6..]   status hashes of the tracked jobs in the batch
+-- KEYS[last]  stats hash of the group (outcome counters per 10 s; see the end)
 -- ARGV[1]     consumer group name
 -- ARGV[2]     consumer name
 -- ARGV[3]     wake-up channel of the group's promoters
@@ -75,5 +76,21 @@ for j = 1, tonumber(ARGV[4]) do
 end
 if wake then
   redis.call('PUBLISH', ARGV[3], earliest_due)
+end
+
+-- Outcome counters for `status` and `top` (KEYS[last], the stats hash): field `retry:<slot>`,
+-- slot = Redis time / 10 s. The first count of a slot drops fields over an hour old, so the
+-- hash stays small; an idle group's hash expires after two hours.
+local counted = 0
+for _, r in ipairs(replies) do if r == 1 then counted = counted + 1 end end
+if counted > 0 then
+  local stats, slot = KEYS[#KEYS], math.floor(now_ms / 10000)
+  if redis.call('HINCRBY', stats, 'retry:' .. slot, counted) == counted then
+    for _, f in ipairs(redis.call('HKEYS', stats)) do
+      local s = tonumber(string.match(f, ':(%d+)$'))
+      if s and s < slot - 360 then redis.call('HDEL', stats, f) end
+    end
+  end
+  redis.call('PEXPIRE', stats, 7200000)
 end
 return replies

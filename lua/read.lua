@@ -2,13 +2,15 @@
 -- first, then default, then low, so a worker never takes more than its free slots.
 --
 -- KEYS[1..3]  priority streams: high, default, low
+-- KEYS[4]     pause flag of the group: while it exists nothing is delivered
 -- ARGV[1]     consumer group name
 -- ARGV[2]     consumer name
 -- ARGV[3]     COUNT: the most entries to deliver
 -- Returns: a flat array {priority index, entry id, fields, ...}; fields is the entry's
---          field/value array as XREADGROUP returns it.
+--          field/value array as XREADGROUP returns it. The integer 0 when the group is paused.
 -- Errors: NOGROUP when a stream or its consumer group is missing (the caller recreates it).
 
+if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
 local left = tonumber(ARGV[3])
 local out = {}
 for p = 1, 3 do

@@ -112,6 +112,26 @@ pub enum Error {
         id: String,
     },
 
+    /// No key of the group exists in Redis: a typo, or the wrong Redis.
+    #[error("unknown group {group:?}: {known}")]
+    UnknownGroup {
+        /// The group asked for.
+        group: String,
+        /// The groups that do exist, or a hint when there are none.
+        known: String,
+    },
+
+    /// A job id found in none of the places searched.
+    #[error("job {id} not found in group {group}: {searched}")]
+    UnknownJob {
+        /// The group.
+        group: String,
+        /// The job id (or entry id) asked for.
+        id: String,
+        /// Where it was looked for, and what that means.
+        searched: String,
+    },
+
     /// Redis replied with something streamworker did not expect.
     #[error("unexpected reply from Redis during {op}: {detail}")]
     Protocol {

@@ -124,6 +124,35 @@ impl Keys {
     pub(crate) fn wake_channel(&self) -> String {
         format!("{}wake", self.prefix)
     }
+
+    /// String whose presence pauses the group: workers stop fetching while it exists. Its
+    /// value is the Redis time in ms when the pause began.
+    pub(crate) fn paused(&self) -> String {
+        format!("{}paused", self.prefix)
+    }
+
+    /// Hash of outcome counters written by the finishing scripts, one field per kind and 10 s
+    /// slot: `<kind>:<slot>` (kind `ok`, `retry` or `dead`; slot = Redis time in ms / 10000).
+    pub(crate) fn stats(&self) -> String {
+        format!("{}stats", self.prefix)
+    }
+}
+
+/// SCAN pattern matching the keys that show a group exists (streams, delayed set, dead
+/// stream, pause flag), and not the per-job status hashes, which may be many.
+pub(crate) const GROUP_SCAN_PATTERN: &str = "streamworker:{*}:[^j]*";
+
+/// The group of `key` when it is one of the keys that show a group exists: a priority stream,
+/// the delayed set, the dead stream or the pause flag.
+pub(crate) fn group_of_key(key: &str) -> Option<GroupName> {
+    let rest = key.strip_prefix("streamworker:{")?;
+    let (group, suffix) = rest.split_once("}:")?;
+    let marks = ["high", "default", "low", "delayed", "dead", "paused"];
+    if marks.contains(&suffix) {
+        GroupName::new(group).ok()
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -144,6 +173,20 @@ mod tests {
         assert_eq!(keys.dead(), "streamworker:{emails}:dead");
         assert_eq!(keys.job("01J"), "streamworker:{emails}:job:01J");
         assert_eq!(keys.wake_channel(), "streamworker:{emails}:wake");
+        assert_eq!(keys.paused(), "streamworker:{emails}:paused");
+        assert_eq!(keys.stats(), "streamworker:{emails}:stats");
+    }
+
+    #[test]
+    fn groups_are_found_from_their_keys_only() {
+        let g = |k: &str| group_of_key(k).map(|g| g.to_string());
+        assert_eq!(g("streamworker:{emails}:default").as_deref(), Some("emails"));
+        assert_eq!(g("streamworker:{a.b-c}:dead").as_deref(), Some("a.b-c"));
+        assert_eq!(g("streamworker:{emails}:paused").as_deref(), Some("emails"));
+        assert_eq!(g("streamworker:{emails}:job:01J"), None);
+        assert_eq!(g("streamworker:{emails}:delayed:jobs"), None);
+        assert_eq!(g("streamworker:{em}ails}:default"), None);
+        assert_eq!(g("other:{emails}:default"), None);
     }
 
     #[test]

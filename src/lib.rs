@@ -32,11 +32,13 @@
 //! - [`Client`]: enqueue, bulk and atomic enqueue, status, wait for a result.
 //! - [`Worker`]: fetcher, executor and finisher per worker; promoter per group.
 //! - `broker`: the only code that sends commands to Redis; `scripts` embeds `lua/`.
+//! - [`admin`]: the operations queries and repairs (status, pending, dead, delayed, pause).
 //! - [`cli`]: the `streamworker` command line, reusable in your own binary.
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 #![forbid(unsafe_code)]
 
+pub mod admin;
 mod backoff;
 mod broker;
 pub mod cli;

@@ -55,6 +55,12 @@ impl fmt::Display for Priority {
     }
 }
 
+impl serde::Serialize for Priority {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// The error of parsing a [`Priority`].
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("unknown priority {0:?}: use high, default or low")]

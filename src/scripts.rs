@@ -62,6 +62,10 @@ pub(crate) struct Scripts {
     pub(crate) heartbeat: Lua,
     /// `lua/prune_consumers.lua`
     pub(crate) prune_consumers: Lua,
+    /// `lua/dead_retry.lua`
+    pub(crate) dead_retry: Lua,
+    /// `lua/run_now.lua`
+    pub(crate) run_now: Lua,
 }
 
 impl Scripts {
@@ -77,6 +81,8 @@ impl Scripts {
             reap: Lua::new(include_str!("../lua/reap.lua")),
             heartbeat: Lua::new(include_str!("../lua/heartbeat.lua")),
             prune_consumers: Lua::new(include_str!("../lua/prune_consumers.lua")),
+            dead_retry: Lua::new(include_str!("../lua/dead_retry.lua")),
+            run_now: Lua::new(include_str!("../lua/run_now.lua")),
         }
     }
 }

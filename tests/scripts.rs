@@ -15,6 +15,8 @@ const DELAYED: &str = "streamworker:{g}:delayed";
 const DELAYED_JOBS: &str = "streamworker:{g}:delayed:jobs";
 const DEAD: &str = "streamworker:{g}:dead";
 const WAKE: &str = "streamworker:{g}:wake";
+const PAUSED: &str = "streamworker:{g}:paused";
+const STATS: &str = "streamworker:{g}:stats";
 const STREAMS: [&str; 3] = [HIGH, DEFAULT, LOW];
 
 fn script(name: &str) -> Script {
@@ -173,6 +175,7 @@ fn read_takes_at_most_count_entries_highest_priority_first() {
     }
     let reply: Vec<Value> = script("read")
         .key(&STREAMS)
+        .key(PAUSED)
         .arg(G)
         .arg("c1")
         .arg(5)
@@ -202,6 +205,7 @@ fn finish_ok_acks_deletes_and_stores_results_only_for_the_owner() {
     let reply: Value = script("finish_ok")
         .key(&STREAMS)
         .key("streamworker:{g}:job:J")
+        .key(STATS)
         .arg(G)
         .arg("me")
         .arg(2)
@@ -250,7 +254,7 @@ fn finish_retry_moves_the_entry_to_delayed_with_the_next_attempt() {
         .unwrap();
     let retry = script("finish_retry");
     let mut inv = retry.prepare_invoke();
-    for k in [HIGH, DEFAULT, LOW, DELAYED, DELAYED_JOBS] {
+    for k in [HIGH, DEFAULT, LOW, DELAYED, DELAYED_JOBS, STATS] {
         inv.key(k);
     }
     inv.arg(G).arg("me").arg(WAKE).arg(3);
@@ -337,6 +341,7 @@ fn finish_dead_keeps_every_field_and_adds_the_reason() {
     let stale: Value = script("finish_dead")
         .key(&STREAMS)
         .key(DEAD)
+        .key(STATS)
         .arg(G)
         .arg("intruder")
         .arg(1)
@@ -353,6 +358,7 @@ fn finish_dead_keeps_every_field_and_adds_the_reason() {
     let reply: Value = script("finish_dead")
         .key(&STREAMS)
         .key(DEAD)
+        .key(STATS)
         .arg(G)
         .arg("me")
         .arg(1)

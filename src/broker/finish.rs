@@ -108,6 +108,7 @@ impl Broker {
             args.push(duration_ms(ttl).max(1).to_string().into_bytes());
             args.push(result);
         }
+        script_keys.push(keys.stats());
         let reply = self
             .run_finish("finish_ok", &self.scripts().finish_ok, script_keys, args)
             .await?;
@@ -146,6 +147,7 @@ impl Broker {
             args.push(key.to_string().into_bytes());
             args.push(ttl.to_string().into_bytes());
         }
+        script_keys.push(keys.stats());
         let reply = self
             .run_finish(
                 "finish_retry",
@@ -186,6 +188,7 @@ impl Broker {
             args.push(key.to_string().into_bytes());
             args.push(ttl.max(1).to_string().into_bytes());
         }
+        script_keys.push(keys.stats());
         let reply = self
             .run_finish(
                 "finish_dead",

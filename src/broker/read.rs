@@ -57,20 +57,25 @@ impl Broker {
     }
 
     /// Delivers at most `count` new entries to `consumer`, high priority first (`lua/read.lua`).
+    /// `None` when the group is paused.
     pub(crate) async fn read(
         &self,
         conn: &mut MultiplexedConnection,
         keys: &Keys,
         consumer: &str,
         count: usize,
-    ) -> Result<Vec<Delivery>, redis::RedisError> {
+    ) -> Result<Option<Vec<Delivery>>, redis::RedisError> {
         let mut call = self.scripts().read.script().prepare_invoke();
         call.key(keys.streams().as_slice())
+            .key(keys.paused())
             .arg(keys.group().as_str())
             .arg(consumer)
             .arg(count);
         let value: Value = call.invoke_async(conn).await?;
-        parse_deliveries(value).map_err(|e| {
+        if value == Value::Int(0) {
+            return Ok(None);
+        }
+        parse_deliveries(value).map(Some).map_err(|e| {
             redis::RedisError::from((redis::ErrorKind::Parse, "read reply", e.to_string()))
         })
     }

@@ -100,11 +100,17 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
             );
         }
         let c = conn.as_mut().expect("connection set above");
-        let deliveries: Vec<Delivery> = shared
+        let Some(deliveries): Option<Vec<Delivery>> = shared
             .broker
             .read(c, &self.keys, &config.consumer, slots.num_permits())
             .await
-            .map_err(Error::redis("read"))?;
+            .map_err(Error::redis("read"))?
+        else {
+            // Paused (`streamworker pause`): look again after one BLOCK interval.
+            drop(slots);
+            tokio::time::sleep(config.block).await;
+            return Ok(());
+        };
         if deliveries.is_empty() {
             drop(slots);
             shared

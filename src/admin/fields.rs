@@ -1,0 +1,181 @@
+//! A job's fields as stored in a stream entry, the dead stream or the delayed set, read for
+//! display: nothing read here is trusted or required to be well formed.
+
+use crate::broker::Fields;
+use crate::job::field;
+use crate::priority::Priority;
+use std::collections::BTreeMap;
+
+/// Fields that are shown on their own, not among the "other fields".
+const SHOWN: [&str; 8] = [
+    field::TASK,
+    field::ARGS,
+    field::ID,
+    field::ENC,
+    field::ATTEMPT,
+    "last_error",
+    "reason",
+    "dead_ms",
+];
+
+/// One job's stored fields.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct JobFields(Fields);
+
+impl JobFields {
+    pub(crate) fn new(fields: Fields) -> JobFields {
+        JobFields(fields)
+    }
+
+    fn get(&self, name: &str) -> Option<&[u8]> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.as_slice() == name.as_bytes())
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// A field as text (invalid UTF-8 replaced).
+    pub(crate) fn text(&self, name: &str) -> Option<String> {
+        self.get(name)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    /// The job id: the `id` field, else the entry id it was first added as.
+    pub(crate) fn job_id(&self, entry_id: &str) -> String {
+        self.text(field::ID)
+            .unwrap_or_else(|| entry_id.to_string())
+    }
+
+    pub(crate) fn task(&self) -> Option<String> {
+        self.text(field::TASK)
+    }
+
+    /// The attempt the job is on (1 when the field is absent or not a number).
+    pub(crate) fn attempt(&self) -> u32 {
+        self.text(field::ATTEMPT)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(1)
+    }
+
+    pub(crate) fn number(&self, name: &str) -> Option<u64> {
+        self.text(name).and_then(|v| v.parse().ok())
+    }
+
+    /// The arguments as JSON text, converted from MessagePack when the job is encoded so;
+    /// `None` when there are none or they do not decode.
+    pub(crate) fn args_json(&self) -> Option<String> {
+        let args = self.get(field::ARGS)?;
+        match self.get(field::ENC) {
+            Some(b"msgpack") => rmp_serde::from_slice::<serde_json::Value>(args)
+                .ok()
+                .map(|v| v.to_string()),
+            _ => std::str::from_utf8(args).ok().map(str::to_string),
+        }
+    }
+
+    /// Every field not shown on its own, as text.
+    pub(crate) fn others(&self) -> BTreeMap<String, String> {
+        self.0
+            .iter()
+            .map(|(k, v)| {
+                (
+                    String::from_utf8_lossy(k).into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            })
+            .filter(|(k, _)| !SHOWN.contains(&k.as_str()) && k != "priority")
+            .collect()
+    }
+}
+
+/// Decodes a delayed job's payload (`delayed:jobs`): a MessagePack array of strings, the
+/// priority index then field, value, field, value...
+pub(crate) fn unpack_delayed(packed: &[u8]) -> Option<(Priority, JobFields)> {
+    let mut rd = packed;
+    let n = rmp::decode::read_array_len(&mut rd).ok()? as usize;
+    let mut items = Vec::with_capacity(n.min(64));
+    for _ in 0..n {
+        let len = rmp::decode::read_str_len(&mut rd).ok()? as usize;
+        if len > rd.len() {
+            return None;
+        }
+        let (item, rest) = rd.split_at(len);
+        items.push(item.to_vec());
+        rd = rest;
+    }
+    let mut items = items.into_iter();
+    let priority = std::str::from_utf8(&items.next()?)
+        .ok()?
+        .parse::<i64>()
+        .ok()
+        .and_then(Priority::from_index)?;
+    let mut fields = Vec::with_capacity(n / 2);
+    while let (Some(k), Some(v)) = (items.next(), items.next()) {
+        fields.push((k, v));
+    }
+    Some((priority, JobFields(fields)))
+}
+
+/// The time part of a stream entry id (`<ms>-<seq>`), in ms since the epoch.
+pub(crate) fn entry_ms(entry_id: &str) -> Option<u64> {
+    entry_id.split_once('-')?.0.parse().ok()
+}
+
+/// A stream entry id as `(ms, seq)`, for ordering; ids that do not parse sort first.
+pub(crate) fn entry_order(entry_id: &str) -> (u64, u64) {
+    entry_id
+        .split_once('-')
+        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+        .unwrap_or((0, 0))
+}
+
+/// Whether `s` has the shape of a stream entry id (`<ms>-<seq>`).
+pub(crate) fn is_entry_id(s: &str) -> bool {
+    s.split_once('-').is_some_and(|(a, b)| {
+        !a.is_empty()
+            && !b.is_empty()
+            && a.bytes().all(|c| c.is_ascii_digit())
+            && b.bytes().all(|c| c.is_ascii_digit())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delayed_payload_unpacks_into_priority_and_fields() {
+        let packed =
+            rmp_serde::to_vec(&["3", "task", "t", "args", "{}", "attempt", "2"]).unwrap();
+        let (p, f) = unpack_delayed(&packed).unwrap();
+        assert_eq!(p, Priority::Low);
+        assert_eq!(f.task().as_deref(), Some("t"));
+        assert_eq!(f.attempt(), 2);
+        assert!(unpack_delayed(b"junk").is_none());
+        assert!(unpack_delayed(&rmp_serde::to_vec(&["9", "task", "t"]).unwrap()).is_none());
+    }
+
+    #[test]
+    fn msgpack_args_show_as_json() {
+        let args = rmp_serde::to_vec_named(&serde_json::json!({"to": "a@b.c"})).unwrap();
+        let f = JobFields::new(vec![
+            (b"args".to_vec(), args),
+            (b"enc".to_vec(), b"msgpack".to_vec()),
+            (b"custom".to_vec(), b"x".to_vec()),
+        ]);
+        assert_eq!(f.args_json().as_deref(), Some(r#"{"to":"a@b.c"}"#));
+        assert_eq!(f.others().into_iter().collect::<Vec<_>>(), vec![(
+            "custom".to_string(),
+            "x".to_string()
+        )]);
+        assert_eq!(f.job_id("5-1"), "5-1");
+    }
+
+    #[test]
+    fn entry_ids_are_recognised() {
+        assert!(is_entry_id("1700000000000-0"));
+        assert!(!is_entry_id("01JABCDEF"));
+        assert!(!is_entry_id("1-"));
+        assert_eq!(entry_ms("1700000000000-3"), Some(1_700_000_000_000));
+    }
+}

@@ -32,6 +32,7 @@
 //! - [`Client`]: enqueue, bulk and atomic enqueue, status, wait for a result.
 //! - [`Worker`]: fetcher, executor and finisher per worker; promoter per group.
 //! - `broker`: the only code that sends commands to Redis; `scripts` embeds `lua/`.
+//! - [`Metrics`]: Prometheus metrics of a worker, served with `--metrics-addr`.
 //! - [`admin`]: the operations queries and repairs (status, pending, dead, delayed, pause).
 //! - [`cli`]: the `streamworker` command line, reusable in your own binary.
 
@@ -47,6 +48,7 @@ mod context;
 mod error;
 mod job;
 pub mod keys;
+mod metrics;
 pub mod middleware;
 mod outage;
 mod priority;
@@ -65,6 +67,7 @@ pub use job::{
     DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, Encoding, Job, JobId, Payload,
 };
 pub use keys::GroupName;
+pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, Metrics};
 pub use middleware::{Middleware, Next};
 pub use priority::{ParsePriorityError, Priority};
 pub use redis::{DEFAULT_REDIS_URL, redact_url};

@@ -116,15 +116,10 @@ fn build(group: &str, raw: RawQueues) -> GroupStatus {
     let mut consumers: BTreeMap<String, ConsumerStatus> = BTreeMap::new();
     let mut queues = Vec::with_capacity(3);
     for s in &raw.streams {
-        let pending = s.group.as_ref().map_or(0, |g| g.pending);
-        let ready = match s.group.as_ref() {
-            None => s.len,
-            Some(g) => g.lag.unwrap_or_else(|| s.len.saturating_sub(g.pending)),
-        };
         queues.push(QueueStatus {
             priority: s.priority,
-            ready,
-            pending,
+            ready: s.ready(),
+            pending: s.pending(),
             oldest_ready_age_ms: s
                 .oldest_ready
                 .as_deref()

@@ -41,6 +41,22 @@ pub(crate) struct RawStream {
     pub(crate) oldest_ready: Option<String>,
 }
 
+impl RawStream {
+    /// Entries delivered and not finished.
+    pub(crate) fn pending(&self) -> u64 {
+        self.group.as_ref().map_or(0, |g| g.pending)
+    }
+
+    /// Entries not delivered yet: Redis's `lag` when it can tell, else length minus pending
+    /// (finished entries are deleted, so the rest of the stream is waiting).
+    pub(crate) fn ready(&self) -> u64 {
+        match &self.group {
+            None => self.len,
+            Some(g) => g.lag.unwrap_or_else(|| self.len.saturating_sub(g.pending)),
+        }
+    }
+}
+
 /// Everything `status` needs about one group, read in three round trips.
 #[derive(Debug, Clone)]
 pub(crate) struct RawQueues {

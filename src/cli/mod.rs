@@ -16,8 +16,16 @@
 //! }
 //! ```
 
+mod dead;
+mod delayed;
 mod enqueue;
 mod exec;
+mod job;
+mod pause;
+mod pending;
+mod status;
+mod table;
+mod top;
 mod work;
 
 use crate::redis::DEFAULT_REDIS_URL;
@@ -26,7 +34,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// `streamworker`: run workers for job groups on Redis Streams, and enqueue jobs.
+/// `streamworker`: run workers for job groups on Redis Streams, enqueue jobs, and see and
+/// repair the queues.
 #[derive(Debug, Parser)]
 #[command(name = "streamworker", version, about, long_about = None)]
 #[command(
@@ -40,6 +49,10 @@ pub struct Cli {
     /// Log format: pretty for people, json for machines
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]
     log_format: LogFormat,
+
+    /// Print the operations commands' output as JSON, for scripts
+    #[arg(long, global = true)]
+    json: bool,
 
     #[command(flatten)]
     work: WorkArgs,
@@ -93,12 +106,32 @@ struct WorkArgs {
     /// dead stream as "stalled N times"
     #[arg(long, default_value_t = 5)]
     max_deliveries: u32,
+
+    /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9898); off by default
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Enqueue one job and print its id
     Enqueue(enqueue::EnqueueArgs),
+    /// Each group's queues per priority, consumers and outcomes in the last minute and hour
+    Status(status::StatusArgs),
+    /// The jobs workers hold (in flight), and which a reaper takes next
+    Pending(pending::PendingArgs),
+    /// Where one job is now: waiting, running, delayed, dead or finished
+    Job(job::JobArgs),
+    /// Dead jobs: list, show, retry (re-drive), purge
+    Dead(dead::DeadArgs),
+    /// Delayed jobs: list, run one now
+    Delayed(delayed::DelayedArgs),
+    /// Stop workers fetching from a group (enqueueing goes on)
+    Pause(pause::PauseArgs),
+    /// Let workers fetch from a paused group again
+    Resume(pause::PauseArgs),
+    /// Live view of every group; q or Ctrl-C quits
+    Top(top::TopArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -130,9 +163,18 @@ where
 {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
+    let (redis, json) = (cli.redis.as_str(), cli.json);
     let result = match cli.command {
-        Some(Command::Enqueue(args)) => enqueue::run(&cli.redis, args).await,
-        None => work::run(&cli.redis, cli.work, configure).await,
+        Some(Command::Enqueue(args)) => enqueue::run(redis, args).await,
+        Some(Command::Status(args)) => status::run(redis, json, args).await,
+        Some(Command::Pending(args)) => pending::run(redis, json, args).await,
+        Some(Command::Job(args)) => job::run(redis, json, args).await,
+        Some(Command::Dead(args)) => dead::run(redis, json, args).await,
+        Some(Command::Delayed(args)) => delayed::run(redis, json, args).await,
+        Some(Command::Pause(args)) => pause::run(redis, json, args, true).await,
+        Some(Command::Resume(args)) => pause::run(redis, json, args, false).await,
+        Some(Command::Top(args)) => top::run(redis, json, args).await,
+        None => work::run(redis, cli.work, configure).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -26,6 +26,9 @@ where
     for g in &args.groups {
         builder = builder.group(g);
     }
+    if let Some(addr) = args.metrics_addr {
+        builder = builder.metrics_addr(addr);
+    }
     let mut builder = configure(builder);
     if let Some(cmd) = &args.exec {
         let exec = Arc::new(ExecHandler::new(cmd)?);

@@ -6,6 +6,7 @@ use crate::broker::{Dead, Delivery, Done, EntryRef, Retry};
 use crate::context::JobContext;
 use crate::job::Envelope;
 use crate::keys::Keys;
+use crate::metrics::JobTimer;
 use crate::middleware::Next;
 use crate::task::FailureKind;
 use futures_util::FutureExt;
@@ -51,6 +52,9 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
         Ok(env) => env,
         Err(bad) => {
             tracing::warn!(group = %keys.group(), entry = %delivery.entry_id, reason = %bad.reason, "job cannot be decoded: moved to dead");
+            if let Some(m) = &config.metrics {
+                m.job_dead_unrun(keys.group().as_str(), "-");
+            }
             return Some(Completion::Dead(
                 keys,
                 Dead {
@@ -98,6 +102,9 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
             shared.registry.names().join(", ")
         );
         tracing::warn!(group = %keys.group(), job_id = %envelope.id, %reason, "moved to dead");
+        if let Some(m) = &config.metrics {
+            m.job_dead_unrun(keys.group().as_str(), &envelope.task);
+        }
         return dead(keys, reason);
     };
 
@@ -132,6 +139,11 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
             tracing::warn!(parent: &span, error = %e, "could not record the running state");
         }
     }
+    let timer = JobTimer::start(
+        config.metrics.as_ref(),
+        keys.group().as_str(),
+        &envelope.task,
+    );
     let cancel = CancellationToken::new();
     let running_key = (keys.group().clone(), entry.entry_id.clone());
     shared.running.lock().expect("running map").insert(
@@ -175,6 +187,7 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
     let failure = match outcome {
         Ok(Ok(Ok(output))) => {
             tracing::debug!(parent: &span, ms = started.elapsed().as_millis() as u64, "job succeeded");
+            timer.succeeded();
             return Some(Completion::Ok(
                 keys,
                 Done {
@@ -194,6 +207,7 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
         ),
     };
     let (kind, message) = failure;
+    timer.failed();
     let attempts_left = envelope.attempt <= max_retries;
     match kind {
         FailureKind::Retry | FailureKind::RetryAfter(_) if attempts_left => {
@@ -202,6 +216,7 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
                 _ => config.backoff.delay(envelope.attempt),
             };
             tracing::warn!(parent: &span, error = %message, retry_in = %humantime::format_duration(backoff), "job failed; will retry");
+            timer.retried();
             Some(Completion::Retry(
                 keys,
                 Retry {
@@ -215,10 +230,12 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
         }
         FailureKind::Fatal => {
             tracing::warn!(parent: &span, error = %message, "job failed for good: moved to dead");
+            timer.dead();
             dead(keys, format!("failed without retry: {message}"))
         }
         _ => {
             tracing::warn!(parent: &span, error = %message, "job failed on its last attempt: moved to dead");
+            timer.dead();
             let attempts = match envelope.attempt {
                 1 => "1 attempt".to_string(),
                 n => format!("{n} attempts"),

@@ -19,6 +19,7 @@ use crate::context::JobContext;
 use crate::error::{Error, Result};
 use crate::job::{DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, Payload};
 use crate::keys::{GroupName, Keys};
+use crate::metrics::{DepthSampler, Metrics};
 use crate::middleware::Middleware;
 use crate::outage::Connectivity;
 use crate::promoter::Promoter;
@@ -27,6 +28,7 @@ use crate::task::{ErasedHandler, Handler, JobResult, Registry, TaskOptions};
 use crate::wake::WakeListener;
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, mpsc};
@@ -63,6 +65,10 @@ pub(crate) struct WorkerConfig {
     pub(crate) max_retries: u32,
     /// Timeout of jobs whose job and task set none. Default 30 min.
     pub(crate) timeout: Duration,
+    /// Where job outcomes, durations and queue depths are recorded. Default none.
+    pub(crate) metrics: Option<Metrics>,
+    /// Address to serve `GET /metrics` on while running. Default none (not served).
+    pub(crate) metrics_addr: Option<SocketAddr>,
 }
 
 /// Shortest visibility timeout accepted: heartbeats go out every third of it.
@@ -95,6 +101,8 @@ impl Default for WorkerConfig {
             max_deliveries: 5,
             max_retries: DEFAULT_MAX_RETRIES,
             timeout: DEFAULT_TIMEOUT,
+            metrics: None,
+            metrics_addr: None,
         }
     }
 }
@@ -297,6 +305,21 @@ impl<S: Clone + Send + Sync + 'static> WorkerBuilder<S> {
         self
     }
 
+    /// Records job outcomes, durations, jobs in flight and queue depths (sampled every few
+    /// seconds) into `metrics`. Default: no metrics.
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.config.metrics = Some(metrics);
+        self
+    }
+
+    /// Serves the metrics as Prometheus (OpenMetrics) text on `GET http://ADDR/metrics` while
+    /// the worker runs; records into a fresh [`Metrics`] unless [`metrics`](Self::metrics)
+    /// gave one. Default: not served.
+    pub fn metrics_addr(mut self, addr: SocketAddr) -> Self {
+        self.config.metrics_addr = Some(addr);
+        self
+    }
+
     /// Adds a middleware layer; see [`crate::middleware`] for the order.
     pub fn layer(mut self, layer: impl Middleware) -> Self {
         self.layers.push(Arc::new(layer));
@@ -421,7 +444,19 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
         for keys in &all_keys {
             broker.ensure_groups(keys).await?;
         }
-        let config = self.config.clone();
+        let mut config = self.config.clone();
+        let metrics_server = match config.metrics_addr {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                    Error::Config(format!(
+                        "cannot serve metrics on {addr}: {e} (pick another --metrics-addr)"
+                    ))
+                })?;
+                let metrics = config.metrics.get_or_insert_with(Metrics::new).clone();
+                Some((listener, metrics))
+            }
+            None => None,
+        };
         tracing::info!(
             groups = ?self.groups.iter().map(GroupName::as_str).collect::<Vec<_>>(),
             tasks = ?self.registry.names(),
@@ -431,6 +466,13 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
             max_deliveries = config.max_deliveries,
             shutdown_grace = %humantime::format_duration(config.shutdown_grace),
             redis = %redis::redact_url(&self.url),
+            retry_backoff = %format!(
+                "{} doubling, capped at {}",
+                humantime::format_duration(config.backoff.ceiling(1)),
+                humantime::format_duration(config.backoff.ceiling(u32::MAX))
+            ),
+            max_payload_bytes = config.max_payload_bytes,
+            metrics = %config.metrics_addr.map_or("off".to_string(), |a| format!("http://{a}/metrics")),
             "worker started"
         );
         let connectivity = Arc::new(Connectivity::default());
@@ -508,6 +550,18 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
                 .run(stop_fetching.clone()),
         ));
         drop(done_tx);
+        let mut samplers = Vec::new();
+        if let Some(metrics) = &config.metrics {
+            let sampler = DepthSampler::new(broker.clone(), all_keys.clone(), metrics.clone());
+            samplers.push(tokio::spawn(sampler.run(stop_background.clone())));
+        }
+        if let Some((listener, metrics)) = metrics_server {
+            samplers.push(tokio::spawn(crate::metrics::serve(
+                listener,
+                metrics,
+                stop_background.clone(),
+            )));
+        }
 
         shutdown.await;
         // Phase one: stop taking work. Fetchers finish the read in flight (bounded by BLOCK),
@@ -533,7 +587,7 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
         let _ = finisher.await;
         stop_background.cancel();
         let _ = heartbeat.await;
-        for p in promoters {
+        for p in promoters.into_iter().chain(samplers) {
             let _ = p.await;
         }
         let _ = listener.await;

@@ -180,7 +180,10 @@ mod tests {
     #[test]
     fn groups_are_found_from_their_keys_only() {
         let g = |k: &str| group_of_key(k).map(|g| g.to_string());
-        assert_eq!(g("streamworker:{emails}:default").as_deref(), Some("emails"));
+        assert_eq!(
+            g("streamworker:{emails}:default").as_deref(),
+            Some("emails")
+        );
         assert_eq!(g("streamworker:{a.b-c}:dead").as_deref(), Some("a.b-c"));
         assert_eq!(g("streamworker:{emails}:paused").as_deref(), Some("emails"));
         assert_eq!(g("streamworker:{emails}:job:01J"), None);

@@ -42,8 +42,7 @@ impl JobFields {
 
     /// The job id: the `id` field, else the entry id it was first added as.
     pub(crate) fn job_id(&self, entry_id: &str) -> String {
-        self.text(field::ID)
-            .unwrap_or_else(|| entry_id.to_string())
+        self.text(field::ID).unwrap_or_else(|| entry_id.to_string())
     }
 
     pub(crate) fn task(&self) -> Option<String> {
@@ -145,8 +144,7 @@ mod tests {
 
     #[test]
     fn a_delayed_payload_unpacks_into_priority_and_fields() {
-        let packed =
-            rmp_serde::to_vec(&["3", "task", "t", "args", "{}", "attempt", "2"]).unwrap();
+        let packed = rmp_serde::to_vec(&["3", "task", "t", "args", "{}", "attempt", "2"]).unwrap();
         let (p, f) = unpack_delayed(&packed).unwrap();
         assert_eq!(p, Priority::Low);
         assert_eq!(f.task().as_deref(), Some("t"));
@@ -164,10 +162,10 @@ mod tests {
             (b"custom".to_vec(), b"x".to_vec()),
         ]);
         assert_eq!(f.args_json().as_deref(), Some(r#"{"to":"a@b.c"}"#));
-        assert_eq!(f.others().into_iter().collect::<Vec<_>>(), vec![(
-            "custom".to_string(),
-            "x".to_string()
-        )]);
+        assert_eq!(
+            f.others().into_iter().collect::<Vec<_>>(),
+            vec![("custom".to_string(), "x".to_string())]
+        );
         assert_eq!(f.job_id("5-1"), "5-1");
     }
 

@@ -101,10 +101,7 @@ impl Admin {
     pub async fn status_all(&self) -> Result<Vec<GroupStatus>> {
         let mut all = Vec::new();
         for group in self.groups().await? {
-            let raw = self
-                .broker
-                .queues(&crate::keys::Keys::new(&group))
-                .await?;
+            let raw = self.broker.queues(&crate::keys::Keys::new(&group)).await?;
             all.push(build(group.as_str(), raw));
         }
         Ok(all)

@@ -456,7 +456,10 @@ impl Broker {
 
 /// The id of the first entry of an XRANGE reply.
 fn first_id(value: Value) -> Result<Option<String>> {
-    Ok(entries_of("range", value)?.into_iter().next().map(|(id, _)| id))
+    Ok(entries_of("range", value)?
+        .into_iter()
+        .next()
+        .map(|(id, _)| id))
 }
 
 /// Parses an XRANGE/XREVRANGE reply. An entry without fields (deleted while pending, seen

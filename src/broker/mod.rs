@@ -14,10 +14,10 @@ mod server;
 mod status;
 
 pub(crate) use finish::{Dead, Done, EntryRef, FinishReport, Retry};
-pub(crate) use lease::{ReapPage, SCAN_START};
 pub(crate) use inspect::{Fields, RawQueues};
-pub(crate) use repair::RunNow;
+pub(crate) use lease::{ReapPage, SCAN_START};
 pub(crate) use read::{Delivery, is_missing_group};
+pub(crate) use repair::RunNow;
 pub(crate) use server::ServerFacts;
 pub(crate) use status::RawStatus;
 

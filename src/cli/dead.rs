@@ -105,9 +105,7 @@ fn render_list(group: &str, jobs: &[DeadJob]) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    let mut table = Table::new(&[
-        "DIED", "JOB ID", "TASK", "PRIORITY", "ATTEMPT", "REASON",
-    ]);
+    let mut table = Table::new(&["DIED", "JOB ID", "TASK", "PRIORITY", "ATTEMPT", "REASON"]);
     for j in jobs {
         table.row(vec![
             format!("{} ago", opt_ms(j.dead_ms.map(|ms| now.saturating_sub(ms)))),

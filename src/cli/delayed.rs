@@ -48,7 +48,12 @@ pub(super) async fn run(redis: &str, json: bool, args: DelayedArgs) -> Result<()
                 return Ok(());
             }
             let mut table = Table::new(&[
-                "DUE IN", "JOB ID", "TASK", "PRIORITY", "ATTEMPT", "LAST ERROR",
+                "DUE IN",
+                "JOB ID",
+                "TASK",
+                "PRIORITY",
+                "ATTEMPT",
+                "LAST ERROR",
             ]);
             for j in &jobs {
                 table.row(vec![
@@ -61,7 +66,9 @@ pub(super) async fn run(redis: &str, json: bool, args: DelayedArgs) -> Result<()
                     j.task.clone().unwrap_or_else(|| "-".into()),
                     j.priority.map_or("-".to_string(), |p| p.to_string()),
                     j.attempt.to_string(),
-                    j.last_error.as_deref().map_or("-".to_string(), |e| clip(e, 60)),
+                    j.last_error
+                        .as_deref()
+                        .map_or("-".to_string(), |e| clip(e, 60)),
                 ]);
             }
             print!("{}", table.render());

@@ -57,7 +57,9 @@ fn render(r: &JobReport) -> String {
         } => format!(
             "dead since {} (dead entry {})",
             dead_ms.map_or("?".to_string(), utc),
-            entry_id.as_deref().unwrap_or("purged; only its status record is left")
+            entry_id
+                .as_deref()
+                .unwrap_or("purged; only its status record is left")
         ),
         JobPlace::Succeeded { finished_ms } => format!(
             "succeeded{}",

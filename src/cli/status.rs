@@ -23,7 +23,9 @@ pub(super) async fn run(redis: &str, json: bool, args: StatusArgs) -> Result<()>
         return print_json(&all);
     }
     if all.is_empty() {
-        println!("no groups in this Redis yet (a group appears once a job is enqueued or a worker starts)");
+        println!(
+            "no groups in this Redis yet (a group appears once a job is enqueued or a worker starts)"
+        );
     }
     let blocks: Vec<String> = all.iter().map(render).collect();
     print!("{}", blocks.join("\n"));
@@ -70,12 +72,23 @@ pub(crate) fn render(s: &GroupStatus) -> String {
     } else {
         let mut consumers = Table::new(&["CONSUMER", "IN FLIGHT", "IDLE"]).indent(2);
         for c in &s.consumers {
-            consumers.row(vec![c.name.clone(), c.pending.to_string(), short_ms(c.idle_ms)]);
+            consumers.row(vec![
+                c.name.clone(),
+                c.pending.to_string(),
+                short_ms(c.idle_ms),
+            ]);
         }
         out.push_str(&consumers.render());
     }
-    let mut rates = Table::new(&["LAST", "PROCESSED", "SUCCEEDED", "FAILED", "RETRIED", "DEAD"])
-        .indent(2);
+    let mut rates = Table::new(&[
+        "LAST",
+        "PROCESSED",
+        "SUCCEEDED",
+        "FAILED",
+        "RETRIED",
+        "DEAD",
+    ])
+    .indent(2);
     for (label, r) in [("minute", &s.last_minute), ("hour", &s.last_hour)] {
         rates.row(vec![
             label.to_string(),

@@ -116,8 +116,8 @@ pub(crate) fn utc(ms: u64) -> String {
 
 /// Prints `value` as pretty JSON on stdout.
 pub(crate) fn print_json<T: Serialize + ?Sized>(value: &T) -> crate::Result<()> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| crate::Error::Serialize(e.to_string()))?;
+    let text =
+        serde_json::to_string_pretty(value).map_err(|e| crate::Error::Serialize(e.to_string()))?;
     println!("{text}");
     Ok(())
 }

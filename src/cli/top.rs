@@ -124,8 +124,10 @@ async fn live(admin: &Admin, url: &str, interval: Duration) -> Result<()> {
 }
 
 fn is_quit(key: KeyEvent) -> bool {
-    matches!(key.code, KeyCode::Char('q') | KeyCode::Char('Q') | KeyCode::Esc)
-        || (key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL))
+    matches!(
+        key.code,
+        KeyCode::Char('q') | KeyCode::Char('Q') | KeyCode::Esc
+    ) || (key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL))
 }
 
 fn render_sized(url: &str, all: &[GroupStatus]) -> String {

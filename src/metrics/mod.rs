@@ -103,7 +103,10 @@ impl Metrics {
             family
         };
         let started = jobs("streamworker_jobs_started", "Jobs whose handler started");
-        let succeeded = jobs("streamworker_jobs_succeeded", "Jobs whose handler succeeded");
+        let succeeded = jobs(
+            "streamworker_jobs_succeeded",
+            "Jobs whose handler succeeded",
+        );
         let failed = jobs(
             "streamworker_jobs_failed",
             "Attempts that failed (error, panic or timeout), whether retried or dead",

@@ -23,8 +23,8 @@ pub(crate) async fn serve(listener: TcpListener, metrics: Metrics, stop: Cancell
             Ok((stream, _)) => {
                 let metrics = metrics.clone();
                 tokio::spawn(async move {
-                    let _ = tokio::time::timeout(CONNECTION_TIMEOUT, respond(stream, &metrics))
-                        .await;
+                    let _ =
+                        tokio::time::timeout(CONNECTION_TIMEOUT, respond(stream, &metrics)).await;
                 });
             }
             Err(e) => {
@@ -47,7 +47,10 @@ async fn respond(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()
     }
     let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
     let mut parts = line.split(|&b| b == b' ');
-    let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    let (method, path) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
     let path = path.split(|&b| b == b'?').next().unwrap_or_default();
     let (status, content_type, body) = match (method, path) {
         (b"GET", b"/metrics") => ("200 OK", CONTENT_TYPE, metrics.encode()),

@@ -1,0 +1,571 @@
+//! The `admin` module against a real Redis holding a known state: jobs waiting, in flight
+//! (held by a consumer that is gone), delayed, dead and succeeded. Every figure the module
+//! reports is checked against that state, and every repair against what it moved.
+
+mod support;
+
+use std::time::Duration;
+use streamworker::admin::{Admin, JobPlace, PendingQuery};
+use streamworker::{Client, Error, Job, JobId, Priority, TaskError, Worker};
+use support::{RedisServer, stream_entries, unique_group, wait_until};
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(20);
+const GONE: &str = "gone-worker";
+
+fn key(group: &str, suffix: &str) -> String {
+    format!("streamworker:{{{group}}}:{suffix}")
+}
+
+async fn boom(_: serde_json::Value) -> Result<(), TaskError> {
+    Err(TaskError::fatal("boom"))
+}
+
+async fn ok(_: serde_json::Value) -> Result<String, TaskError> {
+    Ok("done".into())
+}
+
+/// The known state of one group.
+struct Seeded {
+    group: String,
+    /// Waiting in `default`, oldest first (3), and in `high` (1).
+    waiting: Vec<JobId>,
+    waiting_high: JobId,
+    /// Delivered to [`GONE`], idle for 10 minutes.
+    in_flight: JobId,
+    /// Delayed by an hour (default priority) and by two hours (high).
+    delayed: Vec<JobId>,
+    /// Dead with reason "failed without retry: boom", oldest first.
+    dead: Vec<JobId>,
+    /// Succeeded, with its result kept.
+    succeeded: JobId,
+}
+
+/// Builds the known state: a real worker turns two `boom` jobs dead and runs one tracked `ok`
+/// job, then stops; then jobs are enqueued (waiting, delayed) and one is delivered to a
+/// consumer that never finishes it.
+async fn seed(redis: &RedisServer) -> Seeded {
+    let group = unique_group("admin");
+    let client = Client::connect(&redis.url()).await.unwrap();
+    let job = |task: &str| Job::from_json(&group, task, r#"{"n":1}"#).unwrap();
+
+    let dead = vec![
+        client.enqueue(job("boom")).await.unwrap(),
+        client.enqueue(job("boom")).await.unwrap(),
+    ];
+    let succeeded = client
+        .enqueue(job("ok").keep_result(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let stop = CancellationToken::new();
+    let worker = Worker::builder(redis.url())
+        .group(&group)
+        .consumer_name("seed-worker")
+        .task("boom", boom)
+        .task("ok", ok)
+        .build()
+        .unwrap();
+    let handle = tokio::spawn(worker.run(stop.clone().cancelled_owned()));
+    client
+        .wait_for_result(&group, &succeeded, WAIT)
+        .await
+        .unwrap();
+    let dead_key = key(&group, "dead");
+    wait_until(WAIT, "two dead jobs", || {
+        let n = stream_entries(&mut redis.conn(), &dead_key).len();
+        async move { n == 2 }
+    })
+    .await;
+    stop.cancel();
+    handle.await.unwrap().unwrap();
+
+    let in_flight = client.enqueue(job("send")).await.unwrap();
+    let mut waiting = Vec::new();
+    for _ in 0..3 {
+        waiting.push(client.enqueue(job("send")).await.unwrap());
+    }
+    let waiting_high = client
+        .enqueue(job("send").priority(Priority::High))
+        .await
+        .unwrap();
+    let delayed = vec![
+        client
+            .enqueue(job("later").delay(Duration::from_secs(3600)))
+            .await
+            .unwrap(),
+        client
+            .enqueue(
+                job("later")
+                    .priority(Priority::High)
+                    .delay(Duration::from_secs(7200)),
+            )
+            .await
+            .unwrap(),
+    ];
+    // A worker that took one job and died: its entry stays pending, idle for 10 minutes.
+    let mut conn = redis.conn();
+    let stream = key(&group, "default");
+    let reply: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(&group)
+        .arg(GONE)
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg(&stream)
+        .arg(">")
+        .query(&mut conn)
+        .unwrap();
+    let entry = reply.keys[0].ids[0].id.clone();
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(&stream)
+        .arg(&group)
+        .arg(GONE)
+        .arg(0)
+        .arg(&entry)
+        .arg("IDLE")
+        .arg(600_000)
+        .arg("JUSTID")
+        .query(&mut conn)
+        .unwrap();
+    Seeded {
+        group,
+        waiting,
+        waiting_high,
+        in_flight,
+        delayed,
+        dead,
+        succeeded,
+    }
+}
+
+#[tokio::test]
+async fn status_counts_every_place_and_the_outcomes_of_the_last_minute() {
+    let redis = RedisServer::start();
+    let s = seed(&redis).await;
+    let admin = Admin::connect(&redis.url()).await.unwrap();
+    let st = admin.status(&s.group).await.unwrap();
+
+    let by_priority: Vec<(Priority, u64, u64)> = st
+        .queues
+        .iter()
+        .map(|q| (q.priority, q.ready, q.pending))
+        .collect();
+    assert_eq!(
+        by_priority,
+        vec![
+            (Priority::High, 1, 0),
+            (Priority::Default, 3, 1),
+            (Priority::Low, 0, 0)
+        ]
+    );
+    assert_eq!((st.ready, st.pending, st.delayed, st.dead), (4, 1, 2, 2));
+    assert!(!st.paused);
+    let due = st.next_due_ms.unwrap();
+    assert!(
+        due > st.now_ms + 3_500_000 && due <= st.now_ms + 3_600_000,
+        "next due in about an hour"
+    );
+    let oldest = st.oldest_ready_age_ms.unwrap();
+    assert!(
+        oldest < 60_000,
+        "the oldest waiting job is seconds old: {oldest}"
+    );
+    assert!(
+        st.queues[2].oldest_ready_age_ms.is_none(),
+        "nothing waits in low"
+    );
+
+    let consumers: Vec<(&str, u64)> = st
+        .consumers
+        .iter()
+        .map(|c| (c.name.as_str(), c.pending))
+        .collect();
+    assert_eq!(consumers, vec![(GONE, 1), ("seed-worker", 0)]);
+    let gone = &st.consumers[0];
+    assert!(gone.idle_ms < 60_000, "XREADGROUP is its last interaction");
+
+    // The seeding worker finished 3 jobs: 1 succeeded, 2 dead.
+    for rates in [st.last_minute, st.last_hour] {
+        assert_eq!(
+            (
+                rates.processed,
+                rates.succeeded,
+                rates.failed,
+                rates.retried,
+                rates.dead
+            ),
+            (3, 1, 2, 0, 2)
+        );
+    }
+
+    let all = admin.status_all().await.unwrap();
+    assert_eq!(
+        all.iter().map(|g| g.group.as_str()).collect::<Vec<_>>(),
+        vec![s.group.as_str()],
+        "the one group is found by SCAN"
+    );
+    assert_eq!(
+        admin.groups().await.unwrap()[0].as_str(),
+        s.group,
+        "groups() agrees"
+    );
+}
+
+#[tokio::test]
+async fn pending_lists_held_entries_and_marks_the_ones_a_reaper_takes_next() {
+    let redis = RedisServer::start();
+    let s = seed(&redis).await;
+    let admin = Admin::connect(&redis.url()).await.unwrap();
+
+    let all = admin
+        .pending(&s.group, &PendingQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    let p = &all[0];
+    assert_eq!(p.job_id, s.in_flight.as_str());
+    assert_eq!(p.task.as_deref(), Some("send"));
+    assert_eq!((p.consumer.as_str(), p.priority), (GONE, Priority::Default));
+    assert_eq!((p.deliveries, p.attempt), (1, 1));
+    assert!(p.idle_ms >= 600_000, "idle as set: {}", p.idle_ms);
+    assert!(p.next_to_reap, "idle 10 min > visibility 30 s");
+    assert!(!p.payload_missing);
+
+    let patient = PendingQuery {
+        visibility_timeout: Duration::from_secs(3600),
+        ..PendingQuery::default()
+    };
+    assert!(!admin.pending(&s.group, &patient).await.unwrap()[0].next_to_reap);
+    let fresh_only = PendingQuery {
+        min_idle: Duration::from_secs(1200),
+        ..PendingQuery::default()
+    };
+    assert!(
+        admin
+            .pending(&s.group, &fresh_only)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let someone_else = PendingQuery {
+        consumer: Some("seed-worker".into()),
+        ..PendingQuery::default()
+    };
+    assert!(
+        admin
+            .pending(&s.group, &someone_else)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn job_says_where_each_job_is() {
+    let redis = RedisServer::start();
+    let s = seed(&redis).await;
+    let admin = Admin::connect(&redis.url()).await.unwrap();
+
+    let waiting = admin.job(&s.group, s.waiting[1].as_str()).await.unwrap();
+    assert!(
+        matches!(
+            waiting.place,
+            JobPlace::Waiting {
+                priority: Priority::Default,
+                ..
+            }
+        ),
+        "{:?}",
+        waiting.place
+    );
+    assert_eq!(waiting.task.as_deref(), Some("send"));
+    assert_eq!(waiting.args.as_deref(), Some(r#"{"n":1}"#));
+    let high = admin.job(&s.group, s.waiting_high.as_str()).await.unwrap();
+    assert!(matches!(
+        high.place,
+        JobPlace::Waiting {
+            priority: Priority::High,
+            ..
+        }
+    ));
+
+    let running = admin.job(&s.group, s.in_flight.as_str()).await.unwrap();
+    match &running.place {
+        JobPlace::Running {
+            consumer,
+            deliveries,
+            ..
+        } => assert_eq!((consumer.as_str(), *deliveries), (GONE, 1)),
+        other => panic!("running expected, got {other:?}"),
+    }
+
+    let delayed = admin.job(&s.group, s.delayed[1].as_str()).await.unwrap();
+    assert!(
+        matches!(
+            delayed.place,
+            JobPlace::Delayed {
+                priority: Some(Priority::High),
+                ..
+            }
+        ),
+        "{:?}",
+        delayed.place
+    );
+    assert_eq!(delayed.task.as_deref(), Some("later"));
+
+    let dead = admin.job(&s.group, s.dead[0].as_str()).await.unwrap();
+    match &dead.place {
+        JobPlace::Dead { reason, .. } => assert_eq!(reason, "failed without retry: boom"),
+        other => panic!("dead expected, got {other:?}"),
+    }
+    assert_eq!(
+        dead.last_error.as_deref(),
+        Some("failed without retry: boom")
+    );
+
+    let done = admin.job(&s.group, s.succeeded.as_str()).await.unwrap();
+    assert!(matches!(
+        done.place,
+        JobPlace::Succeeded {
+            finished_ms: Some(_)
+        }
+    ));
+    assert_eq!(done.result.as_deref(), Some("\"done\""));
+    assert!(done.tracked);
+
+    let missing = admin.job(&s.group, "01NOSUCHJOB").await.unwrap_err();
+    assert!(matches!(missing, Error::UnknownJob { .. }), "{missing}");
+    assert!(missing.to_string().contains("keep_result"), "{missing}");
+    let no_group = admin.job("no-such-group", "x").await.unwrap_err();
+    assert!(matches!(no_group, Error::UnknownGroup { .. }), "{no_group}");
+    assert!(
+        no_group.to_string().contains(&s.group),
+        "names the groups found: {no_group}"
+    );
+}
+
+#[tokio::test]
+async fn dead_jobs_are_listed_shown_redriven_and_purged_exactly() {
+    let redis = RedisServer::start();
+    let s = seed(&redis).await;
+    let admin = Admin::connect(&redis.url()).await.unwrap();
+    let mut conn = redis.conn();
+
+    let list = admin.dead_list(&s.group, 10).await.unwrap();
+    let ids: Vec<&str> = list.iter().map(|d| d.job_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec![s.dead[1].as_str(), s.dead[0].as_str()],
+        "newest first"
+    );
+    assert_eq!(list[0].reason, "failed without retry: boom");
+    assert_eq!(list[0].task.as_deref(), Some("boom"));
+    assert_eq!(list[0].priority, Some(Priority::Default));
+    assert_eq!(
+        admin.dead_list(&s.group, 1).await.unwrap().len(),
+        1,
+        "limit"
+    );
+
+    let shown = admin.dead_show(&s.group, s.dead[0].as_str()).await.unwrap();
+    assert_eq!(shown.args.as_deref(), Some(r#"{"n":1}"#));
+    let by_entry = admin.dead_show(&s.group, &shown.entry_id).await.unwrap();
+    assert_eq!(
+        by_entry.job_id, shown.job_id,
+        "a dead entry id finds it too"
+    );
+
+    // An unknown id fails the whole call: nothing moves.
+    let err = admin
+        .dead_retry(&s.group, &[s.dead[0].to_string(), "01NOPE".into()])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::UnknownJob { .. }), "{err}");
+    assert_eq!(stream_entries(&mut conn, &key(&s.group, "dead")).len(), 2);
+
+    let moved = admin
+        .dead_retry(&s.group, &[s.dead[0].to_string()])
+        .await
+        .unwrap();
+    assert_eq!(moved.len(), 1);
+    assert_eq!(moved[0].job_id, s.dead[0].as_str());
+    let dead_left = stream_entries(&mut conn, &key(&s.group, "dead"));
+    assert_eq!(dead_left.len(), 1);
+    assert_eq!(
+        dead_left[0]["id"],
+        s.dead[1].as_str(),
+        "the other one stays"
+    );
+    let default = stream_entries(&mut conn, &key(&s.group, "default"));
+    let back = default
+        .iter()
+        .find(|e| e["id"] == s.dead[0].as_str())
+        .expect("back in its stream");
+    assert_eq!(back["attempt"], "1");
+    assert_eq!(back["task"], "boom");
+    assert_eq!(default.len(), 5, "4 seeded + the re-driven one");
+
+    // --all with a task filter that matches nothing moves nothing; then everything.
+    assert!(
+        admin
+            .dead_retry_all(&s.group, Some("other"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let all = admin.dead_retry_all(&s.group, Some("boom")).await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].job_id, s.dead[1].as_str());
+    assert!(stream_entries(&mut conn, &key(&s.group, "dead")).is_empty());
+
+    // Purge: seed three dead entries, one of them 2 days old by its entry id (in a fresh
+    // stream: an XADD id must exceed every id the stream ever had).
+    let dead_key = key(&s.group, "dead");
+    let _: () = redis::cmd("DEL").arg(&dead_key).query(&mut conn).unwrap();
+    let old_ms = {
+        let (secs, _): (u64, u64) = redis::cmd("TIME").query(&mut conn).unwrap();
+        secs * 1000 - 2 * 86_400_000
+    };
+    let _: String = redis::cmd("XADD")
+        .arg(&dead_key)
+        .arg(format!("{old_ms}-0"))
+        .arg("task")
+        .arg("t")
+        .arg("reason")
+        .arg("old")
+        .query(&mut conn)
+        .unwrap();
+    for _ in 0..2 {
+        let _: String = redis::cmd("XADD")
+            .arg(&dead_key)
+            .arg("*")
+            .arg("task")
+            .arg("t")
+            .arg("reason")
+            .arg("new")
+            .query(&mut conn)
+            .unwrap();
+    }
+    assert_eq!(
+        admin
+            .dead_purge(&s.group, Duration::from_secs(86_400))
+            .await
+            .unwrap(),
+        1,
+        "only the one over a day old"
+    );
+    let left = stream_entries(&mut conn, &dead_key);
+    assert!(left.iter().all(|e| e["reason"] == "new"), "{left:?}");
+    assert_eq!(admin.dead_purge(&s.group, Duration::ZERO).await.unwrap(), 2);
+    assert!(stream_entries(&mut conn, &dead_key).is_empty());
+}
+
+#[tokio::test]
+async fn delayed_jobs_are_listed_and_run_now() {
+    let redis = RedisServer::start();
+    let s = seed(&redis).await;
+    let admin = Admin::connect(&redis.url()).await.unwrap();
+    let list = admin.delayed_list(&s.group, 10).await.unwrap();
+    let ids: Vec<&str> = list.iter().map(|d| d.job_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        vec![s.delayed[0].as_str(), s.delayed[1].as_str()],
+        "earliest first"
+    );
+    assert!(list[0].due_in_ms > 3_500_000 && list[0].due_in_ms <= 3_600_000);
+    assert_eq!(list[1].priority, Some(Priority::High));
+    assert_eq!(
+        (list[0].task.as_deref(), list[0].attempt),
+        (Some("later"), 1)
+    );
+
+    let entry = admin
+        .delayed_run_now(&s.group, s.delayed[1].as_str())
+        .await
+        .unwrap();
+    let high = stream_entries(&mut redis.conn(), &key(&s.group, "high"));
+    assert_eq!(high.len(), 2, "the seeded high job and the promoted one");
+    assert_eq!(high[1]["id"], s.delayed[1].as_str());
+    let st = admin.status(&s.group).await.unwrap();
+    assert_eq!((st.delayed, st.queues[0].ready), (1, 2));
+    assert!(!entry.is_empty());
+    let again = admin
+        .delayed_run_now(&s.group, s.delayed[1].as_str())
+        .await
+        .unwrap_err();
+    assert!(matches!(again, Error::UnknownJob { .. }), "{again}");
+}
+
+async fn slow(_: serde_json::Value) -> Result<(), TaskError> {
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_paused_group_is_not_fetched_from_until_resumed_and_enqueueing_goes_on() {
+    let redis = RedisServer::start();
+    let group = unique_group("pause");
+    let client = Client::connect(&redis.url()).await.unwrap();
+    let first = client
+        .enqueue(
+            Job::from_json(&group, "slow", "{}")
+                .unwrap()
+                .keep_result(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    let stop = CancellationToken::new();
+    let worker = Worker::builder(redis.url())
+        .group(&group)
+        .consumer_name("pausable")
+        .task("slow", slow)
+        .build()
+        .unwrap();
+    let handle = tokio::spawn(worker.run(stop.clone().cancelled_owned()));
+    client.wait_for_result(&group, &first, WAIT).await.unwrap();
+
+    let admin = Admin::connect(&redis.url()).await.unwrap();
+    assert!(admin.pause(&group).await.unwrap());
+    assert!(!admin.pause(&group).await.unwrap(), "already paused");
+    assert!(admin.status(&group).await.unwrap().paused);
+    let held = client
+        .enqueue(
+            Job::from_json(&group, "slow", "{}")
+                .unwrap()
+                .keep_result(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+
+    // The worker keeps polling but reads nothing: its consumer's idle time grows past two of
+    // its fetch intervals while the job stays waiting.
+    wait_until(WAIT, "the paused worker to stay away for 2 s", || {
+        let admin = admin.clone();
+        let group = group.clone();
+        async move {
+            let st = admin.status(&group).await.unwrap();
+            let c = st.consumers.iter().find(|c| c.name == "pausable").unwrap();
+            assert_eq!(
+                (st.ready, st.pending),
+                (1, 0),
+                "nothing fetched while paused"
+            );
+            c.idle_ms >= 2000
+        }
+    })
+    .await;
+    let status = client.status(&group, &held).await.unwrap().unwrap();
+    assert_eq!(status.state.as_str(), "queued");
+
+    assert!(admin.resume(&group).await.unwrap());
+    assert!(!admin.resume(&group).await.unwrap(), "not paused any more");
+    let started = std::time::Instant::now();
+    client.wait_for_result(&group, &held, WAIT).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "resumed within a fetch interval or two: {:?}",
+        started.elapsed()
+    );
+    stop.cancel();
+    handle.await.unwrap().unwrap();
+}

@@ -139,8 +139,8 @@ mod tests {
         assert_eq!(short_ms(850), "850ms");
         assert_eq!(short_ms(12_400), "12s");
         assert_eq!(short_ms(302_000), "5m02s");
-        assert_eq!(short_ms(3 * 3600_000 + 5 * 60_000), "3h05m");
-        assert_eq!(short_ms(2 * 86_400_000 + 3 * 3600_000), "2d03h");
+        assert_eq!(short_ms(3 * 3_600_000 + 5 * 60_000), "3h05m");
+        assert_eq!(short_ms(2 * 86_400_000 + 3 * 3_600_000), "2d03h");
         assert_eq!(clip("a\nbcdef", 4), "a b…");
         assert_eq!(utc(0), "1970-01-01T00:00:00Z");
     }

@@ -199,6 +199,13 @@ impl Metrics {
             .inc_by(n);
     }
 
+    /// Creates the per-group series at zero (jobs in flight, reaper claims), so a group that
+    /// has seen no job yet is present in the exposition.
+    pub(crate) fn announce_group(&self, group: &str) {
+        self.in_flight_add(group, 0);
+        self.reaper_claimed(group, 0);
+    }
+
     /// Starts timing one job of `task` in `group`: counts it started and in flight.
     pub(crate) fn job_started(&self, group: &str, task: &str) -> JobTimer {
         let labels = JobLabels {
@@ -326,5 +333,43 @@ impl Drop for JobTimer {
         if let Some(m) = &self.metrics {
             m.in_flight_add(&self.labels.group, -1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_gauges_show_in_the_exposition() {
+        let m = Metrics::new();
+        m.reaper_claimed("emails", 2);
+        m.reaper_claimed("emails", 3);
+        {
+            let timer = m.job_started("emails", "send");
+            assert!(
+                m.encode()
+                    .contains(r#"streamworker_jobs_in_flight{group="emails"} 1"#)
+            );
+            timer.failed();
+            timer.retried();
+        }
+        let text = m.encode();
+        for line in [
+            r#"streamworker_reaper_claimed_total{group="emails"} 5"#,
+            r#"streamworker_jobs_started_total{group="emails",task="send"} 1"#,
+            r#"streamworker_jobs_failed_total{group="emails",task="send"} 1"#,
+            r#"streamworker_jobs_retried_total{group="emails",task="send"} 1"#,
+            r#"streamworker_job_duration_seconds_count{group="emails",task="send"} 1"#,
+            r#"streamworker_jobs_in_flight{group="emails"} 0"#,
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing in:\n{text}"
+            );
+        }
+        assert!(text.ends_with("# EOF\n"));
+        let inert = JobTimer::start(None, "g", "t");
+        inert.succeeded();
     }
 }

@@ -54,6 +54,9 @@ impl DepthSampler {
 
     /// Samples until `stop` fires.
     pub(crate) async fn run(self, stop: CancellationToken) {
+        for keys in &self.groups {
+            self.metrics.announce_group(keys.group().as_str());
+        }
         loop {
             self.pass().await;
             let jitter = rand::random_range(0.8..1.2);

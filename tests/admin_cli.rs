@@ -717,3 +717,61 @@ async fn metrics_are_prometheus_text_and_count_the_jobs_run() {
         "every served group has its reaper series"
     );
 }
+
+/// `top` under a pseudo-terminal (util-linux `script`): it draws frames on the alternate
+/// screen and quits cleanly on `q` and on Ctrl-C, giving the terminal back as it was.
+#[tokio::test]
+async fn top_runs_live_in_a_terminal_and_quits_on_q_or_ctrl_c() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let redis = RedisServer::start();
+    let s = seed(&redis).await;
+    for key in ["q", "\x03"] {
+        let command = format!(
+            "{} --redis {} top --interval 200ms",
+            support::bin().display(),
+            redis.url()
+        );
+        let mut child = tokio::process::Command::new("script")
+            .args(["-qfec", &command, "/dev/null"])
+            .env_remove("REDIS_URL")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("`script` (util-linux) runs the command under a pseudo-terminal");
+        let mut stdout = child.stdout.take().unwrap();
+        let mut seen = Vec::new();
+        let first_frame = tokio::time::timeout(WAIT, async {
+            let mut buf = [0u8; 4096];
+            while !text(&seen).contains(&s.group) {
+                let n = stdout.read(&mut buf).await.unwrap();
+                assert!(n > 0, "top exited early: {}", text(&seen));
+                seen.extend_from_slice(&buf[..n]);
+            }
+        })
+        .await;
+        assert!(first_frame.is_ok(), "no frame: {}", text(&seen));
+        assert!(
+            text(&seen).contains("\x1b[?1049h"),
+            "alternate screen entered"
+        );
+        child
+            .stdin
+            .as_mut()
+            .unwrap()
+            .write_all(key.as_bytes())
+            .await
+            .unwrap();
+        let status = tokio::time::timeout(WAIT, child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("top did not quit on {key:?}"))
+            .unwrap();
+        assert!(status.success(), "{key:?}: {status}");
+        stdout.read_to_end(&mut seen).await.unwrap();
+        let out = text(&seen);
+        assert!(
+            out.contains("\x1b[?25h") && out.ends_with("\x1b[?1049l"),
+            "{key:?}: cursor shown and alternate screen left: {out:?}"
+        );
+    }
+}

@@ -131,7 +131,11 @@ fn is_quit(key: KeyEvent) -> bool {
 }
 
 fn render_sized(url: &str, all: &[GroupStatus]) -> String {
-    let (w, h) = terminal::size().unwrap_or((120, 40));
+    // A terminal that reports no size (some pseudo-terminals) gets a common one.
+    let (w, h) = match terminal::size() {
+        Ok((w, h)) if w > 0 && h > 0 => (w, h),
+        _ => (120, 40),
+    };
     render(url, all, w as usize, h as usize)
 }
 

@@ -14,6 +14,10 @@ pub(super) struct JobArgs {
     /// The group
     #[arg(long)]
     group: String,
+
+    /// A running job idle longer than this is flagged: its worker is probably gone
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    visibility_timeout: std::time::Duration,
 }
 
 pub(super) async fn run(redis: &str, json: bool, args: JobArgs) -> Result<()> {
@@ -22,11 +26,14 @@ pub(super) async fn run(redis: &str, json: bool, args: JobArgs) -> Result<()> {
     if json {
         return print_json(&report);
     }
-    print!("{}", render(&report));
+    print!(
+        "{}",
+        render(&report, args.visibility_timeout.as_millis() as u64)
+    );
     Ok(())
 }
 
-fn render(r: &JobReport) -> String {
+fn render(r: &JobReport, visibility_ms: u64) -> String {
     let place = match &r.place {
         JobPlace::Waiting {
             priority,
@@ -43,9 +50,14 @@ fn render(r: &JobReport) -> String {
             idle_ms,
             deliveries,
         } => format!(
-            "running on {consumer} (idle {}, delivered {deliveries} time{}; {priority} entry {entry_id})",
+            "running on {consumer} (idle {}, delivered {deliveries} time{}; {priority} entry {entry_id}){}",
             short_ms(*idle_ms),
-            if *deliveries == 1 { "" } else { "s" }
+            if *deliveries == 1 { "" } else { "s" },
+            if *idle_ms > visibility_ms {
+                "\n              idle past the visibility timeout: its worker is probably gone; a reaper runs it again"
+            } else {
+                ""
+            }
         ),
         JobPlace::Delayed { due_ms, priority } => format!(
             "delayed until {} ({} stream then)",

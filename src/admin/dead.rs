@@ -97,7 +97,7 @@ impl Admin {
 
     /// Sends every dead job of `group` (of task `task` only, when given) back to its priority
     /// stream. Only jobs dead when the call starts are moved; each move is atomic, in batches
-    /// of [`RETRY_BATCH`].
+    /// of 100.
     pub async fn dead_retry_all(&self, group: &str, task: Option<&str>) -> Result<Vec<Redriven>> {
         let keys = self.existing(group).await?;
         let dead = keys.dead();

@@ -101,7 +101,7 @@ impl JobPlace {
 impl Admin {
     /// Finds job `id` in `group`: its status record if it has one, then the delayed set, the
     /// priority streams (with their pending lists) and the dead stream. Stream searches read
-    /// at most [`SEARCH_LIMIT`] entries per stream. `id` may also be a stream entry id.
+    /// at most 100,000 entries per stream. `id` may also be a stream entry id.
     /// [`Error::UnknownJob`] when it is nowhere.
     pub async fn job(&self, group: &str, id: &str) -> Result<JobReport> {
         let keys = self.existing(group).await?;

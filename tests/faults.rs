@@ -440,6 +440,29 @@ async fn poison_jobs_end_in_the_dead_stream_with_their_reason() {
     );
     assert_eq!(restarts, 2, "the crashing job killed its worker twice");
     scene.assert_drained();
+
+    // Once the bug is fixed, re-driving from the dead stream runs both again, to success.
+    fs::write(scene.out().join("fixed"), "").unwrap();
+    let url = scene.redis.url();
+    let redrive = Command::new(support::bin())
+        .args(["--redis", &url, "dead", "--group", &scene.group, "retry"])
+        .arg(crashing[0].as_str())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        redrive.status.success(),
+        "{}",
+        String::from_utf8_lossy(&redrive.stderr)
+    );
+    scene.until_all_in_state(&crashing, "succeeded", WAIT).await;
+    assert_eq!(
+        scene.starts_of(&crashing[0]).len(),
+        3,
+        "re-driven: one more run"
+    );
+    assert_eq!(scene.dead().len(), 1, "only the failing job is still dead");
+    scene.assert_drained();
 }
 
 /// 7. SIGTERM with jobs in flight: short jobs finish within the grace period, long ones are

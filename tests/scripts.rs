@@ -526,16 +526,34 @@ fn reap_takes_over_only_stalled_entries_and_reports_deleted_ones() {
         .query(&mut conn)
         .unwrap();
 
-    let reply: (String, Vec<Value>, Vec<String>) = script("reap")
-        .key(DEFAULT)
-        .arg(G)
-        .arg("reaper")
-        .arg(30_000)
-        .arg("0-0")
-        .arg(10)
-        .invoke(&mut conn)
+    let reap = |conn: &mut Connection| -> Value {
+        script("reap")
+            .key(DEFAULT)
+            .key(PAUSED)
+            .arg(G)
+            .arg("reaper")
+            .arg(30_000)
+            .arg("0-0")
+            .arg(10)
+            .invoke(conn)
+            .unwrap()
+    };
+    let _: () = redis::cmd("SET")
+        .arg(PAUSED)
+        .arg(1)
+        .query(&mut conn)
         .unwrap();
-    let (cursor, claimed, deleted) = reply;
+    assert_eq!(
+        reap(&mut conn),
+        Value::Int(0),
+        "a paused group is left alone"
+    );
+    let (owner, _, _) = pending_entry(&mut conn, DEFAULT, &stalled).unwrap();
+    assert_eq!(owner, "dead-worker");
+    let _: () = redis::cmd("DEL").arg(PAUSED).query(&mut conn).unwrap();
+
+    let (cursor, claimed, deleted): (String, Vec<Value>, Vec<String>) =
+        redis::from_redis_value(reap(&mut conn)).unwrap();
     assert_eq!(cursor, "0-0", "the whole pending list was scanned");
     assert_eq!(deleted, vec![gone.clone()]);
     assert_eq!(claimed.len(), 3, "one entry: id, fields, deliveries");

@@ -100,6 +100,26 @@ async fn the_documented_acl_user_runs_the_whole_lifecycle() {
         async move { tasks == ["fail", "fail", "later", "now"] && dead_len == 1 }
     })
     .await;
+    // The operations commands work with this user too.
+    for command in [
+        &["status", "--group", &group][..],
+        &["pending", "--group", &group],
+        &["dead", "--group", &group, "list"],
+        &["delayed", "--group", &group, "list"],
+        &["pause", "--group", &group],
+        &["resume", "--group", &group],
+        &["dead", "--group", &group, "retry", "--all"],
+    ] {
+        let mut args = vec!["--redis", url.as_str()];
+        args.extend_from_slice(command);
+        let out = cli(&args, &[]);
+        assert!(out.status.success(), "{command:?}: {}", text(&out.stderr));
+    }
+    wait_until(WAIT, "the re-driven job to run again", || {
+        let fails = ran(out.path()).iter().filter(|t| *t == "fail").count();
+        async move { fails == 4 }
+    })
+    .await;
     // Nothing outside the streamworker keys is reachable with this user.
     let mut limited = redis::Client::open(url.as_str())
         .unwrap()

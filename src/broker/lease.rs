@@ -27,7 +27,7 @@ pub(crate) const SCAN_START: &str = "0-0";
 
 impl Broker {
     /// Takes over at most `count` entries of `priority`'s stream idle longer than `min_idle`,
-    /// scanning from `cursor` (`lua/reap.lua`).
+    /// scanning from `cursor` (`lua/reap.lua`). `None` when the group is paused.
     pub(crate) async fn reap(
         &self,
         keys: &Keys,
@@ -36,11 +36,12 @@ impl Broker {
         min_idle: Duration,
         cursor: &str,
         count: usize,
-    ) -> Result<ReapPage> {
+    ) -> Result<Option<ReapPage>> {
         const OP: &str = "reap";
         let mut conn = self.conn().await?;
         let mut call = self.scripts().reap.script().prepare_invoke();
         call.key(keys.stream(priority))
+            .key(keys.paused())
             .arg(keys.group().as_str())
             .arg(consumer)
             .arg(duration_ms(min_idle))
@@ -81,7 +82,7 @@ impl Broker {
         for id in reply::array(OP, deleted)? {
             page.deleted.push(reply::string(OP, &id)?);
         }
-        Ok(page)
+        Ok(Some(page))
     }
 
     /// Renews this consumer's lease on `entries` (`lua/heartbeat.lua`). Returns, in order,

@@ -105,9 +105,14 @@ impl<S: Clone + Send + Sync + 'static> Reaper<S> {
                 )
                 .await
             {
-                Ok(page) => {
+                Ok(Some(page)) => {
                     shared.connectivity.ok();
                     page
+                }
+                // A paused group: its stalled entries wait for the resume, like fresh ones.
+                Ok(None) => {
+                    shared.connectivity.ok();
+                    return true;
                 }
                 Err(e) => {
                     shared.connectivity.failed("reaping stalled jobs", &e);
@@ -124,6 +129,9 @@ impl<S: Clone + Send + Sync + 'static> Reaper<S> {
                 );
             }
             if !page.claimed.is_empty() {
+                if let Some(metrics) = &config.metrics {
+                    metrics.reaper_claimed(keys.group().as_str(), page.claimed.len() as u64);
+                }
                 tracing::warn!(
                     group = %keys.group(),
                     priority = %priority,

@@ -1,10 +1,12 @@
 -- enqueue: add jobs of one group to their priority streams or, when due later, to the delayed
--- set, all in one atomic step (all or none).
+-- set, all in one atomic step (all or none). Unique jobs take their lock, and a schedule's
+-- tick is taken, in the same step.
 --
 -- KEYS[1..3]  priority streams: high, default, low
 -- KEYS[4]     delayed sorted set (member = job id, score = due time in ms)
 -- KEYS[5]     delayed payload hash (job id -> msgpack array {priority index, field, value, ...})
--- KEYS[6..]   status hashes of the jobs that asked to keep their result (see ARGV)
+-- KEYS[6..]   status hashes of the jobs that asked to keep their result, uniqueness locks and
+--             schedule state hashes (see ARGV)
 -- ARGV[1]     wake-up channel of the group's promoters
 -- ARGV[2]     number of jobs N
 -- then per job, a record:
@@ -14,9 +16,21 @@
 --   index into KEYS of the job's status hash (0 = not tracked)
 --   status hash TTL in ms (used when tracked)
 --   number of stream fields F, then F field names each followed by its value
--- Returns: one reply per job: the stream entry id, or "delayed".
--- Errors: a malformed record, or a delayed job whose id is already in the delayed set (it would
---   replace that job), raises before any write.
+-- then, optional (absent = 0), the number of conditions C, then C conditions of 4 values:
+--   job number j (1-based, in the order above), kind, index into KEYS, a number:
+--   'unique'     KEYS[i] is the job's uniqueness lock, the number its TTL in ms: when the lock
+--                is held, the job is not added and its reply is {'duplicate', holder's job id};
+--                otherwise the lock is set to the job id (SET NX PX).
+--   'tick'       KEYS[i] is the job's schedule state hash, the number the tick in ms: when the
+--                hash's tick_ms is already >= the tick, another scheduler took it: the job is
+--                not added and its reply is {'tick_taken'}; otherwise tick_ms = the tick, and,
+--                when the job is added, last_run_tick_ms, last_job_id and last_run_ms are set.
+--   'tick_skip'  as 'tick', but the job is never added (a missed tick the schedule skips); its
+--                reply is {'tick_skipped'} or {'tick_taken'}.
+--   A 'tick' is checked before a 'unique' lock: a tick already taken leaves the lock alone.
+-- Returns: one reply per job: the stream entry id, "delayed", or a table as above.
+-- Errors: a malformed record or condition, or a delayed job whose id is already in the delayed
+--   set (it would replace that job), raises before any write.
 
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -50,11 +64,58 @@ for j = 1, tonumber(ARGV[2]) do
   jobs[j] = job
 end
 
+local nconds = tonumber(ARGV[pos]) or 0
+for c = 1, nconds do
+  local at = pos + 1 + (c - 1) * 4
+  local j, kind, key, num = tonumber(ARGV[at]), ARGV[at + 1], tonumber(ARGV[at + 2]),
+    tonumber(ARGV[at + 3])
+  local job = j and jobs[j]
+  if not job or not key or not KEYS[key] or not num or
+      not (kind == 'unique' or kind == 'tick' or kind == 'tick_skip') then
+    return redis.error_reply('ERR streamworker enqueue: malformed condition ' .. c)
+  end
+  if kind == 'unique' then
+    job.lock, job.lock_ttl = KEYS[key], num
+  else
+    job.tick_key, job.tick, job.tick_only = KEYS[key], num, kind == 'tick_skip'
+  end
+end
+
 local earliest = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
 local earliest_due = tonumber(earliest[2])
 local wake = false
 local replies = {}
-for j, job in ipairs(jobs) do
+-- Whether the job may be added: its tick is new and its uniqueness lock free (then taken).
+local function admit(j, job)
+  if job.tick_key then
+    local taken = tonumber(redis.call('HGET', job.tick_key, 'tick_ms'))
+    if taken and taken >= job.tick then
+      replies[j] = {'tick_taken'}
+      return false
+    end
+    redis.call('HSET', job.tick_key, 'tick_ms', job.tick)
+    if job.tick_only then
+      replies[j] = {'tick_skipped'}
+      return false
+    end
+  end
+  if job.lock then
+    local holder = redis.call('GET', job.lock)
+    if holder then
+      replies[j] = {'duplicate', holder}
+      return false
+    end
+    redis.call('SET', job.lock, job.id, 'PX', job.lock_ttl)
+  end
+  if job.tick_key then
+    redis.call('HSET', job.tick_key, 'last_run_tick_ms', job.tick, 'last_job_id', job.id,
+      'last_run_ms', now_ms)
+  end
+  return true
+end
+
+-- Adds the job to its stream, or to the delayed set when it is due later.
+local function add(j, job)
   local state
   if job.due > now_ms then
     local packed = {tostring(job.prio)}
@@ -74,8 +135,16 @@ for j, job in ipairs(jobs) do
   if job.key > 0 then
     redis.call('HSET', KEYS[job.key], 'state', state, 'attempt', '1', 'enqueued_ms', now_ms,
       'due_ms', job.due)
+    if state == 'queued' then
+      -- Where the job waits: lets cancel find it without scanning the stream.
+      redis.call('HSET', KEYS[job.key], 'entry', replies[j], 'priority', job.prio)
+    end
     redis.call('PEXPIRE', KEYS[job.key], job.ttl)
   end
+end
+
+for j, job in ipairs(jobs) do
+  if admit(j, job) then add(j, job) end
 end
 if wake then
   redis.call('PUBLISH', ARGV[1], earliest_due)

@@ -4,13 +4,16 @@
 -- alone and reported stale.
 --
 -- KEYS[1..3]  priority streams: high, default, low
--- KEYS[4..]   status hashes of the tracked jobs in the batch
+-- KEYS[4..]   status hashes of the tracked jobs in the batch, then uniqueness locks
 -- KEYS[last]  stats hash of the group (outcome counters per 10 s; see the end)
 -- ARGV[1]     consumer group name
 -- ARGV[2]     consumer name
 -- ARGV[3]     number of jobs N
 -- then per job 5 values: priority index, entry id, index into KEYS of its status hash
 --   (0 = not tracked), status TTL in ms, result bytes
+-- then, optional (absent = 0), the number of uniqueness locks L, then L triples: job number j
+--   (1-based, in the order above), index into KEYS of the lock, job id; the lock is deleted
+--   when job j was finished here (reply 1) and the lock still names that job.
 -- Returns: one integer per job: 1 finished, 0 stale (not owned by this consumer).
 
 local group, consumer = ARGV[1], ARGV[2]
@@ -35,6 +38,15 @@ for j = 1, tonumber(ARGV[3]) do
     replies[j] = 1
   else
     replies[j] = 0
+  end
+end
+-- Uniqueness locks of the jobs finished here.
+local nlocks = tonumber(ARGV[pos]) or 0
+for l = 1, nlocks do
+  local at = pos + 1 + (l - 1) * 3
+  local lock = KEYS[tonumber(ARGV[at + 1])]
+  if replies[tonumber(ARGV[at])] == 1 and redis.call('GET', lock) == ARGV[at + 2] then
+    redis.call('DEL', lock)
   end
 end
 

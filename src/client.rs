@@ -1,9 +1,10 @@
 //! The producer side: [`Client`] enqueues jobs and reads the status of tracked ones.
 
-use crate::broker::{Broker, RawStatus};
+use crate::batch::JobBatch;
+use crate::broker::{Broker, CancelReply, Enqueued, LockArg, RawStatus};
 use crate::error::{Error, Result};
 use crate::job::{DEFAULT_MAX_PAYLOAD_BYTES, Job, JobId};
-use crate::keys::{GroupName, Keys};
+use crate::keys::{GroupName, Keys, validate_name};
 use crate::redis;
 use serde::de::DeserializeOwned;
 use std::time::{Duration, Instant};
@@ -52,15 +53,21 @@ pub enum JobState {
     Succeeded,
     /// In the dead stream: it will not be tried again.
     Dead,
+    /// Cancelled with [`Client::cancel`] before or while it ran.
+    Cancelled,
 }
 
 impl JobState {
     /// Whether the job will not change state again.
     pub fn is_finished(&self) -> bool {
-        matches!(self, JobState::Succeeded | JobState::Dead)
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Dead | JobState::Cancelled
+        )
     }
 
-    /// A one-word name: queued, scheduled, running, retry_scheduled, succeeded, dead.
+    /// A one-word name: queued, scheduled, running, retry_scheduled, succeeded, dead,
+    /// cancelled.
     pub fn as_str(&self) -> &'static str {
         match self {
             JobState::Queued => "queued",
@@ -69,6 +76,7 @@ impl JobState {
             JobState::RetryScheduled { .. } => "retry_scheduled",
             JobState::Succeeded => "succeeded",
             JobState::Dead => "dead",
+            JobState::Cancelled => "cancelled",
         }
     }
 }
@@ -103,6 +111,7 @@ impl JobStatus {
         let state = match text("state").as_deref() {
             Some("succeeded") => JobState::Succeeded,
             Some("dead") => JobState::Dead,
+            Some("cancelled") => JobState::Cancelled,
             Some("running") => JobState::Running {
                 consumer: text("consumer").unwrap_or_default(),
             },
@@ -124,6 +133,50 @@ impl JobStatus {
             last_error: text("last_error"),
         }
     }
+}
+
+/// Entries read per cancel round trip while scanning the streams for a job.
+const CANCEL_SCAN_LIMIT: usize = 1000;
+/// Round trips one cancel may take: bounds the scan to 100,000 entries.
+const CANCEL_MAX_CALLS: usize = 100;
+
+/// What [`Client::cancel`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CancelOutcome {
+    /// The job was waiting and has been removed: it will not run.
+    Removed {
+        /// Whether it was waiting for a due time (delay or retry) rather than in its stream.
+        was_scheduled: bool,
+    },
+    /// The job is running: its worker was asked to stop it.
+    Requested {
+        /// The consumer (worker) running it.
+        consumer: String,
+        /// How many workers received the request; 0 means no worker of the group is
+        /// listening (all disconnected), so the job runs on to its end.
+        listeners: usize,
+    },
+    /// The job already ended (its status record says so): nothing to cancel.
+    AlreadyFinished(JobState),
+    /// No job with this id is waiting, scheduled or running in the group (finished jobs are
+    /// only known when they kept their result).
+    NotFound,
+}
+
+/// Pairs each job with what the enqueue did: its own id, or the id of the job holding its
+/// uniqueness lock.
+fn resolve(jobs: Vec<Job>, outcome: Vec<Enqueued>) -> Result<Vec<JobId>> {
+    jobs.into_iter()
+        .zip(outcome)
+        .map(|(job, what)| match what {
+            Enqueued::Duplicate(holder) => JobId::parse(holder).map_err(|_| Error::Protocol {
+                op: "enqueue",
+                detail: "the uniqueness lock holds an invalid job id".into(),
+            }),
+            _ => Ok(job.id),
+        })
+        .collect()
 }
 
 impl Client {
@@ -153,7 +206,25 @@ impl Client {
         self
     }
 
-    fn check(&self, job: &Job) -> Result<()> {
+    pub(crate) fn check(&self, job: &Job) -> Result<()> {
+        if let Some(key) = &job.unique_key {
+            validate_name("unique key", key)?;
+            match job.unique_ttl {
+                None => {
+                    return Err(Error::Config(format!(
+                        "job {}: unique_key needs unique_for(ttl) too, which bounds how long the lock lives",
+                        job.id
+                    )));
+                }
+                Some(ttl) if ttl.is_zero() => {
+                    return Err(Error::Config(format!(
+                        "job {}: unique_for must be more than 0",
+                        job.id
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
         if job.timeout.is_some_and(|t| t.is_zero()) {
             return Err(Error::Config(format!(
                 "job {}: timeout must be more than 0",
@@ -170,18 +241,23 @@ impl Client {
         Ok(())
     }
 
-    /// Enqueues one job and returns its id (the one [`Job::id`] showed before).
+    /// Enqueues one job and returns its id (the one [`Job::id`] showed before). For a
+    /// [unique](Job::unique_for) job whose lock is held, nothing is stored and the id returned
+    /// is the one of the job holding the lock: compare it with [`Job::id`] to tell.
     pub async fn enqueue(&self, job: Job) -> Result<JobId> {
         self.check(&job)?;
-        self.broker
+        let outcome = self
+            .broker
             .enqueue(std::slice::from_ref(&job), false)
             .await?;
-        Ok(job.id)
+        let mut ids = resolve(vec![job], outcome)?;
+        Ok(ids.remove(0))
     }
 
     /// Enqueues many jobs in one round trip. Each job is stored whole, but the batch is not
     /// atomic: if Redis fails midway, some jobs may be stored and others not (the error says
-    /// so). Use [`Client::enqueue_atomic`] when the batch must be all-or-none.
+    /// so). Use [`Client::enqueue_atomic`] when the batch must be all-or-none. As with
+    /// [`Client::enqueue`], a unique job whose lock is held yields the holder's id.
     pub async fn enqueue_many(&self, jobs: impl IntoIterator<Item = Job>) -> Result<Vec<JobId>> {
         self.submit(jobs.into_iter().collect(), false).await
     }
@@ -197,10 +273,94 @@ impl Client {
         for job in &jobs {
             self.check(job)?;
         }
-        if !jobs.is_empty() {
-            self.broker.enqueue(&jobs, atomic).await?;
+        if jobs.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(jobs.into_iter().map(|j| j.id).collect())
+        let outcome = self.broker.enqueue(&jobs, atomic).await?;
+        resolve(jobs, outcome)
+    }
+
+    /// Starts collecting jobs that are submitted together, all-or-none, only when
+    /// [`JobBatch::commit`] is called: enqueue with your request's database transaction.
+    pub fn batch(&self) -> JobBatch {
+        JobBatch::new(self.clone())
+    }
+
+    /// Cancels job `id` of `group`:
+    ///
+    /// - waiting in its stream or scheduled (a delay or a retry's backoff): removed in one
+    ///   atomic step; it will not run;
+    /// - running: the request is published to the group's workers; the one running it fires
+    ///   the job's [cancellation token](crate::JobContext::cancellation), drops the handler
+    ///   (an `--exec` child is killed) and records the job as cancelled;
+    /// - finished, or unknown: nothing changes, and the outcome says which.
+    ///
+    /// A tracked job's status becomes [`JobState::Cancelled`]; a unique job's lock is
+    /// released. Finding a job: the delayed set, then the entry its status record names
+    /// (tracked jobs), then a scan of the group's streams of at most 100,000 entries, 1,000
+    /// per round trip.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: streamworker::Client, id: streamworker::JobId) -> streamworker::Result<()> {
+    /// use streamworker::CancelOutcome;
+    /// match client.cancel("reports", &id).await? {
+    ///     CancelOutcome::Removed { .. } => println!("it will not run"),
+    ///     CancelOutcome::Requested { consumer, .. } => println!("{consumer} is stopping it"),
+    ///     CancelOutcome::AlreadyFinished(state) => println!("too late: {}", state.as_str()),
+    ///     CancelOutcome::NotFound => println!("no such job"),
+    ///     _ => {}
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn cancel(&self, group: &str, id: &JobId) -> Result<CancelOutcome> {
+        let keys = Keys::new(&GroupName::new(group)?);
+        let mut cursor = (1usize, "-".to_string());
+        let mut lock = LockArg::Unknown;
+        for _ in 0..CANCEL_MAX_CALLS {
+            let reply = self
+                .broker
+                .cancel_step(
+                    &keys,
+                    id.as_str(),
+                    (cursor.0, &cursor.1),
+                    CANCEL_SCAN_LIMIT,
+                    &lock,
+                )
+                .await?;
+            return Ok(match reply {
+                CancelReply::NeedLock(key) => {
+                    lock = if validate_name("unique key", &key).is_ok() {
+                        LockArg::Key(key)
+                    } else {
+                        LockArg::LeaveToTtl
+                    };
+                    continue;
+                }
+                CancelReply::Continue { stream, from } => {
+                    cursor = (stream, from);
+                    continue;
+                }
+                CancelReply::Removed { delayed } => CancelOutcome::Removed {
+                    was_scheduled: delayed,
+                },
+                CancelReply::Running {
+                    consumer,
+                    listeners,
+                } => CancelOutcome::Requested {
+                    consumer,
+                    listeners,
+                },
+                CancelReply::Finished(state) => CancelOutcome::AlreadyFinished(match state
+                    .as_str()
+                {
+                    "succeeded" => JobState::Succeeded,
+                    "dead" => JobState::Dead,
+                    _ => JobState::Cancelled,
+                }),
+                CancelReply::NotFound(_) => CancelOutcome::NotFound,
+            });
+        }
+        Ok(CancelOutcome::NotFound)
     }
 
     /// The status of a job enqueued with [`Job::keep_result`]; `None` when there is no record

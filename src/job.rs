@@ -2,7 +2,7 @@
 //! entry into an [`Envelope`].
 //!
 //! A stream entry's fields are `task`, `args` and optionally `id`, `enc`, `attempt`,
-//! `max_retries`, `timeout_ms`, `keep_result_ms`. A bare
+//! `max_retries`, `timeout_ms`, `keep_result_ms`, `unique_key`. A bare
 //! `XADD streamworker:{emails}:default * task send_email args '{"to":"a@b.c"}'` is a valid job:
 //! JSON args, default options, and the entry id as job id. Unknown fields are kept and ignored.
 
@@ -24,6 +24,7 @@ pub(crate) mod field {
     pub(crate) const MAX_RETRIES: &str = "max_retries";
     pub(crate) const TIMEOUT_MS: &str = "timeout_ms";
     pub(crate) const KEEP_RESULT_MS: &str = "keep_result_ms";
+    pub(crate) const UNIQUE_KEY: &str = "unique_key";
 }
 
 /// Retries a job gets when it names none: 4 attempts in all.
@@ -54,6 +55,12 @@ impl JobId {
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// An id built by streamworker itself from validated parts (a schedule's tick).
+    pub(crate) fn from_parts(id: String) -> JobId {
+        debug_assert!(validate_name("job id", &id).is_ok(), "{id}");
+        JobId(id)
     }
 }
 
@@ -152,6 +159,23 @@ pub struct Job {
     pub(crate) max_retries: Option<u32>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) keep_result: Option<Duration>,
+    /// Uniqueness lock: its key (explicit, or derived from task and args by `unique_for`).
+    pub(crate) unique_key: Option<String>,
+    /// How long the uniqueness lock lives at most.
+    pub(crate) unique_ttl: Option<Duration>,
+    /// The schedule tick this job is for, when a scheduler enqueues it.
+    pub(crate) tick: Option<Tick>,
+}
+
+/// A schedule's tick that a job is enqueued for: taken at most once, in the enqueue script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Tick {
+    /// The schedule's name (validated).
+    pub(crate) schedule: String,
+    /// The tick's time in ms since the Unix epoch.
+    pub(crate) at_ms: u64,
+    /// false: a missed tick that is only recorded as handled; the job is not added.
+    pub(crate) run: bool,
 }
 
 impl Job {
@@ -180,6 +204,9 @@ impl Job {
             max_retries: None,
             timeout: None,
             keep_result: None,
+            unique_key: None,
+            unique_ttl: None,
+            tick: None,
         })
     }
 
@@ -233,6 +260,40 @@ impl Job {
         self
     }
 
+    /// Makes the job unique for at most `ttl`: while a job with the same task and arguments
+    /// (in this group) is waiting, scheduled, running or retrying, enqueueing this one adds
+    /// nothing and returns the id of the job already there. The lock is taken atomically with
+    /// the enqueue and released when that job succeeds, goes to the dead stream or is
+    /// cancelled, or after `ttl` (the bound if its worker died).
+    ///
+    /// The key is a digest of the task name and the arguments as canonical JSON, so a Rust
+    /// producer and `streamworker enqueue --unique-for` lock the same call; set your own with
+    /// [`Job::unique_key`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamworker::Job;
+    ///
+    /// let job = Job::new("reports", "build_report", &serde_json::json!({"user": 7}))?
+    ///     .unique_for(Duration::from_secs(3600));
+    /// # Ok::<(), streamworker::Error>(())
+    /// ```
+    pub fn unique_for(mut self, ttl: Duration) -> Job {
+        self.unique_ttl = Some(ttl);
+        if self.unique_key.is_none() {
+            self.unique_key = Some(crate::unique::derived_key(&self.task, &self.payload));
+        }
+        self
+    }
+
+    /// Uses `key` (1–64 characters of `[A-Za-z0-9_.-]`, checked at enqueue) as the
+    /// uniqueness key instead of the digest of task and arguments, e.g. `welcome-user-42`.
+    /// Needs [`Job::unique_for`] too, which sets the lock's longest life.
+    pub fn unique_key(mut self, key: impl Into<String>) -> Job {
+        self.unique_key = Some(key.into());
+        self
+    }
+
     /// Due time in ms since the Unix epoch; 0 = now.
     pub(crate) fn due_ms(&self) -> u64 {
         self.due.map(system_time_ms).unwrap_or(0)
@@ -260,6 +321,9 @@ impl Job {
                 duration_ms(t).to_string().into_bytes(),
             ));
         }
+        if let (Some(key), Some(_)) = (&self.unique_key, self.unique_ttl) {
+            fields.push((field::UNIQUE_KEY, key.as_bytes().to_vec()));
+        }
         fields
     }
 }
@@ -276,6 +340,8 @@ pub(crate) struct Envelope {
     /// The job's own timeout; `None` lets the task's or the worker's default apply.
     pub(crate) timeout: Option<Duration>,
     pub(crate) keep_result: Option<Duration>,
+    /// The uniqueness lock the job holds, released when it finishes.
+    pub(crate) unique_key: Option<String>,
 }
 
 /// Why an entry could not become an [`Envelope`]; the job goes to the dead stream with it.
@@ -382,6 +448,11 @@ impl Envelope {
             max_retries: max_retries.map(|n| n.min(u32::MAX as u64) as u32),
             timeout: timeout_ms.map(Duration::from_millis),
             keep_result,
+            // A key that cannot be part of a Redis key is ignored: the lock, if any, expires.
+            unique_key: get(field::UNIQUE_KEY)
+                .and_then(|raw| std::str::from_utf8(raw).ok())
+                .filter(|k| validate_name("unique key", k).is_ok())
+                .map(str::to_string),
         })
     }
 }
@@ -455,6 +526,25 @@ mod tests {
         assert_eq!(env.max_retries, Some(7));
         assert_eq!(env.timeout, Some(Duration::from_secs(2)));
         assert_eq!(env.keep_result, Some(Duration::from_secs(60)));
+        assert_eq!(env.unique_key, None);
+    }
+
+    #[test]
+    fn a_unique_job_carries_its_key_to_the_worker() {
+        let job = Job::from_json("g", "t", "{}")
+            .unwrap()
+            .unique_key("welcome-42")
+            .unique_for(Duration::from_secs(60));
+        let fields: Vec<_> = job
+            .fields()
+            .into_iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v))
+            .collect();
+        let env = Envelope::decode("9-9", Some(&fields), 1024).unwrap();
+        assert_eq!(env.unique_key.as_deref(), Some("welcome-42"));
+        // Without a TTL there is no lock, so no key goes on the wire.
+        let keyless = Job::from_json("g", "t", "{}").unwrap().unique_key("k");
+        assert!(keyless.fields().iter().all(|(k, _)| *k != field::UNIQUE_KEY));
     }
 
     #[test]

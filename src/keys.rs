@@ -136,6 +136,29 @@ impl Keys {
     pub(crate) fn stats(&self) -> String {
         format!("{}stats", self.prefix)
     }
+
+    /// Uniqueness lock of unique jobs: holds the id of the job that took it, with a TTL.
+    /// `key` must have passed [`validate_name`].
+    pub(crate) fn unique(&self, key: &str) -> String {
+        format!("{}unique:{key}", self.prefix)
+    }
+
+    /// Hash of the periodic schedules that enqueue into this group: name → definition (JSON),
+    /// written by the schedulers so that `streamworker schedules` can list them.
+    pub(crate) fn schedules(&self) -> String {
+        format!("{}schedules", self.prefix)
+    }
+
+    /// State hash of one schedule: the last tick taken, the last tick enqueued and its job.
+    /// `name` must have passed [`validate_name`].
+    pub(crate) fn schedule(&self, name: &str) -> String {
+        format!("{}schedule:{name}", self.prefix)
+    }
+
+    /// Pub/sub channel on which `cancel` asks the worker running a job to stop it.
+    pub(crate) fn cancel_channel(&self) -> String {
+        format!("{}cancel", self.prefix)
+    }
 }
 
 /// SCAN pattern matching the keys that show a group exists (streams, delayed set, dead
@@ -175,6 +198,10 @@ mod tests {
         assert_eq!(keys.wake_channel(), "streamworker:{emails}:wake");
         assert_eq!(keys.paused(), "streamworker:{emails}:paused");
         assert_eq!(keys.stats(), "streamworker:{emails}:stats");
+        assert_eq!(keys.unique("k1"), "streamworker:{emails}:unique:k1");
+        assert_eq!(keys.schedules(), "streamworker:{emails}:schedules");
+        assert_eq!(keys.schedule("nightly"), "streamworker:{emails}:schedule:nightly");
+        assert_eq!(keys.cancel_channel(), "streamworker:{emails}:cancel");
     }
 
     #[test]

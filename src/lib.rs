@@ -41,6 +41,7 @@
 
 pub mod admin;
 mod backoff;
+mod batch;
 mod broker;
 pub mod cli;
 mod client;
@@ -56,11 +57,13 @@ mod promoter;
 mod redis;
 mod scripts;
 mod task;
+mod unique;
 mod wake;
 mod worker;
 
 pub use backoff::Backoff;
-pub use client::{Client, JobState, JobStatus};
+pub use batch::JobBatch;
+pub use client::{CancelOutcome, Client, JobState, JobStatus};
 pub use context::{JobContext, State};
 pub use error::{Error, Result};
 pub use job::{

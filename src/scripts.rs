@@ -66,6 +66,10 @@ pub(crate) struct Scripts {
     pub(crate) dead_retry: Lua,
     /// `lua/run_now.lua`
     pub(crate) run_now: Lua,
+    /// `lua/finish_cancelled.lua`
+    pub(crate) finish_cancelled: Lua,
+    /// `lua/cancel.lua`
+    pub(crate) cancel: Lua,
 }
 
 impl Scripts {
@@ -83,6 +87,8 @@ impl Scripts {
             prune_consumers: Lua::new(include_str!("../lua/prune_consumers.lua")),
             dead_retry: Lua::new(include_str!("../lua/dead_retry.lua")),
             run_now: Lua::new(include_str!("../lua/run_now.lua")),
+            finish_cancelled: Lua::new(include_str!("../lua/finish_cancelled.lua")),
+            cancel: Lua::new(include_str!("../lua/cancel.lua")),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The wake-up listener: subscribes to the groups' wake channels, on which enqueues and retries
-//! announce a due time earlier than any before, and wakes the group's promoter.
+//! The pub/sub listener: subscribes to the groups' wake channels, on which enqueues and retries
+//! announce a due time earlier than any before (it wakes the group's promoter), and to their
+//! cancel channels, on which `cancel` names a running job to stop.
 
 use crate::outage::Connectivity;
 use futures_util::StreamExt;
@@ -8,18 +9,27 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// Listens on each `(channel, promoter wake-up)` pair; see the module doc.
+/// What the listener does with a message on one channel.
+#[derive(Clone)]
+pub(crate) enum OnMessage {
+    /// Wakes this promoter; also after every (re)subscribe, in case a message was missed.
+    Wake(Arc<Notify>),
+    /// Passes the message's payload (text) to this function.
+    Call(Arc<dyn Fn(&str) + Send + Sync>),
+}
+
+/// Listens on each `(channel, action)` pair; see the module doc.
 pub(crate) struct WakeListener {
     client: deadpool_redis::redis::Client,
     connectivity: Arc<Connectivity>,
-    channels: Vec<(String, Arc<Notify>)>,
+    channels: Vec<(String, OnMessage)>,
 }
 
 impl WakeListener {
     pub(crate) fn new(
         client: deadpool_redis::redis::Client,
         connectivity: Arc<Connectivity>,
-        channels: Vec<(String, Arc<Notify>)>,
+        channels: Vec<(String, OnMessage)>,
     ) -> WakeListener {
         WakeListener {
             client,
@@ -35,7 +45,7 @@ impl WakeListener {
             tokio::select! {
                 res = self.listen() => {
                     if let Err(e) = res {
-                        self.connectivity.failed("listening for wake-ups (promoters poll every second meanwhile)", &e);
+                        self.connectivity.failed("listening for wake-ups and cancel requests (promoters poll every second meanwhile; cancel requests for running jobs are missed)", &e);
                     }
                 }
                 () = stop.cancelled() => return,
@@ -52,17 +62,27 @@ impl WakeListener {
         for (channel, _) in &self.channels {
             pubsub.subscribe(channel).await?;
         }
-        for (_, wake) in &self.channels {
-            wake.notify_one();
+        for (_, action) in &self.channels {
+            if let OnMessage::Wake(wake) = action {
+                wake.notify_one();
+            }
         }
         let mut messages = pubsub.on_message();
         while let Some(msg) = messages.next().await {
-            if let Some((_, wake)) = self
+            let Some((_, action)) = self
                 .channels
                 .iter()
                 .find(|(c, _)| c == msg.get_channel_name())
-            {
-                wake.notify_one();
+            else {
+                continue;
+            };
+            match action {
+                OnMessage::Wake(wake) => wake.notify_one(),
+                OnMessage::Call(call) => {
+                    if let Ok(text) = std::str::from_utf8(msg.get_payload_bytes()) {
+                        call(text);
+                    }
+                }
             }
         }
         Err((

@@ -17,6 +17,8 @@ pub(crate) struct EntryRef {
     pub(crate) priority: Priority,
     pub(crate) entry_id: String,
     pub(crate) job_id: String,
+    /// The uniqueness key the job holds, released when it finishes for good.
+    pub(crate) unique_key: Option<String>,
 }
 
 /// A job that succeeded.
@@ -42,6 +44,13 @@ pub(crate) struct Retry {
 pub(crate) struct Dead {
     pub(crate) entry: EntryRef,
     pub(crate) reason: String,
+    pub(crate) keep_result: Option<Duration>,
+}
+
+/// A running job that stopped because it was cancelled.
+#[derive(Debug, Clone)]
+pub(crate) struct Cancelled {
+    pub(crate) entry: EntryRef,
     pub(crate) keep_result: Option<Duration>,
 }
 
@@ -108,6 +117,7 @@ impl Broker {
             args.push(duration_ms(ttl).max(1).to_string().into_bytes());
             args.push(result);
         }
+        lock_trailer(keys, &mut script_keys, &mut args, jobs.iter().map(|j| &j.entry));
         script_keys.push(keys.stats());
         let reply = self
             .run_finish("finish_ok", &self.scripts().finish_ok, script_keys, args)
@@ -188,6 +198,7 @@ impl Broker {
             args.push(key.to_string().into_bytes());
             args.push(ttl.max(1).to_string().into_bytes());
         }
+        lock_trailer(keys, &mut script_keys, &mut args, jobs.iter().map(|j| &j.entry));
         script_keys.push(keys.stats());
         let reply = self
             .run_finish(
@@ -199,6 +210,43 @@ impl Broker {
             .await?;
         report(
             "finish_dead",
+            reply,
+            jobs.iter().map(|j| j.entry.entry_id.clone()),
+        )
+    }
+
+    /// `lua/finish_cancelled.lua` for `jobs`.
+    pub(crate) async fn finish_cancelled(
+        &self,
+        keys: &Keys,
+        consumer: &str,
+        jobs: &[Cancelled],
+    ) -> Result<FinishReport> {
+        let mut script_keys = keys.streams().to_vec();
+        let mut args = header(keys, consumer, None, jobs.len());
+        for job in jobs {
+            let key = track_key(
+                keys,
+                &mut script_keys,
+                &job.entry.job_id,
+                job.keep_result.is_some(),
+            );
+            args.push(job.entry.priority.index().to_string().into_bytes());
+            args.push(job.entry.entry_id.clone().into_bytes());
+            args.push(key.to_string().into_bytes());
+            args.push(job.keep_result.map_or(1, duration_ms).max(1).to_string().into_bytes());
+        }
+        lock_trailer(keys, &mut script_keys, &mut args, jobs.iter().map(|j| &j.entry));
+        let reply = self
+            .run_finish(
+                "finish_cancelled",
+                &self.scripts().finish_cancelled,
+                script_keys,
+                args,
+            )
+            .await?;
+        report(
+            "finish_cancelled",
             reply,
             jobs.iter().map(|j| j.entry.entry_id.clone()),
         )
@@ -242,4 +290,28 @@ fn header(keys: &Keys, consumer: &str, channel: Option<String>, n: usize) -> Vec
     }
     args.push(n.to_string().into_bytes());
     args
+}
+
+/// Appends the optional trailer of the finishing scripts that end a job for good: per job
+/// holding a uniqueness lock, its number in the batch, the lock's index in KEYS and the job
+/// id. Nothing is appended when no job holds a lock.
+fn lock_trailer<'a>(
+    keys: &Keys,
+    script_keys: &mut Vec<String>,
+    args: &mut Vec<Vec<u8>>,
+    entries: impl Iterator<Item = &'a EntryRef>,
+) {
+    let mut triples = Vec::new();
+    for (j, entry) in entries.enumerate() {
+        if let Some(unique) = &entry.unique_key {
+            script_keys.push(keys.unique(unique));
+            triples.push((j + 1).to_string().into_bytes());
+            triples.push(script_keys.len().to_string().into_bytes());
+            triples.push(entry.job_id.clone().into_bytes());
+        }
+    }
+    if !triples.is_empty() {
+        args.push((triples.len() / 3).to_string().into_bytes());
+        args.extend(triples);
+    }
 }

@@ -2,6 +2,7 @@
 //! questions (enqueue these, read up to N, finish these, promote what is due) and never build
 //! commands themselves.
 
+mod cancel;
 mod delayed;
 mod enqueue;
 mod finish;
@@ -10,10 +11,13 @@ mod lease;
 mod read;
 mod repair;
 mod reply;
+// mod schedule;
 mod server;
 mod status;
 
-pub(crate) use finish::{Dead, Done, EntryRef, FinishReport, Retry};
+pub(crate) use cancel::{CancelReply, LockArg};
+pub(crate) use enqueue::Enqueued;
+pub(crate) use finish::{Cancelled, Dead, Done, EntryRef, FinishReport, Retry};
 pub(crate) use inspect::{Fields, RawQueues};
 pub(crate) use lease::{ReapPage, SCAN_START};
 pub(crate) use read::{Delivery, is_missing_group};

@@ -1,6 +1,6 @@
 //! Status records of tracked jobs (those enqueued with `keep_result`).
 
-use super::Broker;
+use super::{Broker, EntryRef};
 use crate::error::{Error, Result};
 use crate::job::duration_ms;
 use crate::keys::Keys;
@@ -39,15 +39,17 @@ impl Broker {
         }))
     }
 
-    /// Records in a tracked job's status that `consumer` started attempt `attempt`.
+    /// Records in a tracked job's status that `consumer` started attempt `attempt` of the job
+    /// in `entry` (whose entry id lets `cancel` find it at once).
     pub(crate) async fn mark_running(
         &self,
         keys: &Keys,
-        id: &str,
+        entry: &EntryRef,
         consumer: &str,
         attempt: u32,
         keep_result: Duration,
     ) -> Result<()> {
+        let id = entry.job_id.as_str();
         let key = keys.job(id);
         let mut conn = self.conn().await?;
         redis::pipe()
@@ -59,6 +61,10 @@ impl Broker {
             .arg(consumer)
             .arg("attempt")
             .arg(attempt)
+            .arg("entry")
+            .arg(&entry.entry_id)
+            .arg("priority")
+            .arg(entry.priority.index())
             .ignore()
             .cmd("PEXPIRE")
             .arg(&key)

@@ -1,8 +1,8 @@
 //! One job's run: decode, find the handler, run it through the middleware under its timeout
 //! and a panic guard, and turn what happened into a [`Completion`] for the finisher.
 
-use super::Shared;
-use crate::broker::{Dead, Delivery, Done, EntryRef, Retry};
+use super::{Shared, cancel};
+use crate::broker::{Cancelled, Dead, Delivery, Done, EntryRef, Retry};
 use crate::context::JobContext;
 use crate::job::Envelope;
 use crate::keys::Keys;
@@ -12,6 +12,7 @@ use crate::task::FailureKind;
 use futures_util::FutureExt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +26,9 @@ pub(crate) struct Running {
     /// Whether the job has a status record to set back to queued.
     pub(crate) tracked: bool,
     pub(crate) cancel: CancellationToken,
+    /// Set before `cancel` fires when a user cancelled the job (rather than a stop handing it
+    /// back): the job then ends as cancelled.
+    pub(crate) by_request: Arc<AtomicBool>,
 }
 
 /// How one job ended, addressed to its group.
@@ -33,6 +37,7 @@ pub(crate) enum Completion {
     Ok(Keys, Done),
     Retry(Keys, Retry),
     Dead(Keys, Dead),
+    Cancelled(Keys, Cancelled),
 }
 
 /// Runs the job in `delivery` and returns its completion. `slot` is released as soon as the
@@ -62,6 +67,7 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
                         priority: delivery.priority,
                         entry_id: delivery.entry_id,
                         job_id: bad.id,
+                        unique_key: None,
                     },
                     reason: bad.reason,
                     keep_result: bad.keep_result,
@@ -73,6 +79,7 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
         priority: delivery.priority,
         entry_id: delivery.entry_id,
         job_id: envelope.id.to_string(),
+        unique_key: envelope.unique_key.clone(),
     };
     let dead = |keys: Keys, reason: String| {
         Some(Completion::Dead(
@@ -129,7 +136,7 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
             .broker
             .mark_running(
                 &keys,
-                envelope.id.as_str(),
+                &entry,
                 &config.consumer,
                 envelope.attempt,
                 keep,
@@ -145,14 +152,17 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
         &envelope.task,
     );
     let cancel = CancellationToken::new();
+    let by_request = Arc::new(AtomicBool::new(false));
     let running_key = (keys.group().clone(), entry.entry_id.clone());
-    shared.running.lock().expect("running map").insert(
+    cancel::start_running(
+        &shared,
         running_key.clone(),
         Running {
             keys: keys.clone(),
             entry: entry.clone(),
             tracked: envelope.keep_result.is_some(),
             cancel: cancel.clone(),
+            by_request: by_request.clone(),
         },
     );
 
@@ -173,9 +183,24 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
         .instrument(span.clone());
     let outcome = tokio::select! {
         outcome = run => outcome,
-        // Handed back at the end of a stop's grace period: drop the handler's future; the
-        // entry is already back in its stream.
-        () = cancel.cancelled() => return None,
+        () = cancel.cancelled() => {
+            if !by_request.load(Ordering::SeqCst) {
+                // Handed back at the end of a stop's grace period: drop the handler's future;
+                // the entry is already back in its stream.
+                return None;
+            }
+            // Cancelled on request: the handler's future (and an --exec child) is dropped.
+            shared.running.lock().expect("running map").remove(&running_key);
+            drop(slot);
+            tracing::info!(parent: &span, "job cancelled on request while running");
+            return Some(Completion::Cancelled(
+                keys,
+                Cancelled {
+                    entry,
+                    keep_result: envelope.keep_result,
+                },
+            ));
+        }
     };
     shared
         .running

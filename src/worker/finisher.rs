@@ -2,7 +2,7 @@
 //! group for whatever finished together.
 
 use super::executor::Completion;
-use crate::broker::{Broker, Dead, Done, FinishReport, Retry};
+use crate::broker::{Broker, Cancelled, Dead, Done, FinishReport, Retry};
 use crate::keys::Keys;
 use crate::outage::Connectivity;
 use std::collections::BTreeMap;
@@ -31,12 +31,16 @@ struct Batch {
     ok: Vec<Done>,
     retry: Vec<Retry>,
     dead: Vec<Dead>,
+    cancelled: Vec<Cancelled>,
 }
 
 impl Completion {
     fn keys(&self) -> &Keys {
         match self {
-            Completion::Ok(k, _) | Completion::Retry(k, _) | Completion::Dead(k, _) => k,
+            Completion::Ok(k, _)
+            | Completion::Retry(k, _)
+            | Completion::Dead(k, _)
+            | Completion::Cancelled(k, _) => k,
         }
     }
 }
@@ -56,11 +60,13 @@ impl Finisher {
                         ok: Vec::new(),
                         retry: Vec::new(),
                         dead: Vec::new(),
+                        cancelled: Vec::new(),
                     });
                 match completion {
                     Completion::Ok(_, d) => batch.ok.push(d),
                     Completion::Retry(_, r) => batch.retry.push(r),
                     Completion::Dead(_, d) => batch.dead.push(d),
+                    Completion::Cancelled(_, c) => batch.cancelled.push(c),
                 }
             }
             for batch in groups.into_values() {
@@ -94,6 +100,15 @@ impl Finisher {
                 })
                 .await;
             self.report(keys, "dead", r);
+        }
+        if !batch.cancelled.is_empty() {
+            let r = self
+                .retrying("finish_cancelled", || {
+                    self.broker
+                        .finish_cancelled(keys, &self.consumer, &batch.cancelled)
+                })
+                .await;
+            self.report(keys, "cancelled", r);
         }
     }
 

@@ -5,6 +5,7 @@
 //! own) and one promoter (moves due jobs from the delayed set), plus one finisher and one
 //! wake-up listener for the whole worker. Jobs run as tasks of their own.
 
+mod cancel;
 mod executor;
 mod fetcher;
 mod finisher;
@@ -25,7 +26,7 @@ use crate::outage::Connectivity;
 use crate::promoter::Promoter;
 use crate::redis;
 use crate::task::{ErasedHandler, Handler, JobResult, Registry, TaskOptions};
-use crate::wake::WakeListener;
+use crate::wake::{OnMessage, WakeListener};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -423,6 +424,8 @@ pub(crate) struct Shared<S> {
     pub(crate) running: Mutex<HashMap<(GroupName, String), executor::Running>>,
     /// Whether Redis answers; logs each outage once.
     pub(crate) connectivity: Arc<Connectivity>,
+    /// Cancel requests, by (group, job id), that matched no running job yet (see `cancel`).
+    pub(crate) cancel_requests: Mutex<HashMap<(GroupName, String), std::time::Instant>>,
 }
 
 impl<S: Clone + Send + Sync + 'static> Worker<S> {
@@ -484,6 +487,7 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
             layers: self.layers,
             running: Mutex::new(HashMap::new()),
             connectivity: connectivity.clone(),
+            cancel_requests: Mutex::new(HashMap::new()),
         });
 
         let stop_fetching = CancellationToken::new();
@@ -508,17 +512,16 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
             done: done_tx.clone(),
         };
         let wakes: Vec<Arc<Notify>> = all_keys.iter().map(|_| Arc::new(Notify::new())).collect();
+        let mut subscriptions = Vec::new();
+        for (keys, wake) in all_keys.iter().zip(&wakes) {
+            subscriptions.push((keys.wake_channel(), OnMessage::Wake(wake.clone())));
+            let (shared, group) = (shared.clone(), keys.group().clone());
+            let on_cancel = move |job_id: &str| cancel::request(&shared, &group, job_id);
+            subscriptions.push((keys.cancel_channel(), OnMessage::Call(Arc::new(on_cancel))));
+        }
         let listener = tokio::spawn(
-            WakeListener::new(
-                client.clone(),
-                connectivity.clone(),
-                all_keys
-                    .iter()
-                    .map(Keys::wake_channel)
-                    .zip(wakes.clone())
-                    .collect(),
-            )
-            .run(stop_background.clone()),
+            WakeListener::new(client.clone(), connectivity.clone(), subscriptions)
+                .run(stop_background.clone()),
         );
         let heartbeat = tokio::spawn(
             heartbeat::Heartbeat {

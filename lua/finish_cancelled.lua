@@ -1,0 +1,51 @@
+-- finish_cancelled: record that a batch of running jobs stopped because they were cancelled:
+-- XACK + XDEL each entry; tracked jobs get state `cancelled`; uniqueness locks are released.
+-- Nothing goes to the dead stream: the job was dropped on purpose. An entry this consumer no
+-- longer owns is left alone and reported stale.
+--
+-- KEYS[1..3]  priority streams: high, default, low
+-- KEYS[4..]   status hashes of the tracked jobs in the batch, then uniqueness locks
+-- ARGV[1]     consumer group name
+-- ARGV[2]     consumer name
+-- ARGV[3]     number of jobs N
+-- then per job 4 values: priority index, entry id, index into KEYS of its status hash
+--   (0 = not tracked), status TTL in ms
+-- then, optional (absent = 0), the number of uniqueness locks L, then L triples: job number j
+--   (1-based, in the order above), index into KEYS of the lock, job id; the lock is deleted
+--   when job j was finished here (reply 1) and the lock still names that job.
+-- Returns: one integer per job: 1 finished, 0 stale (not owned by this consumer).
+
+local group, consumer = ARGV[1], ARGV[2]
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+
+local replies = {}
+local pos = 4
+for j = 1, tonumber(ARGV[3]) do
+  local stream, eid = KEYS[tonumber(ARGV[pos])], ARGV[pos + 1]
+  local key, ttl = tonumber(ARGV[pos + 2]), ARGV[pos + 3]
+  pos = pos + 4
+  local pending = redis.call('XPENDING', stream, group, eid, eid, 1)
+  if pending[1] and pending[1][2] == consumer then
+    redis.call('XACK', stream, group, eid)
+    redis.call('XDEL', stream, eid)
+    if key > 0 then
+      redis.call('HSET', KEYS[key], 'state', 'cancelled', 'finished_ms', now_ms)
+      redis.call('HDEL', KEYS[key], 'consumer')
+      redis.call('PEXPIRE', KEYS[key], ttl)
+    end
+    replies[j] = 1
+  else
+    replies[j] = 0
+  end
+end
+-- Uniqueness locks of the jobs finished here.
+local nlocks = tonumber(ARGV[pos]) or 0
+for l = 1, nlocks do
+  local at = pos + 1 + (l - 1) * 3
+  local lock = KEYS[tonumber(ARGV[at + 1])]
+  if replies[tonumber(ARGV[at])] == 1 and redis.call('GET', lock) == ARGV[at + 2] then
+    redis.call('DEL', lock)
+  end
+end
+return replies

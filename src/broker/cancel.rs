@@ -1,0 +1,121 @@
+//! Cancel: one bounded step of `lua/cancel.lua`; the caller loops on its cursor.
+
+use super::{Broker, reply};
+use crate::error::{Error, Result};
+use crate::keys::Keys;
+use deadpool_redis::redis::Value;
+
+/// The uniqueness lock a cancel step may release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LockArg {
+    /// None known yet: the script asks for it if the job holds one.
+    Unknown,
+    /// This key's lock (validated), passed in KEYS.
+    Key(String),
+    /// The job's key cannot be a Redis key: leave the lock to its TTL.
+    LeaveToTtl,
+}
+
+/// What one cancel step found or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CancelReply {
+    /// The status record says the job already ended in this state.
+    Finished(String),
+    /// Removed before it ran: from the delayed set (`delayed`) or from its stream.
+    Removed { delayed: bool },
+    /// Running for `consumer`; `listeners` subscribers got the cancel message.
+    Running { consumer: String, listeners: usize },
+    /// The job holds this uniqueness key: call again with it.
+    NeedLock(String),
+    /// Not found within the step's limit: continue from this cursor.
+    Continue { stream: usize, from: String },
+    /// Nowhere; the status record's state, or empty.
+    NotFound(String),
+}
+
+impl Broker {
+    /// Runs one step of `lua/cancel.lua` for job `id`, scanning from `cursor` (stream index
+    /// 1..3, start id) at most `limit` entries.
+    pub(crate) async fn cancel_step(
+        &self,
+        keys: &Keys,
+        id: &str,
+        cursor: (usize, &str),
+        limit: usize,
+        lock: &LockArg,
+    ) -> Result<CancelReply> {
+        const OP: &str = "cancel";
+        let mut script_keys = keys.streams().to_vec();
+        script_keys.push(keys.delayed());
+        script_keys.push(keys.delayed_jobs());
+        script_keys.push(keys.job(id));
+        let lock_name = match lock {
+            LockArg::Unknown => "",
+            LockArg::LeaveToTtl => "*",
+            LockArg::Key(k) => {
+                script_keys.push(keys.unique(k));
+                k.as_str()
+            }
+        };
+        let mut conn = self.conn().await?;
+        let mut call = self.scripts().cancel.script().prepare_invoke();
+        call.key(script_keys)
+            .arg(keys.group().as_str())
+            .arg(id)
+            .arg(keys.cancel_channel())
+            .arg(cursor.0)
+            .arg(cursor.1)
+            .arg(limit.max(1))
+            .arg(lock_name);
+        let value: Value = call
+            .invoke_async(&mut conn)
+            .await
+            .map_err(Error::redis(OP))?;
+        parse(value)
+    }
+}
+
+fn parse(value: Value) -> Result<CancelReply> {
+    const OP: &str = "cancel";
+    let items = reply::array(OP, value)?;
+    let text = |i: usize| -> Result<String> {
+        items
+            .get(i)
+            .ok_or_else(|| Error::Protocol {
+                op: OP,
+                detail: format!("reply has no item {i}"),
+            })
+            .and_then(|v| reply::string(OP, v))
+    };
+    let number = |i: usize| -> Result<i64> {
+        items
+            .get(i)
+            .ok_or_else(|| Error::Protocol {
+                op: OP,
+                detail: format!("reply has no item {i}"),
+            })
+            .and_then(|v| reply::int(OP, v))
+    };
+    Ok(match text(0)?.as_str() {
+        "finished" => CancelReply::Finished(text(1)?),
+        "removed" => CancelReply::Removed {
+            delayed: text(1)? == "delayed",
+        },
+        "running" => CancelReply::Running {
+            consumer: text(1)?,
+            listeners: number(2)?.max(0) as usize,
+        },
+        "need_lock" => CancelReply::NeedLock(text(1)?),
+        "continue" => CancelReply::Continue {
+            stream: number(1)?.clamp(1, 3) as usize,
+            from: text(2)?,
+        },
+        "not_found" => CancelReply::NotFound(text(1)?),
+        other => {
+            return Err(Error::Protocol {
+                op: OP,
+                detail: format!("unknown cancel reply {other:?}"),
+            });
+        }
+    })
+}

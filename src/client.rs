@@ -350,13 +350,13 @@ impl Client {
                     consumer,
                     listeners,
                 },
-                CancelReply::Finished(state) => CancelOutcome::AlreadyFinished(match state
-                    .as_str()
-                {
-                    "succeeded" => JobState::Succeeded,
-                    "dead" => JobState::Dead,
-                    _ => JobState::Cancelled,
-                }),
+                CancelReply::Finished(state) => {
+                    CancelOutcome::AlreadyFinished(match state.as_str() {
+                        "succeeded" => JobState::Succeeded,
+                        "dead" => JobState::Dead,
+                        _ => JobState::Cancelled,
+                    })
+                }
                 CancelReply::NotFound(_) => CancelOutcome::NotFound,
             });
         }

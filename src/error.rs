@@ -132,6 +132,16 @@ pub enum Error {
         searched: String,
     },
 
+    /// A job could not be cancelled: it already ended, is nowhere to be found, or no worker
+    /// listens for the request.
+    #[error("cannot cancel job {id}: {reason}")]
+    CannotCancel {
+        /// The job id.
+        id: String,
+        /// Why, and what to do.
+        reason: String,
+    },
+
     /// Redis replied with something streamworker did not expect.
     #[error("unexpected reply from Redis during {op}: {detail}")]
     Protocol {

@@ -544,7 +544,12 @@ mod tests {
         assert_eq!(env.unique_key.as_deref(), Some("welcome-42"));
         // Without a TTL there is no lock, so no key goes on the wire.
         let keyless = Job::from_json("g", "t", "{}").unwrap().unique_key("k");
-        assert!(keyless.fields().iter().all(|(k, _)| *k != field::UNIQUE_KEY));
+        assert!(
+            keyless
+                .fields()
+                .iter()
+                .all(|(k, _)| *k != field::UNIQUE_KEY)
+        );
     }
 
     #[test]

@@ -200,7 +200,10 @@ mod tests {
         assert_eq!(keys.stats(), "streamworker:{emails}:stats");
         assert_eq!(keys.unique("k1"), "streamworker:{emails}:unique:k1");
         assert_eq!(keys.schedules(), "streamworker:{emails}:schedules");
-        assert_eq!(keys.schedule("nightly"), "streamworker:{emails}:schedule:nightly");
+        assert_eq!(
+            keys.schedule("nightly"),
+            "streamworker:{emails}:schedule:nightly"
+        );
         assert_eq!(keys.cancel_channel(), "streamworker:{emails}:cancel");
     }
 

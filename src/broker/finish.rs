@@ -234,9 +234,20 @@ impl Broker {
             args.push(job.entry.priority.index().to_string().into_bytes());
             args.push(job.entry.entry_id.clone().into_bytes());
             args.push(key.to_string().into_bytes());
-            args.push(job.keep_result.map_or(1, duration_ms).max(1).to_string().into_bytes());
+            args.push(
+                job.keep_result
+                    .map_or(1, duration_ms)
+                    .max(1)
+                    .to_string()
+                    .into_bytes(),
+            );
         }
-        lock_trailer(keys, &mut script_keys, &mut args, jobs.iter().map(|j| &j.entry));
+        lock_trailer(
+            keys,
+            &mut script_keys,
+            &mut args,
+            jobs.iter().map(|j| &j.entry),
+        );
         let reply = self
             .run_finish(
                 "finish_cancelled",

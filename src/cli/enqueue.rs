@@ -44,6 +44,15 @@ pub(super) struct EnqueueArgs {
     /// Keep the status and result this long after the job finishes (e.g. 1h)
     #[arg(long, value_parser = humantime::parse_duration)]
     keep_result: Option<Duration>,
+
+    /// Unique for at most this long (e.g. 1h): while a job with the same task and args (or
+    /// --unique-key) is waiting or running, print its id and enqueue nothing
+    #[arg(long, value_parser = humantime::parse_duration)]
+    unique_for: Option<Duration>,
+
+    /// Uniqueness key to use instead of task + args (needs --unique-for)
+    #[arg(long, requires = "unique_for")]
+    unique_key: Option<String>,
 }
 
 fn parse_rfc3339(s: &str) -> std::result::Result<SystemTime, String> {
@@ -72,8 +81,21 @@ pub(super) async fn run(redis: &str, args: EnqueueArgs) -> Result<()> {
     if let Some(k) = args.keep_result {
         job = job.keep_result(k);
     }
+    if let Some(key) = args.unique_key {
+        job = job.unique_key(key);
+    }
+    if let Some(ttl) = args.unique_for {
+        if ttl.is_zero() {
+            return Err(Error::Config("--unique-for must be more than 0".into()));
+        }
+        job = job.unique_for(ttl);
+    }
     let client = Client::connect(redis).await?;
+    let own_id = job.id().clone();
     let id = client.enqueue(job).await?;
+    if id != own_id {
+        eprintln!("job {id} with the same uniqueness key is waiting or running: nothing enqueued");
+    }
     println!("{id}");
     Ok(())
 }

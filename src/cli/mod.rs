@@ -16,6 +16,7 @@
 //! }
 //! ```
 
+mod cancel;
 mod dead;
 mod delayed;
 mod enqueue;
@@ -132,6 +133,8 @@ enum Command {
     Resume(pause::PauseArgs),
     /// Live view of every group; q or Ctrl-C quits
     Top(top::TopArgs),
+    /// Cancel a waiting, scheduled or running job
+    Cancel(cancel::CancelArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -174,6 +177,7 @@ where
         Some(Command::Pause(args)) => pause::run(redis, json, args, true).await,
         Some(Command::Resume(args)) => pause::run(redis, json, args, false).await,
         Some(Command::Top(args)) => top::run(redis, json, args).await,
+        Some(Command::Cancel(args)) => cancel::run(redis, args).await,
         None => work::run(redis, cli.work, configure).await,
     };
     match result {

@@ -134,13 +134,7 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
     if let Some(keep) = envelope.keep_result {
         let marked = shared
             .broker
-            .mark_running(
-                &keys,
-                &entry,
-                &config.consumer,
-                envelope.attempt,
-                keep,
-            )
+            .mark_running(&keys, &entry, &config.consumer, envelope.attempt, keep)
             .await;
         if let Err(e) = marked {
             tracing::warn!(parent: &span, error = %e, "could not record the running state");

@@ -1,0 +1,556 @@
+//! Unique jobs (the lock taken at enqueue, released at the end) and cancellation of waiting,
+//! scheduled, running, finished and unknown jobs, from Rust and from the CLI.
+
+mod support;
+
+use serde::{Deserialize, Serialize};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+use streamworker::{
+    CancelOutcome, Client, Job, JobContext, JobId, JobState, State, TaskError, Worker,
+};
+use support::{RedisServer, pending_count, unique_group, wait_until};
+use tokio_util::sync::CancellationToken;
+
+/// How long any awaited condition may take before the test fails.
+const WAIT: Duration = Duration::from_secs(20);
+const KEEP: Duration = Duration::from_secs(600);
+
+fn key(group: &str, suffix: &str) -> String {
+    format!("streamworker:{{{group}}}:{suffix}")
+}
+
+fn xlen(conn: &mut redis::Connection, key: &str) -> usize {
+    redis::cmd("XLEN").arg(key).query(conn).unwrap()
+}
+
+fn exists(conn: &mut redis::Connection, key: &str) -> bool {
+    redis::cmd("EXISTS").arg(key).query::<i64>(conn).unwrap() == 1
+}
+
+/// Keys of the form `streamworker:{G}:unique:*` (SCAN, for assertions only).
+fn unique_locks(conn: &mut redis::Connection, group: &str) -> Vec<String> {
+    let mut found: Vec<String> = redis::cmd("KEYS")
+        .arg(key(group, "unique:*"))
+        .query(conn)
+        .unwrap();
+    found.sort();
+    found
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Report {
+    user: u32,
+}
+
+/// Counts runs per task; `slow` runs until cancelled, telling the test it started.
+#[derive(Clone, Default)]
+struct Seen {
+    runs: Arc<AtomicUsize>,
+    started: Arc<AtomicBool>,
+    saw_cancellation: Arc<AtomicBool>,
+}
+
+async fn build(report: Report, State(seen): State<Seen>) -> Result<u32, TaskError> {
+    seen.runs.fetch_add(1, Ordering::SeqCst);
+    Ok(report.user * 10)
+}
+
+async fn refuse(_: Report) -> Result<(), TaskError> {
+    Err(TaskError::fatal("no such user"))
+}
+
+async fn slow(_: Report, ctx: JobContext, State(seen): State<Seen>) -> Result<(), TaskError> {
+    // The handler's future is dropped on cancel; a task of its own watches the token.
+    let token = ctx.cancellation().clone();
+    let flag = seen.saw_cancellation.clone();
+    tokio::spawn(async move {
+        token.cancelled().await;
+        flag.store(true, Ordering::SeqCst);
+    });
+    seen.started.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    Ok(())
+}
+
+struct Running {
+    stop: CancellationToken,
+    handle: tokio::task::JoinHandle<streamworker::Result<()>>,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.cancel();
+        self.handle.await.unwrap().unwrap();
+    }
+}
+
+fn start_worker(url: &str, group: &str, seen: &Seen) -> Running {
+    let stop = CancellationToken::new();
+    let worker = Worker::builder(url)
+        .group(group)
+        .shutdown_grace(Duration::from_millis(100))
+        .state(seen.clone())
+        .task("build", build)
+        .task("refuse", refuse)
+        .task("slow", slow)
+        .build()
+        .unwrap();
+    let handle = tokio::spawn(worker.run(stop.clone().cancelled_owned()));
+    Running { stop, handle }
+}
+
+fn report(group: &str, task: &str, user: u32) -> Job {
+    Job::new(group, task, &Report { user }).unwrap()
+}
+
+async fn cli(args: &[&str]) -> Output {
+    let mut cmd = tokio::process::Command::new(support::bin());
+    cmd.args(args)
+        .env_remove("REDIS_URL")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    tokio::time::timeout(WAIT, cmd.output())
+        .await
+        .expect("the command finishes")
+        .expect("the command runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn a_unique_job_enqueued_twice_is_stored_once_and_again_after_it_finished() {
+    let redis = RedisServer::start();
+    let group = unique_group("unique");
+    let client = Client::connect(&redis.url()).await.unwrap();
+    let mut conn = redis.conn();
+    let stream = key(&group, "default");
+
+    let first = report(&group, "build", 7)
+        .unique_for(Duration::from_secs(3600))
+        .keep_result(KEEP);
+    let first_id = client.enqueue(first).await.unwrap();
+    let second = report(&group, "build", 7).unique_for(Duration::from_secs(3600));
+    let second_own = second.id().clone();
+    let second_id = client.enqueue(second).await.unwrap();
+    assert_eq!(
+        second_id, first_id,
+        "the duplicate yields the first job's id"
+    );
+    assert_ne!(second_own, first_id);
+    assert_eq!(xlen(&mut conn, &stream), 1, "one job stored");
+
+    // The CLI (JSON args) computes the same key as Rust (MessagePack args).
+    let url = redis.url();
+    let out = cli(&[
+        "--redis",
+        &url,
+        "enqueue",
+        "--group",
+        &group,
+        "--task",
+        "build",
+        "--args",
+        r#"{ "user": 7 }"#,
+        "--unique-for",
+        "1h",
+    ])
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), first_id.as_str());
+    assert!(
+        text(&out.stderr).contains("nothing enqueued"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Other arguments are another job.
+    let other_id = client
+        .enqueue(report(&group, "build", 8).unique_for(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    assert_ne!(other_id, first_id);
+    assert_eq!(xlen(&mut conn, &stream), 2);
+    assert_eq!(unique_locks(&mut conn, &group).len(), 2);
+
+    let seen = Seen::default();
+    let worker = start_worker(&redis.url(), &group, &seen);
+    let done = client
+        .wait_for_result(&group, &first_id, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(done.state, JobState::Succeeded);
+    wait_until(WAIT, "both jobs ran and released their locks", || {
+        let mut conn = redis.conn();
+        let group = group.clone();
+        async move { unique_locks(&mut conn, &group).is_empty() }
+    })
+    .await;
+    assert_eq!(seen.runs.load(Ordering::SeqCst), 2);
+
+    // After it finished, the same call is a new job that runs.
+    let again = report(&group, "build", 7)
+        .unique_for(Duration::from_secs(3600))
+        .keep_result(KEEP);
+    let again_own = again.id().clone();
+    let again_id = client.enqueue(again).await.unwrap();
+    assert_eq!(again_id, again_own, "a new job once the first finished");
+    let done = client
+        .wait_for_result(&group, &again_id, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(done.state, JobState::Succeeded);
+    assert_eq!(seen.runs.load(Ordering::SeqCst), 3);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_unique_lock_is_released_by_dead_jobs_and_expires_by_its_ttl() {
+    let redis = RedisServer::start();
+    let group = unique_group("unique-end");
+    let client = Client::connect(&redis.url()).await.unwrap();
+
+    // Explicit key: other arguments, same key, one job.
+    let a = report(&group, "refuse", 1)
+        .unique_key("account-1")
+        .unique_for(Duration::from_secs(3600))
+        .keep_result(KEEP);
+    let a_id = client.enqueue(a).await.unwrap();
+    let b = report(&group, "refuse", 2)
+        .unique_key("account-1")
+        .unique_for(Duration::from_secs(3600));
+    assert_eq!(client.enqueue(b).await.unwrap(), a_id);
+
+    // A key without a TTL, or an invalid key, is refused before anything is sent.
+    let err = client
+        .enqueue(report(&group, "refuse", 3).unique_key("k"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("unique_for"), "{err}");
+    let err = client
+        .enqueue(
+            report(&group, "refuse", 3)
+                .unique_key("a b")
+                .unique_for(Duration::from_secs(1)),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, streamworker::Error::InvalidName { .. }),
+        "{err}"
+    );
+
+    let seen = Seen::default();
+    let worker = start_worker(&redis.url(), &group, &seen);
+    let dead = client.wait_for_result(&group, &a_id, WAIT).await.unwrap();
+    assert_eq!(dead.state, JobState::Dead);
+    let mut conn = redis.conn();
+    assert!(
+        !exists(&mut conn, &key(&group, "unique:account-1")),
+        "a dead job releases its lock"
+    );
+    worker.stop().await;
+
+    // No worker: the lock lives until its TTL, then the same call is accepted again.
+    let short = report(&group, "build", 9).unique_for(Duration::from_millis(300));
+    let short_id = client.enqueue(short).await.unwrap();
+    let dup = report(&group, "build", 9).unique_for(Duration::from_millis(300));
+    assert_eq!(client.enqueue(dup).await.unwrap(), short_id);
+    wait_until(WAIT, "the lock to expire", || {
+        let mut conn = redis.conn();
+        let group = group.clone();
+        async move { unique_locks(&mut conn, &group).is_empty() }
+    })
+    .await;
+    let later = report(&group, "build", 9).unique_for(Duration::from_millis(300));
+    let later_own = later.id().clone();
+    assert_eq!(client.enqueue(later).await.unwrap(), later_own);
+    assert_eq!(xlen(&mut conn, &key(&group, "default")), 2);
+}
+
+#[tokio::test]
+async fn cancel_removes_waiting_and_scheduled_jobs_and_their_locks() {
+    let redis = RedisServer::start();
+    let group = unique_group("cancel-wait");
+    let client = Client::connect(&redis.url()).await.unwrap();
+    let mut conn = redis.conn();
+
+    // Tracked and waiting: found through its status record.
+    let waiting = client
+        .enqueue(report(&group, "build", 1).keep_result(KEEP))
+        .await
+        .unwrap();
+    // Scheduled, unique: removed from the delayed set, lock released.
+    let scheduled = client
+        .enqueue(
+            report(&group, "build", 2)
+                .delay(Duration::from_secs(3600))
+                .unique_for(Duration::from_secs(7200))
+                .keep_result(KEEP),
+        )
+        .await
+        .unwrap();
+    // Untracked, deep in a backlog of 2,500 jobs: found by the scan, across pages.
+    let mut backlog: Vec<Job> = (0..2500)
+        .map(|i| report(&group, "build", 100 + i))
+        .collect();
+    let needle = backlog[1700].id().clone();
+    backlog[1700] = backlog[1700].clone().unique_for(Duration::from_secs(7200));
+    client.enqueue_many(backlog).await.unwrap();
+    // Typed into redis-cli: its id is its entry id.
+    let raw: String = redis::cmd("XADD")
+        .arg(key(&group, "low"))
+        .arg("*")
+        .arg("task")
+        .arg("build")
+        .arg("args")
+        .arg(r#"{"user":5}"#)
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(unique_locks(&mut conn, &group).len(), 2);
+
+    assert_eq!(
+        client.cancel(&group, &waiting).await.unwrap(),
+        CancelOutcome::Removed {
+            was_scheduled: false
+        }
+    );
+    assert_eq!(
+        client.cancel(&group, &scheduled).await.unwrap(),
+        CancelOutcome::Removed {
+            was_scheduled: true
+        }
+    );
+    assert_eq!(
+        client.cancel(&group, &needle).await.unwrap(),
+        CancelOutcome::Removed {
+            was_scheduled: false
+        }
+    );
+    assert_eq!(
+        client
+            .cancel(&group, &JobId::parse(raw).unwrap())
+            .await
+            .unwrap(),
+        CancelOutcome::Removed {
+            was_scheduled: false
+        }
+    );
+
+    assert_eq!(
+        xlen(&mut conn, &key(&group, "default")),
+        2499,
+        "the backlog less the one cancelled"
+    );
+    assert_eq!(xlen(&mut conn, &key(&group, "low")), 0);
+    let delayed: usize = redis::cmd("ZCARD")
+        .arg(key(&group, "delayed"))
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(delayed, 0);
+    assert!(!exists(&mut conn, &key(&group, "delayed:jobs")));
+    assert!(unique_locks(&mut conn, &group).is_empty(), "locks released");
+    for id in [&waiting, &scheduled] {
+        let status = client.status(&group, id).await.unwrap().unwrap();
+        assert_eq!(status.state, JobState::Cancelled);
+    }
+    // Cancelling again says it is over.
+    assert_eq!(
+        client.cancel(&group, &waiting).await.unwrap(),
+        CancelOutcome::AlreadyFinished(JobState::Cancelled)
+    );
+    // The scheduled job's unique call can be enqueued anew.
+    let fresh = report(&group, "build", 2).unique_for(Duration::from_secs(7200));
+    let fresh_own = fresh.id().clone();
+    assert_eq!(client.enqueue(fresh).await.unwrap(), fresh_own);
+}
+
+#[tokio::test]
+async fn cancel_stops_a_running_job_through_its_worker() {
+    let redis = RedisServer::start();
+    let group = unique_group("cancel-run");
+    let client = Client::connect(&redis.url()).await.unwrap();
+    let seen = Seen::default();
+    let worker = start_worker(&redis.url(), &group, &seen);
+
+    let id = client
+        .enqueue(
+            report(&group, "slow", 1)
+                .unique_for(Duration::from_secs(3600))
+                .keep_result(KEEP),
+        )
+        .await
+        .unwrap();
+    wait_until(WAIT, "the slow job to start", || {
+        let started = seen.started.load(Ordering::SeqCst);
+        async move { started }
+    })
+    .await;
+    match client.cancel(&group, &id).await.unwrap() {
+        CancelOutcome::Requested { listeners, .. } => {
+            assert!(listeners >= 1, "the worker listens")
+        }
+        other => panic!("expected Requested, got {other:?}"),
+    }
+    let status = client.wait_for_result(&group, &id, WAIT).await.unwrap();
+    assert_eq!(status.state, JobState::Cancelled);
+    assert!(
+        seen.saw_cancellation.load(Ordering::SeqCst),
+        "the token fired"
+    );
+    let mut conn = redis.conn();
+    let stream = key(&group, "default");
+    assert_eq!(xlen(&mut conn, &stream), 0, "the entry is deleted");
+    assert_eq!(pending_count(&mut conn, &stream, &group), 0);
+    assert!(unique_locks(&mut conn, &group).is_empty(), "lock released");
+    assert!(
+        redis::cmd("XLEN")
+            .arg(key(&group, "dead"))
+            .query::<usize>(&mut conn)
+            .unwrap()
+            == 0,
+        "a cancelled job is not dead"
+    );
+    assert_eq!(
+        client.cancel(&group, &id).await.unwrap(),
+        CancelOutcome::AlreadyFinished(JobState::Cancelled)
+    );
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn cancel_from_the_cli_terminates_an_exec_child_and_explains_refusals() {
+    let redis = RedisServer::start();
+    let group = unique_group("cancel-cli");
+    let url = redis.url();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().to_str().unwrap().to_string();
+    let log = out_dir.path().join("worker.log");
+    // The command records its pid, then becomes `sleep` (same pid).
+    let exec = r#"sh -c 'echo $$ > "$OUT/pid"; exec sleep 600'"#;
+    let mut worker = Command::new(support::bin())
+        .args(["--redis", &url, "--group", &group, "--exec", exec])
+        .env_remove("REDIS_URL")
+        .env("OUT", &out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut std::process::Child, std::path::PathBuf);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+            if std::thread::panicking() {
+                eprintln!("{}", std::fs::read_to_string(&self.1).unwrap_or_default());
+            }
+        }
+    }
+    let _guard = Kill(&mut worker, log.clone());
+
+    let enq = cli(&[
+        "--redis",
+        &url,
+        "enqueue",
+        "--group",
+        &group,
+        "--task",
+        "render",
+        "--keep-result",
+        "1h",
+    ])
+    .await;
+    assert!(enq.status.success(), "{}", text(&enq.stderr));
+    let id = text(&enq.stdout).trim().to_string();
+    let pid_file = out_dir.path().join("pid");
+    wait_until(WAIT, "the command to start", || {
+        let ready = std::fs::read_to_string(&pid_file).is_ok_and(|p| p.ends_with('\n'));
+        async move { ready }
+    })
+    .await;
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_string();
+
+    let cancel = cli(&["--redis", &url, "cancel", &id, "--group", &group]).await;
+    assert!(cancel.status.success(), "{}", text(&cancel.stderr));
+    assert!(
+        text(&cancel.stdout).contains("is running on")
+            && text(&cancel.stdout).contains("asked it to stop"),
+        "{}",
+        text(&cancel.stdout)
+    );
+    wait_until(WAIT, "the child process to be gone", || {
+        // Gone, or a zombie waiting to be reaped: either way it no longer runs.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let gone = stat.is_empty() || stat.split_whitespace().nth(2) == Some("Z");
+        async move { gone }
+    })
+    .await;
+    let client = Client::connect(&url).await.unwrap();
+    let job = JobId::parse(&id).unwrap();
+    let status = client.wait_for_result(&group, &job, WAIT).await.unwrap();
+    assert_eq!(status.state, JobState::Cancelled);
+
+    // A finished job, and an unknown one: exit 1 and a message that says which.
+    let again = cli(&["--redis", &url, "cancel", &id, "--group", &group]).await;
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again.stderr).contains("already ended (cancelled)"),
+        "{}",
+        text(&again.stderr)
+    );
+    let unknown = cli(&[
+        "--redis",
+        &url,
+        "cancel",
+        "01ARZ3NDEKTSV4RRFFQ69G5FAV",
+        "--group",
+        &group,
+    ])
+    .await;
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        text(&unknown.stderr).contains("no such job in group"),
+        "{}",
+        text(&unknown.stderr)
+    );
+}
+
+#[tokio::test]
+async fn cancelling_a_finished_or_unknown_job_says_so() {
+    let redis = RedisServer::start();
+    let group = unique_group("cancel-done");
+    let client = Client::connect(&redis.url()).await.unwrap();
+    let seen = Seen::default();
+    let worker = start_worker(&redis.url(), &group, &seen);
+    let ok = client
+        .enqueue(report(&group, "build", 1).keep_result(KEEP))
+        .await
+        .unwrap();
+    let dead = client
+        .enqueue(report(&group, "refuse", 1).keep_result(KEEP))
+        .await
+        .unwrap();
+    client.wait_for_result(&group, &ok, WAIT).await.unwrap();
+    client.wait_for_result(&group, &dead, WAIT).await.unwrap();
+    worker.stop().await;
+
+    assert_eq!(
+        client.cancel(&group, &ok).await.unwrap(),
+        CancelOutcome::AlreadyFinished(JobState::Succeeded)
+    );
+    assert_eq!(
+        client.cancel(&group, &dead).await.unwrap(),
+        CancelOutcome::AlreadyFinished(JobState::Dead)
+    );
+    assert_eq!(
+        client.cancel(&group, &JobId::generate()).await.unwrap(),
+        CancelOutcome::NotFound
+    );
+}

@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::job::{DEFAULT_MAX_PAYLOAD_BYTES, Job, JobId};
 use crate::keys::{GroupName, Keys, validate_name};
 use crate::redis;
+use crate::schedule::ScheduleInfo;
 use serde::de::DeserializeOwned;
 use std::time::{Duration, Instant};
 
@@ -191,6 +192,18 @@ impl Client {
         Ok(client)
     }
 
+    /// A client over a broker a worker already has.
+    pub(crate) fn from_broker(broker: Broker) -> Client {
+        Client {
+            broker,
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+        }
+    }
+
+    pub(crate) fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
     /// Uses an existing connection pool (the one the application already has).
     pub fn from_pool(pool: deadpool_redis::Pool) -> Client {
         Client {
@@ -284,6 +297,17 @@ impl Client {
     /// [`JobBatch::commit`] is called: enqueue with your request's database transaction.
     pub fn batch(&self) -> JobBatch {
         JobBatch::new(self.clone())
+    }
+
+    /// The periodic schedules registered for `group` by the schedulers that run them, sorted
+    /// by name, with their next run (by Redis's clock) and last run.
+    pub async fn schedules(&self, group: &str) -> Result<Vec<ScheduleInfo>> {
+        let keys = Keys::new(&GroupName::new(group)?);
+        let (now, stored) = self.broker.list_schedules(&keys).await?;
+        Ok(stored
+            .into_iter()
+            .map(|s| ScheduleInfo::from_stored(now, s.name, s.definition, &s.state))
+            .collect())
     }
 
     /// Cancels job `id` of `group`:

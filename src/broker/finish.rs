@@ -117,7 +117,12 @@ impl Broker {
             args.push(duration_ms(ttl).max(1).to_string().into_bytes());
             args.push(result);
         }
-        lock_trailer(keys, &mut script_keys, &mut args, jobs.iter().map(|j| &j.entry));
+        lock_trailer(
+            keys,
+            &mut script_keys,
+            &mut args,
+            jobs.iter().map(|j| &j.entry),
+        );
         script_keys.push(keys.stats());
         let reply = self
             .run_finish("finish_ok", &self.scripts().finish_ok, script_keys, args)
@@ -198,7 +203,12 @@ impl Broker {
             args.push(key.to_string().into_bytes());
             args.push(ttl.max(1).to_string().into_bytes());
         }
-        lock_trailer(keys, &mut script_keys, &mut args, jobs.iter().map(|j| &j.entry));
+        lock_trailer(
+            keys,
+            &mut script_keys,
+            &mut args,
+            jobs.iter().map(|j| &j.entry),
+        );
         script_keys.push(keys.stats());
         let reply = self
             .run_finish(

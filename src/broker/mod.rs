@@ -11,7 +11,7 @@ mod lease;
 mod read;
 mod repair;
 mod reply;
-// mod schedule;
+mod schedule;
 mod server;
 mod status;
 

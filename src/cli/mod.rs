@@ -24,6 +24,7 @@ mod exec;
 mod job;
 mod pause;
 mod pending;
+mod schedule;
 mod status;
 mod table;
 mod top;
@@ -111,6 +112,13 @@ struct WorkArgs {
     /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9898); off by default
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
+
+    /// Enqueue a job periodically, exactly once across all workers given the same schedule;
+    /// repeat for several: 'name=NAME;cron=EXPR|every=DURATION;task=TASK[;tz=ZONE]
+    /// [;missed=catch-up|skip][;grace=DURATION][;priority=P][;group=G][;args=JSON]'
+    /// (args last; group defaults to the only --group)
+    #[arg(long = "schedule", value_name = "SPEC")]
+    schedules: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,6 +143,8 @@ enum Command {
     Top(top::TopArgs),
     /// Cancel a waiting, scheduled or running job
     Cancel(cancel::CancelArgs),
+    /// List a group's periodic schedules with their next and last run
+    Schedules(schedule::SchedulesArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -178,6 +188,7 @@ where
         Some(Command::Resume(args)) => pause::run(redis, json, args, false).await,
         Some(Command::Top(args)) => top::run(redis, json, args).await,
         Some(Command::Cancel(args)) => cancel::run(redis, args).await,
+        Some(Command::Schedules(args)) => schedule::list(redis, json, args).await,
         None => work::run(redis, cli.work, configure).await,
     };
     match result {

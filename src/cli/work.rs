@@ -29,6 +29,13 @@ where
     if let Some(addr) = args.metrics_addr {
         builder = builder.metrics_addr(addr);
     }
+    let only_group = match args.groups.as_slice() {
+        [g] => Some(g.as_str()),
+        _ => None,
+    };
+    for spec in &args.schedules {
+        builder = builder.schedule(super::schedule::parse_spec(spec, only_group)?);
+    }
     let mut builder = configure(builder);
     if let Some(cmd) = &args.exec {
         let exec = Arc::new(ExecHandler::new(cmd)?);

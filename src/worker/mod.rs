@@ -2,8 +2,9 @@
 //! builder.
 //!
 //! `run` starts, per group, one fetcher (reads at most the free slots, on a connection of its
-//! own) and one promoter (moves due jobs from the delayed set), plus one finisher and one
-//! wake-up listener for the whole worker. Jobs run as tasks of their own.
+//! own) and one promoter (moves due jobs from the delayed set), plus one finisher, one pub/sub
+//! listener (wake-ups and cancel requests) and, when it has schedules, one scheduler for the
+//! whole worker. Jobs run as tasks of their own.
 
 mod cancel;
 mod executor;
@@ -16,6 +17,7 @@ mod reaper;
 
 use crate::backoff::Backoff;
 use crate::broker::Broker;
+use crate::client::Client;
 use crate::context::JobContext;
 use crate::error::{Error, Result};
 use crate::job::{DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, Payload};
@@ -25,6 +27,8 @@ use crate::middleware::Middleware;
 use crate::outage::Connectivity;
 use crate::promoter::Promoter;
 use crate::redis;
+use crate::schedule::Schedule;
+use crate::scheduler::Scheduler;
 use crate::task::{ErasedHandler, Handler, JobResult, Registry, TaskOptions};
 use crate::wake::{OnMessage, WakeListener};
 use std::collections::HashMap;
@@ -160,6 +164,7 @@ pub struct WorkerBuilder<S = ()> {
     state: S,
     registry: Registry<S>,
     layers: Vec<Arc<dyn Middleware>>,
+    schedules: Vec<Schedule>,
     error: Option<Error>,
 }
 
@@ -190,6 +195,7 @@ impl WorkerBuilder<()> {
             state,
             registry: Registry::default(),
             layers: self.layers,
+            schedules: self.schedules,
             error,
         }
     }
@@ -321,6 +327,14 @@ impl<S: Clone + Send + Sync + 'static> WorkerBuilder<S> {
         self
     }
 
+    /// Runs `schedule` in this worker: a [`Scheduler`] enqueues its jobs at its ticks while
+    /// the worker runs, exactly once across all the workers that run the same schedule. Its
+    /// jobs may go to any group, served by this worker or not.
+    pub fn schedule(mut self, schedule: Schedule) -> Self {
+        self.schedules.push(schedule);
+        self
+    }
+
     /// Adds a middleware layer; see [`crate::middleware`] for the order.
     pub fn layer(mut self, layer: impl Middleware) -> Self {
         self.layers.push(Arc::new(layer));
@@ -374,6 +388,7 @@ impl<S: Clone + Send + Sync + 'static> WorkerBuilder<S> {
             state: self.state,
             registry: Arc::new(self.registry),
             layers: self.layers.into(),
+            schedules: self.schedules,
         })
     }
 }
@@ -386,6 +401,7 @@ pub struct Worker<S = ()> {
     state: S,
     registry: Arc<Registry<S>>,
     layers: Arc<[Arc<dyn Middleware>]>,
+    schedules: Vec<Schedule>,
 }
 
 impl<S> std::fmt::Debug for Worker<S> {
@@ -408,6 +424,7 @@ impl Worker<()> {
             state: (),
             registry: Registry::default(),
             layers: Vec::new(),
+            schedules: Vec::new(),
             error: None,
         }
     }
@@ -443,6 +460,17 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
         let broker = Broker::new(pool, Some(self.url.clone()));
         broker.ping().await?;
         preflight::check(&broker, &redis::redact_url(&self.url)).await?;
+        let scheduler = (!self.schedules.is_empty()).then(|| {
+            let client = Client::from_broker(broker.clone());
+            let mut scheduler = Scheduler::new(&client);
+            for s in self.schedules {
+                scheduler = scheduler.schedule(s);
+            }
+            (client, scheduler)
+        });
+        if let Some((client, scheduler)) = &scheduler {
+            Scheduler::check(client, scheduler.schedules())?;
+        }
         let all_keys: Vec<Keys> = self.groups.iter().map(Keys::new).collect();
         for keys in &all_keys {
             broker.ensure_groups(keys).await?;
@@ -496,6 +524,9 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
         let jobs = TaskTracker::new();
         let (done_tx, done_rx) = mpsc::unbounded_channel::<Completion>();
 
+        let scheduler = scheduler.map(|(_, scheduler)| {
+            tokio::spawn(scheduler.run(stop_background.clone().cancelled_owned()))
+        });
         let finisher = tokio::spawn(
             finisher::Finisher {
                 broker: broker.clone(),
@@ -585,8 +616,8 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
             jobs.wait().await;
         }
         // The finisher drains the outcomes already sent and exits when every sender is gone;
-        // the promoters and the listener stop last, so retries scheduled above get promoted
-        // by whichever worker is still running.
+        // the promoters, the listener and the scheduler stop last, so retries scheduled above
+        // get promoted by whichever worker is still running.
         let _ = finisher.await;
         stop_background.cancel();
         let _ = heartbeat.await;
@@ -594,6 +625,9 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
             let _ = p.await;
         }
         let _ = listener.await;
+        if let Some(scheduler) = scheduler {
+            let _ = scheduler.await;
+        }
         tracing::info!("worker stopped");
         Ok(())
     }

@@ -675,3 +675,398 @@ fn prune_consumers_removes_only_consumers_that_own_nothing() {
         "nothing pending was dropped"
     );
 }
+
+const LOCK: &str = "streamworker:{g}:unique:k";
+const SCHEDULE: &str = "streamworker:{g}:schedule:beat";
+
+/// One enqueue.lua call for one untracked job `id` due now in `default`, with `conditions`
+/// (kind, index into KEYS, number); `extra_keys` follow KEYS[1..5].
+fn enqueue_one(
+    conn: &mut Connection,
+    id: &str,
+    extra_keys: &[&str],
+    conditions: &[(&str, usize, u64)],
+) -> redis::RedisResult<Value> {
+    let enqueue = script("enqueue");
+    let mut inv = enqueue.prepare_invoke();
+    for k in [HIGH, DEFAULT, LOW, DELAYED, DELAYED_JOBS]
+        .iter()
+        .chain(extra_keys)
+    {
+        inv.key(*k);
+    }
+    inv.arg(WAKE).arg(1);
+    inv.arg(2).arg(0).arg(id).arg(0).arg(0).arg(2);
+    inv.arg("task").arg("t").arg("id").arg(id);
+    if !conditions.is_empty() {
+        inv.arg(conditions.len());
+        for (kind, key, n) in conditions {
+            inv.arg(1).arg(*kind).arg(*key).arg(*n);
+        }
+    }
+    inv.invoke(conn)
+}
+
+fn texts(v: Value) -> Vec<String> {
+    redis::from_redis_value(v).unwrap()
+}
+
+fn hash(conn: &mut Connection, key: &str) -> HashMap<String, String> {
+    redis::cmd("HGETALL").arg(key).query(conn).unwrap()
+}
+
+fn get(conn: &mut Connection, key: &str) -> Option<String> {
+    redis::cmd("GET").arg(key).query(conn).unwrap()
+}
+
+#[test]
+fn enqueue_takes_a_free_unique_lock_and_names_the_holder_of_a_taken_one() {
+    let (_redis, mut conn) = setup();
+    let first = enqueue_one(&mut conn, "A", &[LOCK], &[("unique", 6, 60_000)]).unwrap();
+    let first: Vec<Value> = redis::from_redis_value(first).unwrap();
+    assert!(matches!(first[0], Value::BulkString(_)), "an entry id");
+    assert_eq!(get(&mut conn, LOCK).as_deref(), Some("A"));
+    let ttl: i64 = redis::cmd("PTTL").arg(LOCK).query(&mut conn).unwrap();
+    assert!(ttl > 0 && ttl <= 60_000, "{ttl}");
+
+    let second = enqueue_one(&mut conn, "B", &[LOCK], &[("unique", 6, 60_000)]).unwrap();
+    let second: Vec<Value> = redis::from_redis_value(second).unwrap();
+    assert_eq!(texts(second[0].clone()), ["duplicate", "A"]);
+    assert_eq!(len(&mut conn, DEFAULT), 1, "B was not added");
+    assert_eq!(get(&mut conn, LOCK).as_deref(), Some("A"));
+
+    // A malformed condition is refused before anything is written.
+    for bad in [("unique", 9, 1000), ("often", 6, 1000), ("unique", 0, 1000)] {
+        assert!(
+            enqueue_one(&mut conn, "C", &[LOCK], &[bad]).is_err(),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(len(&mut conn, DEFAULT), 1);
+}
+
+#[test]
+fn enqueue_takes_each_tick_once_and_records_skipped_ticks() {
+    let (_redis, mut conn) = setup();
+    let run = |conn: &mut Connection, id: &str, kind: &str, tick: u64| {
+        let v = enqueue_one(
+            conn,
+            id,
+            &[SCHEDULE, LOCK],
+            &[(kind, 6, tick), ("unique", 7, 60_000)],
+        )
+        .unwrap();
+        let v: Vec<Value> = redis::from_redis_value(v).unwrap();
+        v[0].clone()
+    };
+    assert!(matches!(
+        run(&mut conn, "beat.2000", "tick", 2000),
+        Value::BulkString(_)
+    ));
+    let st = hash(&mut conn, SCHEDULE);
+    assert_eq!(st["tick_ms"], "2000");
+    assert_eq!(st["last_run_tick_ms"], "2000");
+    assert_eq!(st["last_job_id"], "beat.2000");
+    assert!(st.contains_key("last_run_ms"));
+
+    // The same tick, or an older one, is taken: nothing added, the lock untouched.
+    let _: () = redis::cmd("DEL").arg(LOCK).query(&mut conn).unwrap();
+    assert_eq!(
+        texts(run(&mut conn, "beat.2000", "tick", 2000)),
+        ["tick_taken"]
+    );
+    assert_eq!(
+        texts(run(&mut conn, "beat.1000", "tick", 1000)),
+        ["tick_taken"]
+    );
+    assert_eq!(get(&mut conn, LOCK), None, "a taken tick does not lock");
+    assert_eq!(len(&mut conn, DEFAULT), 1);
+
+    // A skipped tick advances the record and adds nothing.
+    assert_eq!(
+        texts(run(&mut conn, "beat.3000", "tick_skip", 3000)),
+        ["tick_skipped"]
+    );
+    let st = hash(&mut conn, SCHEDULE);
+    assert_eq!(
+        (st["tick_ms"].as_str(), st["last_run_tick_ms"].as_str()),
+        ("3000", "2000")
+    );
+    assert_eq!(len(&mut conn, DEFAULT), 1);
+
+    // A new tick whose job is locked is taken but not added.
+    let _: () = redis::cmd("SET")
+        .arg(LOCK)
+        .arg("beat.2000")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(
+        texts(run(&mut conn, "beat.4000", "tick", 4000)),
+        ["duplicate", "beat.2000"]
+    );
+    let st = hash(&mut conn, SCHEDULE);
+    assert_eq!(
+        (st["tick_ms"].as_str(), st["last_job_id"].as_str()),
+        ("4000", "beat.2000")
+    );
+    assert_eq!(len(&mut conn, DEFAULT), 1);
+}
+
+#[test]
+fn finishing_scripts_release_the_locks_of_the_jobs_they_finished_only() {
+    let (_redis, mut conn) = setup();
+    let other_lock = "streamworker:{g}:unique:other";
+    let mine = xadd(&mut conn, DEFAULT, &[("task", "t"), ("args", "{}")]);
+    let theirs = xadd(&mut conn, DEFAULT, &[("task", "t"), ("args", "{}")]);
+    deliver(&mut conn, DEFAULT, "me", 1);
+    deliver(&mut conn, DEFAULT, "other", 1);
+    let _: () = redis::cmd("SET")
+        .arg(LOCK)
+        .arg("J1")
+        .query(&mut conn)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(other_lock)
+        .arg("J2")
+        .query(&mut conn)
+        .unwrap();
+    // finish_ok: job 1 is mine (lock freed), job 2 is stale (lock kept).
+    let reply: Value = script("finish_ok")
+        .key(&STREAMS)
+        .key(LOCK)
+        .key(other_lock)
+        .arg(G)
+        .arg("me")
+        .arg(2)
+        .arg(2)
+        .arg(&mine)
+        .arg(0)
+        .arg(1)
+        .arg("")
+        .arg(2)
+        .arg(&theirs)
+        .arg(0)
+        .arg(1)
+        .arg("")
+        .arg(2)
+        .arg(1)
+        .arg(4)
+        .arg("J1")
+        .arg(2)
+        .arg(5)
+        .arg("J2")
+        .invoke(&mut conn)
+        .unwrap();
+    assert_eq!(codes(reply), vec![1, 0]);
+    assert_eq!(get(&mut conn, LOCK), None);
+    assert_eq!(get(&mut conn, other_lock).as_deref(), Some("J2"));
+
+    // finish_dead: a lock that names another job is not this job's to free.
+    let _: () = redis::cmd("SET")
+        .arg(LOCK)
+        .arg("newer")
+        .query(&mut conn)
+        .unwrap();
+    let eid = xadd(&mut conn, LOW, &[("task", "t"), ("args", "{}")]);
+    deliver(&mut conn, LOW, "me", 1);
+    let reply: Value = script("finish_dead")
+        .key(&STREAMS)
+        .key(DEAD)
+        .key(LOCK)
+        .arg(G)
+        .arg("me")
+        .arg(1)
+        .arg(3)
+        .arg(&eid)
+        .arg("J1")
+        .arg("failed")
+        .arg(0)
+        .arg(1)
+        .arg(1)
+        .arg(1)
+        .arg(5)
+        .arg("J1")
+        .invoke(&mut conn)
+        .unwrap();
+    assert_eq!(codes(reply), vec![1]);
+    assert_eq!(get(&mut conn, LOCK).as_deref(), Some("newer"));
+}
+
+#[test]
+fn finish_cancelled_acks_and_records_the_cancel_only_for_the_owner() {
+    let (_redis, mut conn) = setup();
+    let status = "streamworker:{g}:job:J";
+    let mine = xadd(
+        &mut conn,
+        HIGH,
+        &[("task", "t"), ("args", "{}"), ("id", "J")],
+    );
+    let theirs = xadd(&mut conn, HIGH, &[("task", "t"), ("args", "{}")]);
+    deliver(&mut conn, HIGH, "me", 1);
+    deliver(&mut conn, HIGH, "other", 1);
+    let _: () = redis::cmd("HSET")
+        .arg(status)
+        .arg("state")
+        .arg("running")
+        .arg("consumer")
+        .arg("me")
+        .query(&mut conn)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(LOCK)
+        .arg("J")
+        .query(&mut conn)
+        .unwrap();
+    let reply: Value = script("finish_cancelled")
+        .key(&STREAMS)
+        .key(status)
+        .key(LOCK)
+        .arg(G)
+        .arg("me")
+        .arg(2)
+        .arg(1)
+        .arg(&mine)
+        .arg(4)
+        .arg(30_000)
+        .arg(1)
+        .arg(&theirs)
+        .arg(0)
+        .arg(1)
+        .arg(1)
+        .arg(1)
+        .arg(5)
+        .arg("J")
+        .invoke(&mut conn)
+        .unwrap();
+    assert_eq!(codes(reply), vec![1, 0]);
+    assert_eq!(len(&mut conn, HIGH), 1, "only the owned entry is deleted");
+    assert_eq!(pending_count(&mut conn, HIGH, G), 1);
+    let st = hash(&mut conn, status);
+    assert_eq!(st["state"], "cancelled");
+    assert!(!st.contains_key("consumer"));
+    assert_eq!(get(&mut conn, LOCK), None);
+    assert_eq!(len(&mut conn, DEAD), 0, "a cancelled job is not dead");
+}
+
+#[test]
+fn cancel_removes_waiting_jobs_signals_running_ones_and_asks_for_locks() {
+    let (redis, mut conn) = setup();
+    let mut sub_conn = redis.conn();
+    let mut pubsub = sub_conn.as_pubsub();
+    pubsub.subscribe("streamworker:{g}:cancel").unwrap();
+    let cancel =
+        |conn: &mut Connection, id: &str, cursor: (usize, &str), limit: usize, lock: &str| {
+            let lua = script("cancel");
+            let mut inv = lua.prepare_invoke();
+            for k in [HIGH, DEFAULT, LOW, DELAYED, DELAYED_JOBS] {
+                inv.key(k);
+            }
+            inv.key(format!("streamworker:{{g}}:job:{id}"));
+            if !lock.is_empty() && lock != "*" {
+                inv.key(format!("streamworker:{{g}}:unique:{lock}"));
+            }
+            inv.arg(G)
+                .arg(id)
+                .arg("streamworker:{g}:cancel")
+                .arg(cursor.0)
+                .arg(cursor.1)
+                .arg(limit)
+                .arg(lock);
+            let v: Value = inv.invoke(conn).unwrap();
+            redis::from_redis_value::<Vec<String>>(v).unwrap()
+        };
+
+    // Delayed and unique: the first call asks for the lock and changes nothing.
+    let _: () = redis::cmd("SET")
+        .arg(LOCK)
+        .arg("D")
+        .query(&mut conn)
+        .unwrap();
+    let packed = {
+        // The payload format enqueue.lua writes: msgpack array {priority, field, value, ...}.
+        let fields = ["2", "task", "t", "args", "{}", "id", "D", "unique_key", "k"];
+        rmp_serde::to_vec(&fields).unwrap()
+    };
+    let _: () = redis::cmd("ZADD")
+        .arg(DELAYED)
+        .arg(4_000_000_000_000u64)
+        .arg("D")
+        .query(&mut conn)
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(DELAYED_JOBS)
+        .arg("D")
+        .arg(packed)
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(cancel(&mut conn, "D", (1, "-"), 10, ""), ["need_lock", "k"]);
+    assert_eq!(len_zset(&mut conn, DELAYED), 1);
+    assert_eq!(
+        cancel(&mut conn, "D", (1, "-"), 10, "k"),
+        ["removed", "delayed"]
+    );
+    assert_eq!(len_zset(&mut conn, DELAYED), 0);
+    assert_eq!(get(&mut conn, LOCK), None);
+
+    // Waiting in `low` behind three others: a scan of 2 entries per call stops with a cursor.
+    for i in 0..3 {
+        xadd(
+            &mut conn,
+            DEFAULT,
+            &[
+                ("task", "t"),
+                ("args", "{}"),
+                ("id", format!("x{i}").as_str()),
+            ],
+        );
+    }
+    let w = xadd(
+        &mut conn,
+        LOW,
+        &[("task", "t"), ("args", "{}"), ("id", "W")],
+    );
+    let step = cancel(&mut conn, "W", (1, "-"), 2, "");
+    assert_eq!(step[..2], ["continue", "2"]);
+    // From the cursor: the last entry of `default`, then `low`, within one call's budget.
+    assert_eq!(
+        cancel(&mut conn, "W", (2, &step[2]), 2, ""),
+        ["removed", "waiting"]
+    );
+    assert!(stream_entries(&mut conn, LOW).is_empty(), "{w} deleted");
+    assert_eq!(len(&mut conn, DEFAULT), 3, "the others stay");
+
+    // Pending for a consumer: running; the id goes out on the cancel channel.
+    let r = xadd(
+        &mut conn,
+        HIGH,
+        &[("task", "t"), ("args", "{}"), ("id", "R")],
+    );
+    deliver(&mut conn, HIGH, "busy", 1);
+    assert_eq!(
+        cancel(&mut conn, "R", (1, "-"), 10, ""),
+        ["running", "busy", "1"]
+    );
+    let msg = pubsub.get_message().unwrap();
+    assert_eq!(msg.get_payload::<String>().unwrap(), "R");
+    assert_eq!(len(&mut conn, HIGH), 1, "{r} stays for its worker to stop");
+
+    // A tracked job that ended, and a job that is nowhere.
+    let _: () = redis::cmd("HSET")
+        .arg("streamworker:{g}:job:S")
+        .arg("state")
+        .arg("succeeded")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(
+        cancel(&mut conn, "S", (1, "-"), 10, ""),
+        ["finished", "succeeded"]
+    );
+    assert_eq!(
+        cancel(&mut conn, "nope", (1, "-"), 10, ""),
+        ["not_found", ""]
+    );
+}
+
+fn len_zset(conn: &mut Connection, key: &str) -> usize {
+    redis::cmd("ZCARD").arg(key).query(conn).unwrap()
+}

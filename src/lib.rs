@@ -29,8 +29,11 @@
 //! # Layout
 //! - [`keys`]: every Redis key, under one hash tag per group.
 //! - `job`: the wire format ([`Job`] for producers, decoding for workers).
-//! - [`Client`]: enqueue, bulk and atomic enqueue, status, wait for a result.
+//! - [`Client`]: enqueue, bulk and atomic enqueue, status, wait for a result, cancel;
+//!   [`JobBatch`] sends a request's jobs only when it commits; [`Job::unique_for`] makes a
+//!   job unique.
 //! - [`Worker`]: fetcher, executor and finisher per worker; promoter per group.
+//! - [`Schedule`] and [`Scheduler`]: periodic jobs, each tick enqueued once across schedulers.
 //! - `broker`: the only code that sends commands to Redis; `scripts` embeds `lua/`.
 //! - [`Metrics`]: Prometheus metrics of a worker, served with `--metrics-addr`.
 //! - [`admin`]: the operations queries and repairs (status, pending, dead, delayed, pause).

@@ -554,3 +554,95 @@ async fn cancelling_a_finished_or_unknown_job_says_so() {
         CancelOutcome::NotFound
     );
 }
+
+/// The `ACL SETUSER` line README.md documents, with `password` in place of `PASSWORD`.
+fn readme_acl_line(password: &str) -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.trim_start().starts_with("ACL SETUSER streamworker "))
+        .expect("README.md documents the ACL SETUSER line");
+    line.split_whitespace()
+        .map(|w| w.replace(">PASSWORD", &format!(">{password}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_documented_acl_user_can_use_unique_jobs_cancel_and_schedules() {
+    let redis = RedisServer::start();
+    let acl = readme_acl_line("pw-acl");
+    let _: () = redis::cmd(&acl[0])
+        .arg(&acl[1..])
+        .query(&mut redis.conn())
+        .unwrap();
+    let url = format!("redis://streamworker:pw-acl@127.0.0.1:{}", redis.port());
+    let group = unique_group("acl-sched");
+    let client = Client::connect(&url).await.unwrap();
+
+    // Unique, scheduled, cancelled.
+    let job = || {
+        report(&group, "build", 1)
+            .unique_for(Duration::from_secs(60))
+            .delay(Duration::from_secs(60))
+            .keep_result(KEEP)
+    };
+    let id = client.enqueue(job()).await.unwrap();
+    assert_eq!(client.enqueue(job()).await.unwrap(), id);
+    assert_eq!(
+        client.cancel(&group, &id).await.unwrap(),
+        CancelOutcome::Removed {
+            was_scheduled: true
+        }
+    );
+
+    // A running job cancelled through a worker connected as that user.
+    let seen = Seen::default();
+    let worker = start_worker(&url, &group, &seen);
+    let slow_id = client
+        .enqueue(report(&group, "slow", 1).keep_result(KEEP))
+        .await
+        .unwrap();
+    wait_until(WAIT, "the slow job to start", || {
+        let started = seen.started.load(Ordering::SeqCst);
+        async move { started }
+    })
+    .await;
+    assert!(matches!(
+        client.cancel(&group, &slow_id).await.unwrap(),
+        CancelOutcome::Requested { listeners: 1.., .. }
+    ));
+    let status = client
+        .wait_for_result(&group, &slow_id, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(status.state, JobState::Cancelled);
+    worker.stop().await;
+
+    // A scheduler: registers, takes ticks, lists.
+    let stop = CancellationToken::new();
+    let scheduler = streamworker::Scheduler::new(&client).schedule(
+        streamworker::Schedule::every(
+            "acl-beat",
+            Duration::from_secs(1),
+            report(&group, "build", 2),
+        )
+        .unwrap(),
+    );
+    let handle = tokio::spawn(scheduler.run(stop.clone().cancelled_owned()));
+    wait_until(WAIT, "a tick enqueued as the ACL user", || {
+        let client = client.clone();
+        let group = group.clone();
+        async move {
+            client
+                .schedules(&group)
+                .await
+                .unwrap()
+                .first()
+                .is_some_and(|s| s.last_job_id.is_some())
+        }
+    })
+    .await;
+    stop.cancel();
+    handle.await.unwrap().unwrap();
+}

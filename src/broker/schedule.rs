@@ -87,23 +87,27 @@ impl Broker {
             .await
             .map_err(Error::redis(OP))?;
         // A name that cannot be part of a key (written by hand) is listed without state.
+        let valid: Vec<bool> = defs
+            .iter()
+            .map(|(name, _)| validate_name("schedule", name).is_ok())
+            .collect();
         let mut pipe = redis::pipe();
-        for (name, _) in &defs {
-            if validate_name("schedule", name).is_ok() {
-                pipe.cmd("HGETALL").arg(keys.schedule(name));
-            } else {
-                pipe.cmd("ECHO").arg("");
-            }
+        for ((name, _), _) in defs.iter().zip(&valid).filter(|(_, ok)| **ok) {
+            pipe.cmd("HGETALL").arg(keys.schedule(name));
         }
-        let states: Vec<Value> = pipe
-            .query_async(&mut conn)
-            .await
-            .map_err(Error::redis(OP))?;
+        let mut states = if valid.iter().any(|ok| *ok) {
+            pipe.query_async::<Vec<Value>>(&mut conn)
+                .await
+                .map_err(Error::redis(OP))?
+        } else {
+            Vec::new()
+        }
+        .into_iter();
         let mut out = Vec::with_capacity(defs.len());
-        for ((name, def), state) in defs.into_iter().zip(states) {
-            let state = match state {
-                Value::BulkString(_) => Vec::new(),
-                other => reply::pairs(OP, other)?,
+        for ((name, def), ok) in defs.into_iter().zip(valid) {
+            let state = match ok.then(|| states.next()).flatten() {
+                Some(value) => reply::pairs(OP, value)?,
+                None => Vec::new(),
             };
             out.push(StoredSchedule {
                 name,

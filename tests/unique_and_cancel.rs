@@ -40,6 +40,21 @@ fn unique_locks(conn: &mut redis::Connection, group: &str) -> Vec<String> {
     found
 }
 
+/// Waits until a worker listens on the group's cancel channel (it subscribes as it starts).
+async fn cancel_listener(redis: &RedisServer, group: &str) {
+    let channel = key(group, "cancel");
+    wait_until(WAIT, "a worker to listen for cancel requests", || {
+        let mut conn = redis.conn();
+        let (_, n): (String, usize) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channel)
+            .query(&mut conn)
+            .unwrap();
+        async move { n >= 1 }
+    })
+    .await;
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Report {
     user: u32,
@@ -389,6 +404,7 @@ async fn cancel_stops_a_running_job_through_its_worker() {
         async move { started }
     })
     .await;
+    cancel_listener(&redis, &group).await;
     match client.cancel(&group, &id).await.unwrap() {
         CancelOutcome::Requested { listeners, .. } => {
             assert!(listeners >= 1, "the worker listens")
@@ -477,6 +493,7 @@ async fn cancel_from_the_cli_terminates_an_exec_child_and_explains_refusals() {
         .trim()
         .to_string();
 
+    cancel_listener(&redis, &group).await;
     let cancel = cli(&["--redis", &url, "cancel", &id, "--group", &group]).await;
     assert!(cancel.status.success(), "{}", text(&cancel.stderr));
     assert!(
@@ -608,6 +625,7 @@ async fn the_documented_acl_user_can_use_unique_jobs_cancel_and_schedules() {
         async move { started }
     })
     .await;
+    cancel_listener(&redis, &group).await;
     assert!(matches!(
         client.cancel(&group, &slow_id).await.unwrap(),
         CancelOutcome::Requested { listeners: 1.., .. }

@@ -835,6 +835,7 @@ fn finishing_scripts_release_the_locks_of_the_jobs_they_finished_only() {
         .key(&STREAMS)
         .key(LOCK)
         .key(other_lock)
+        .key(STATS)
         .arg(G)
         .arg("me")
         .arg(2)
@@ -873,6 +874,7 @@ fn finishing_scripts_release_the_locks_of_the_jobs_they_finished_only() {
         .key(&STREAMS)
         .key(DEAD)
         .key(LOCK)
+        .key(STATS)
         .arg(G)
         .arg("me")
         .arg(1)
@@ -890,6 +892,16 @@ fn finishing_scripts_release_the_locks_of_the_jobs_they_finished_only() {
         .unwrap();
     assert_eq!(codes(reply), vec![1]);
     assert_eq!(get(&mut conn, LOCK).as_deref(), Some("newer"));
+    // The stats hash stays the last key, after the locks: one success and one dead counted.
+    let stats = hash(&mut conn, STATS);
+    let count = |kind: &str| -> i64 {
+        stats
+            .iter()
+            .filter(|(k, _)| k.starts_with(kind))
+            .map(|(_, v)| v.parse::<i64>().unwrap())
+            .sum()
+    };
+    assert_eq!((count("ok:"), count("dead:")), (1, 1), "{stats:?}");
 }
 
 #[test]

@@ -656,3 +656,39 @@ async fn groups_lost_with_redis_data_are_recreated_loudly() {
     assert!(worker.is_running());
     scene.assert_drained();
 }
+
+/// A pause is logged by the worker once, a resume once, and jobs enqueued meanwhile run after.
+#[tokio::test]
+async fn a_paused_worker_says_so_and_resumes() {
+    let scene = Scene::new(RedisServer::start(), "pause");
+    let worker = scene.worker(&[]);
+    let admin = |verb: &str| {
+        let out = Command::new(support::bin())
+            .args(["--redis", &scene.redis.url(), verb, "--group", &scene.group])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    wait_until(WAIT, "the worker to start", || {
+        let started = worker.log().contains("worker started");
+        async move { started }
+    })
+    .await;
+    admin("pause");
+    wait_until(WAIT, "the worker to log the pause", || {
+        let said = worker.log().contains("group paused");
+        async move { said }
+    })
+    .await;
+    let ids = scene.enqueue("sleep-0", 3).await;
+    admin("resume");
+    scene.until_all_in_state(&ids, "succeeded", WAIT).await;
+    let log = worker.log();
+    assert_eq!(log.matches("group paused").count(), 1, "{log}");
+    assert_eq!(log.matches("group resumed").count(), 1, "{log}");
+}

@@ -8,6 +8,7 @@ use crate::keys::Keys;
 use crate::redis;
 use deadpool_redis::redis::aio::MultiplexedConnection;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -22,6 +23,8 @@ pub(crate) struct Fetcher<S> {
     pub(crate) client: deadpool_redis::redis::Client,
     pub(crate) keys: Keys,
     pub(crate) slots: Arc<Semaphore>,
+    /// Whether the last read found the group paused: pauses and resumes are logged once.
+    pub(crate) paused: AtomicBool,
 }
 
 impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
@@ -108,9 +111,15 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
         else {
             // Paused (`streamworker pause`): look again after one BLOCK interval.
             drop(slots);
+            if !self.paused.swap(true, Ordering::Relaxed) {
+                tracing::warn!(group = %self.keys.group(), "group paused (streamworker pause): fetching nothing until it is resumed");
+            }
             tokio::time::sleep(config.block).await;
             return Ok(());
         };
+        if self.paused.swap(false, Ordering::Relaxed) {
+            tracing::info!(group = %self.keys.group(), "group resumed: fetching again");
+        }
         if deliveries.is_empty() {
             drop(slots);
             shared

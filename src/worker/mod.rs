@@ -576,6 +576,7 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
                 client: client.clone(),
                 keys: keys.clone(),
                 slots: slots.clone(),
+                paused: Default::default(),
             };
             fetchers.push(tokio::spawn(fetcher.run(stop_fetching.clone())));
         }

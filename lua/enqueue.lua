@@ -135,6 +135,11 @@ local function add(j, job)
   if job.key > 0 then
     redis.call('HSET', KEYS[job.key], 'state', state, 'attempt', '1', 'enqueued_ms', now_ms,
       'due_ms', job.due)
+    for f = 1, #job.fields - 1, 2 do
+      if job.fields[f] == 'task' then
+        redis.call('HSET', KEYS[job.key], 'task', job.fields[f + 1])
+      end
+    end
     if state == 'queued' then
       -- Where the job waits: lets cancel find it without scanning the stream.
       redis.call('HSET', KEYS[job.key], 'entry', replies[j], 'priority', job.prio)

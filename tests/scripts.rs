@@ -130,6 +130,7 @@ fn enqueue_adds_ready_delayed_and_tracked_jobs_in_one_step() {
         .query(&mut conn)
         .unwrap();
     assert_eq!(status["state"], "scheduled");
+    assert_eq!(status["task"], "t", "the status record names the task");
     let ttl: i64 = redis::cmd("PTTL")
         .arg("streamworker:{g}:job:B")
         .query(&mut conn)

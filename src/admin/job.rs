@@ -123,7 +123,7 @@ impl Admin {
             group: group.to_string(),
             id: id.to_string(),
             place: JobPlace::Succeeded { finished_ms: None },
-            task: None,
+            task: text("task"),
             attempt: text("attempt").and_then(|a| a.parse().ok()),
             last_error: text("last_error"),
             result: None,
@@ -140,7 +140,7 @@ impl Admin {
         let mut searched = Vec::new();
         if let Some((place, fields)) = self.find(&keys, id, &mut searched).await? {
             report.place = place;
-            report.task = fields.task();
+            report.task = fields.task().or(report.task);
             report.args = fields.args_json();
             report.attempt = Some(fields.attempt());
             if let Some(e) = fields.text("last_error") {

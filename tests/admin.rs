@@ -105,29 +105,7 @@ async fn seed(redis: &RedisServer) -> Seeded {
     // A worker that took one job and died: its entry stays pending, idle for 10 minutes.
     let mut conn = redis.conn();
     let stream = key(&group, "default");
-    let reply: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg(&group)
-        .arg(GONE)
-        .arg("COUNT")
-        .arg(1)
-        .arg("STREAMS")
-        .arg(&stream)
-        .arg(">")
-        .query(&mut conn)
-        .unwrap();
-    let entry = reply.keys[0].ids[0].id.clone();
-    let _: redis::Value = redis::cmd("XCLAIM")
-        .arg(&stream)
-        .arg(&group)
-        .arg(GONE)
-        .arg(0)
-        .arg(&entry)
-        .arg("IDLE")
-        .arg(600_000)
-        .arg("JUSTID")
-        .query(&mut conn)
-        .unwrap();
+    support::abandon_one(&mut conn, &stream, &group, GONE, 600_000);
     Seeded {
         group,
         waiting,

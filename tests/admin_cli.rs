@@ -118,28 +118,7 @@ async fn seed(redis: &RedisServer) -> Seeded {
         .unwrap();
     let mut conn = redis.conn();
     let stream = key(&group, "default");
-    let reply: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg(&group)
-        .arg(GONE)
-        .arg("COUNT")
-        .arg(1)
-        .arg("STREAMS")
-        .arg(&stream)
-        .arg(">")
-        .query(&mut conn)
-        .unwrap();
-    let _: redis::Value = redis::cmd("XCLAIM")
-        .arg(&stream)
-        .arg(&group)
-        .arg(GONE)
-        .arg(0)
-        .arg(&reply.keys[0].ids[0].id)
-        .arg("IDLE")
-        .arg(600_000)
-        .arg("JUSTID")
-        .query(&mut conn)
-        .unwrap();
+    support::abandon_one(&mut conn, &stream, &group, GONE, 600_000);
     Seeded {
         group,
         waiting,

@@ -4,73 +4,15 @@
 
 mod support;
 
-use redis::{Connection, Script, Value};
+use redis::{Connection, Value};
 use std::collections::HashMap;
-use support::{RedisServer, pending_count, stream_entries};
+use support::lua::*;
+use support::{pending_count, stream_entries};
 
-const G: &str = "g";
-const HIGH: &str = "streamworker:{g}:high";
-const DEFAULT: &str = "streamworker:{g}:default";
-const LOW: &str = "streamworker:{g}:low";
-const DELAYED: &str = "streamworker:{g}:delayed";
-const DELAYED_JOBS: &str = "streamworker:{g}:delayed:jobs";
-const DEAD: &str = "streamworker:{g}:dead";
-const WAKE: &str = "streamworker:{g}:wake";
-const PAUSED: &str = "streamworker:{g}:paused";
-const STATS: &str = "streamworker:{g}:stats";
-const STREAMS: [&str; 3] = [HIGH, DEFAULT, LOW];
 const WEEK_MS: u64 = 7 * 24 * 3600 * 1000;
-
-fn script(name: &str) -> Script {
-    let path = format!("{}/lua/{name}.lua", env!("CARGO_MANIFEST_DIR"));
-    Script::new(&std::fs::read_to_string(path).unwrap())
-}
-
-fn setup() -> (RedisServer, Connection) {
-    let redis = RedisServer::start();
-    let mut conn = redis.conn();
-    for s in STREAMS {
-        let _: () = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(s)
-            .arg(G)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query(&mut conn)
-            .unwrap();
-    }
-    (redis, conn)
-}
-
-fn xadd(conn: &mut Connection, stream: &str, fields: &[(&str, &str)]) -> String {
-    let mut cmd = redis::cmd("XADD");
-    cmd.arg(stream).arg("*");
-    for (k, v) in fields {
-        cmd.arg(*k).arg(*v);
-    }
-    cmd.query(conn).unwrap()
-}
-
-fn deliver(conn: &mut Connection, stream: &str, consumer: &str, count: usize) {
-    let _: Value = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg(G)
-        .arg(consumer)
-        .arg("COUNT")
-        .arg(count)
-        .arg("STREAMS")
-        .arg(stream)
-        .arg(">")
-        .query(conn)
-        .unwrap();
-}
 
 fn hash(conn: &mut Connection, key: &str) -> HashMap<String, String> {
     redis::cmd("HGETALL").arg(key).query(conn).unwrap()
-}
-
-fn len(conn: &mut Connection, key: &str) -> usize {
-    redis::cmd("XLEN").arg(key).query(conn).unwrap()
 }
 
 fn pttl(conn: &mut Connection, key: &str) -> i64 {

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 use support::process::WorkerProcess;
-use support::{RedisServer, unique_group, wait_until};
+use support::{RedisServer, readme_acl_line, unique_group, wait_until};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -38,18 +38,6 @@ fn ran(out: &Path) -> Vec<String> {
         .unwrap_or_default()
         .lines()
         .map(str::to_string)
-        .collect()
-}
-
-/// The `ACL SETUSER` line the README documents, with `password` in place of `PASSWORD`.
-fn readme_acl_line(password: &str) -> Vec<String> {
-    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let line = readme
-        .lines()
-        .find(|l| l.trim_start().starts_with("ACL SETUSER streamworker "))
-        .expect("README.md documents the ACL SETUSER line");
-    line.split_whitespace()
-        .map(|w| w.replace(">PASSWORD", &format!(">{password}")))
         .collect()
 }
 

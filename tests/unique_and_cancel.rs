@@ -11,7 +11,7 @@ use std::time::Duration;
 use streamworker::{
     CancelOutcome, Client, Job, JobContext, JobId, JobState, State, TaskError, Worker,
 };
-use support::{RedisServer, pending_count, unique_group, wait_until};
+use support::{RedisServer, pending_count, readme_acl_line, unique_group, wait_until};
 use tokio_util::sync::CancellationToken;
 
 /// How long any awaited condition may take before the test fails.
@@ -570,19 +570,6 @@ async fn cancelling_a_finished_or_unknown_job_says_so() {
         client.cancel(&group, &JobId::generate()).await.unwrap(),
         CancelOutcome::NotFound
     );
-}
-
-/// The `ACL SETUSER` line README.md documents, with `password` in place of `PASSWORD`.
-fn readme_acl_line(password: &str) -> Vec<String> {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let line = readme
-        .lines()
-        .find(|l| l.trim_start().starts_with("ACL SETUSER streamworker "))
-        .expect("README.md documents the ACL SETUSER line");
-    line.split_whitespace()
-        .map(|w| w.replace(">PASSWORD", &format!(">{password}")))
-        .collect()
 }
 
 #[tokio::test]

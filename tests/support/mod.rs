@@ -2,6 +2,7 @@
 //! helpers to wait on conditions and to run the built binary.
 #![allow(dead_code)]
 
+pub mod lua;
 pub mod process;
 
 use std::net::TcpListener;
@@ -242,4 +243,53 @@ pub fn pending_count(conn: &mut redis::Connection, stream: &str, group: &str) ->
         },
         _ => 0,
     }
+}
+
+/// The `ACL SETUSER` line README.md documents, as words, with `password` in place of
+/// `PASSWORD`.
+pub fn readme_acl_line(password: &str) -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.trim_start().starts_with("ACL SETUSER streamworker "))
+        .expect("README.md documents the ACL SETUSER line");
+    line.split_whitespace()
+        .map(|w| w.replace(">PASSWORD", &format!(">{password}")))
+        .collect()
+}
+
+/// Delivers one entry of `stream` to `consumer` in `group` and makes it look idle for
+/// `idle_ms`: a worker that took a job and died. Returns the entry id.
+pub fn abandon_one(
+    conn: &mut redis::Connection,
+    stream: &str,
+    group: &str,
+    consumer: &str,
+    idle_ms: u64,
+) -> String {
+    let reply: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(group)
+        .arg(consumer)
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg(stream)
+        .arg(">")
+        .query(conn)
+        .unwrap();
+    let entry = reply.keys[0].ids[0].id.clone();
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(stream)
+        .arg(group)
+        .arg(consumer)
+        .arg(0)
+        .arg(&entry)
+        .arg("IDLE")
+        .arg(idle_ms)
+        .arg("JUSTID")
+        .query(conn)
+        .unwrap();
+    entry
 }

@@ -81,17 +81,24 @@ fn report(
 }
 
 impl Broker {
+    /// Runs finishing script `lua` and reads its per-entry replies, in the order of
+    /// `entry_ids`.
     async fn run_finish(
         &self,
         op: &'static str,
         lua: &crate::scripts::Lua,
         script_keys: Vec<String>,
         args: Vec<Vec<u8>>,
-    ) -> Result<Value> {
+        entry_ids: impl Iterator<Item = String>,
+    ) -> Result<FinishReport> {
         let mut conn = self.conn().await?;
         let mut call = lua.script().prepare_invoke();
         call.key(script_keys).arg(args);
-        call.invoke_async(&mut conn).await.map_err(Error::redis(op))
+        let reply = call
+            .invoke_async(&mut conn)
+            .await
+            .map_err(Error::redis(op))?;
+        report(op, reply, entry_ids)
     }
 
     /// `lua/finish_ok.lua` for `jobs`.
@@ -124,14 +131,14 @@ impl Broker {
             jobs.iter().map(|j| &j.entry),
         );
         script_keys.push(keys.stats());
-        let reply = self
-            .run_finish("finish_ok", &self.scripts().finish_ok, script_keys, args)
-            .await?;
-        report(
+        self.run_finish(
             "finish_ok",
-            reply,
+            &self.scripts().finish_ok,
+            script_keys,
+            args,
             jobs.iter().map(|j| j.entry.entry_id.clone()),
         )
+        .await
     }
 
     /// `lua/finish_retry.lua` for `jobs`.
@@ -163,19 +170,14 @@ impl Broker {
             args.push(ttl.to_string().into_bytes());
         }
         script_keys.push(keys.stats());
-        let reply = self
-            .run_finish(
-                "finish_retry",
-                &self.scripts().finish_retry,
-                script_keys,
-                args,
-            )
-            .await?;
-        report(
+        self.run_finish(
             "finish_retry",
-            reply,
+            &self.scripts().finish_retry,
+            script_keys,
+            args,
             jobs.iter().map(|j| j.entry.entry_id.clone()),
         )
+        .await
     }
 
     /// `lua/finish_dead.lua` for `jobs`.
@@ -210,19 +212,14 @@ impl Broker {
             jobs.iter().map(|j| &j.entry),
         );
         script_keys.push(keys.stats());
-        let reply = self
-            .run_finish(
-                "finish_dead",
-                &self.scripts().finish_dead,
-                script_keys,
-                args,
-            )
-            .await?;
-        report(
+        self.run_finish(
             "finish_dead",
-            reply,
+            &self.scripts().finish_dead,
+            script_keys,
+            args,
             jobs.iter().map(|j| j.entry.entry_id.clone()),
         )
+        .await
     }
 
     /// `lua/finish_cancelled.lua` for `jobs`.
@@ -258,19 +255,14 @@ impl Broker {
             &mut args,
             jobs.iter().map(|j| &j.entry),
         );
-        let reply = self
-            .run_finish(
-                "finish_cancelled",
-                &self.scripts().finish_cancelled,
-                script_keys,
-                args,
-            )
-            .await?;
-        report(
+        self.run_finish(
             "finish_cancelled",
-            reply,
+            &self.scripts().finish_cancelled,
+            script_keys,
+            args,
             jobs.iter().map(|j| j.entry.entry_id.clone()),
         )
+        .await
     }
 
     /// `lua/hand_back.lua` for `entries`: each entry with whether its job is tracked.
@@ -289,14 +281,14 @@ impl Broker {
             args.push(e.job_id.clone().into_bytes());
             args.push(key.to_string().into_bytes());
         }
-        let reply = self
-            .run_finish("hand_back", &self.scripts().hand_back, script_keys, args)
-            .await?;
-        report(
+        self.run_finish(
             "hand_back",
-            reply,
+            &self.scripts().hand_back,
+            script_keys,
+            args,
             entries.iter().map(|(e, _)| e.entry_id.clone()),
         )
+        .await
     }
 }
 

@@ -49,28 +49,30 @@ impl ServerFacts {
 
     /// One phrase saying what survives a crash of this Redis.
     pub(crate) fn persistence(&self) -> String {
-        let snapshots = match self.save.as_deref() {
-            Some("") => " without RDB snapshots",
-            Some(_) => " with RDB snapshots",
+        // `None` when CONFIG GET was refused.
+        let snapshots = self.save.as_deref().map(|rules| !rules.is_empty());
+        let with = match snapshots {
+            Some(true) => " with RDB snapshots",
+            Some(false) => " without RDB snapshots",
             None => "",
         };
-        match (self.aof, self.appendfsync.as_deref()) {
-            (true, Some("always")) => format!(
-                "AOF, appendfsync always{snapshots}: every acknowledged write survives a crash"
+        match (self.aof, self.appendfsync.as_deref(), snapshots) {
+            (true, Some("always"), _) => {
+                format!("AOF, appendfsync always{with}: every acknowledged write survives a crash")
+            }
+            (true, Some(policy), _) => format!(
+                "AOF, appendfsync {policy}{with}: a crash can lose about the last second of writes"
             ),
-            (true, Some(policy)) => format!(
-                "AOF, appendfsync {policy}{snapshots}: a crash can lose about the last second of writes"
+            (true, None, _) => format!(
+                "AOF on{with} (fsync policy unknown: CONFIG GET is not allowed for this user)"
             ),
-            (true, None) => format!(
-                "AOF on{snapshots} (fsync policy unknown: CONFIG GET is not allowed for this user)"
-            ),
-            (false, _) if snapshots == " with RDB snapshots" => {
+            (false, _, Some(true)) => {
                 "RDB snapshots only: a crash loses every write since the last snapshot".into()
             }
-            (false, Some(_)) => {
+            (false, _, Some(false)) => {
                 "no persistence: a restart of Redis loses every job it holds".into()
             }
-            (false, None) => {
+            (false, _, None) => {
                 "AOF off (snapshot rules unknown: CONFIG GET is not allowed for this user)".into()
             }
         }

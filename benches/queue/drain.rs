@@ -1,0 +1,106 @@
+//! Drain: 100k no-op jobs waiting, one worker process, results not kept, at concurrency 1, 16
+//! and 256; and end to end: producer and worker together at full speed.
+
+use crate::child::{Child, ChildArgs, Stamp, Work, unix_ns};
+use crate::report::{Row, Target, median};
+use crate::{Ctx, GROUP, floor};
+use std::time::Duration;
+use streamworker::Job;
+
+const JOBS: u64 = 100_000;
+const E2E_JOBS: u64 = 200_000;
+const E2E_CHUNK: u64 = 1_000;
+
+pub async fn load(ctx: &Ctx, n: u64) {
+    let jobs: Vec<Job> = (0..n)
+        .map(|t| Job::new(GROUP, "bench", &Stamp { t }).expect("job"))
+        .collect();
+    ctx.client.enqueue_many(jobs).await.expect("enqueue_many");
+}
+
+pub fn worker(ctx: &Ctx, concurrency: usize, expect: u64, work: Work) -> Child {
+    Child::spawn(&ChildArgs {
+        url: ctx.server.url.clone(),
+        group: GROUP.into(),
+        concurrency,
+        expect,
+        work,
+    })
+}
+
+pub async fn drain(ctx: &Ctx) -> Vec<Row> {
+    let mut conn = ctx.server.conn().await;
+    let mut floor_runs = Vec::new();
+    for _ in 0..ctx.runs {
+        ctx.server.flush().await;
+        floor::bulk_enqueue(&mut conn, JOBS).await;
+        floor::create_group(&mut conn).await;
+        let took = floor::consume(&mut conn, JOBS, None, None).await;
+        floor_runs.push(JOBS as f64 / took.as_secs_f64());
+    }
+    let floor_rate = median(&floor_runs);
+    let mut rows = Vec::new();
+    for concurrency in [1, 16, 256] {
+        let mut runs = Vec::new();
+        for _ in 0..ctx.runs {
+            ctx.server.flush().await;
+            load(ctx, JOBS).await;
+            let report = worker(ctx, concurrency, JOBS, Work::Noop).report().await;
+            let took = Duration::from_nanos(report.acked_ns - report.started_ns);
+            runs.push(JOBS as f64 / took.as_secs_f64());
+        }
+        let target = if concurrency >= 16 {
+            Target::RatioAtLeast(0.85)
+        } else {
+            Target::None
+        };
+        rows.push(
+            Row::new(
+                format!("drain 100k, concurrency {concurrency}"),
+                "jobs/s",
+                runs,
+            )
+            .floor(floor_rate)
+            .target(target),
+        );
+    }
+    rows
+}
+
+pub async fn end_to_end(ctx: &Ctx) -> Vec<Row> {
+    let (mut ours, mut floor_runs) = (Vec::new(), Vec::new());
+    for _ in 0..ctx.runs {
+        ctx.server.flush().await;
+        let mut conn = ctx.server.conn().await;
+        floor::create_group(&mut conn).await;
+        let took = floor::end_to_end(&mut conn, ctx.server.conn().await, E2E_JOBS, E2E_CHUNK).await;
+        floor_runs.push(E2E_JOBS as f64 / took.as_secs_f64());
+
+        ctx.server.flush().await;
+        let child = worker(ctx, 256, E2E_JOBS, Work::Noop);
+        wait_idle(ctx).await;
+        let started_ns = unix_ns();
+        let mut sent = 0;
+        while sent < E2E_JOBS {
+            let end = (sent + E2E_CHUNK).min(E2E_JOBS);
+            let jobs: Vec<Job> = (sent..end)
+                .map(|t| Job::new(GROUP, "bench", &Stamp { t }).expect("job"))
+                .collect();
+            ctx.client.enqueue_many(jobs).await.expect("enqueue_many");
+            sent = end;
+        }
+        let report = child.report().await;
+        let took = Duration::from_nanos(report.acked_ns - started_ns);
+        ours.push(E2E_JOBS as f64 / took.as_secs_f64());
+    }
+    vec![
+        Row::new("end to end, 200k, concurrency 256", "jobs/s", ours)
+            .floor(median(&floor_runs))
+            .target(Target::None),
+    ]
+}
+
+/// Waits until the worker child is up, idle, and blocked waiting for jobs.
+pub async fn wait_idle(ctx: &Ctx) {
+    floor::wait_blocked(&mut ctx.server.conn().await).await;
+}

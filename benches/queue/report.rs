@@ -80,7 +80,7 @@ fn number(v: f64, unit: &str) -> String {
         let s = n.to_string();
         let mut out = String::new();
         for (i, c) in s.chars().enumerate() {
-            if i > 0 && (s.len() - i) % 3 == 0 {
+            if i > 0 && (s.len() - i).is_multiple_of(3) {
                 out.push(',');
             }
             out.push(c);
@@ -103,8 +103,8 @@ fn target_text(row: &Row) -> String {
 
 pub fn print_table(rows: &[Row]) {
     println!(
-        "{:<44} {:>13} {:>13} {:>7}  {:<18} {}",
-        "measure", "streamworker", "floor", "ratio", "target", ""
+        "{:<44} {:>13} {:>13} {:>7}  target",
+        "measure", "streamworker", "floor", "ratio"
     );
     for row in rows {
         let floor = row.floor.map_or("-".into(), |f| number(f, row.unit));

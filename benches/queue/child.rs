@@ -50,6 +50,8 @@ pub struct ChildReport {
     pub lags_us: Vec<i64>,
     /// Peak resident memory of this process (VmHWM), KiB.
     pub rss_peak_kib: u64,
+    /// CPU time this process used, user plus system, in seconds.
+    pub cpu_s: f64,
 }
 
 #[derive(Clone)]
@@ -137,7 +139,19 @@ async fn run(args: ChildArgs) -> ChildReport {
         acked_ns,
         lags_us,
         rss_peak_kib: rss_peak_kib(),
+        cpu_s: cpu_seconds(),
     }
+}
+
+/// utime + stime of this process from `/proc/self/stat` (clock ticks of 10 ms).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn rss_peak_kib() -> u64 {

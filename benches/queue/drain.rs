@@ -31,24 +31,39 @@ pub fn worker(ctx: &Ctx, concurrency: usize, expect: u64, work: Work) -> Child {
 pub async fn drain(ctx: &Ctx) -> Vec<Row> {
     let mut conn = ctx.server.conn().await;
     let mut floor_runs = Vec::new();
+    let mut floor_cpu = 0.0;
     for _ in 0..ctx.runs {
         ctx.server.flush().await;
         floor::bulk_enqueue(&mut conn, JOBS).await;
         floor::create_group(&mut conn).await;
+        let cpu = ctx.server.cpu_seconds().await;
         let took = floor::consume(&mut conn, JOBS, None, None).await;
         floor_runs.push(JOBS as f64 / took.as_secs_f64());
+        floor_cpu = per_job_us(ctx.server.cpu_seconds().await - cpu);
     }
     let floor_rate = median(&floor_runs);
     let mut rows = Vec::new();
     for concurrency in [1, 16, 256] {
         let mut runs = Vec::new();
+        let (mut redis_cpu, mut worker_cpu) = (0.0, 0.0);
         for _ in 0..ctx.runs {
             ctx.server.flush().await;
             load(ctx, JOBS).await;
+            let cpu = ctx.server.cpu_seconds().await;
             let report = worker(ctx, concurrency, JOBS, Work::Noop).report().await;
             let took = Duration::from_nanos(report.acked_ns - report.started_ns);
             runs.push(JOBS as f64 / took.as_secs_f64());
+            redis_cpu = per_job_us(ctx.server.cpu_seconds().await - cpu);
+            worker_cpu = per_job_us(report.cpu_s);
+            if std::env::var_os("BENCH_COMMANDSTATS").is_some() {
+                let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
+                println!("{stats}");
+                redis::cmd("CONFIG").arg("RESETSTAT").query_async::<()>(&mut conn).await.unwrap();
+            }
         }
+        println!(
+            "  concurrency {concurrency}: CPU per job: Redis {redis_cpu:.1} µs (floor {floor_cpu:.1} µs), worker {worker_cpu:.1} µs"
+        );
         let target = if concurrency >= 16 {
             Target::RatioAtLeast(0.85)
         } else {
@@ -103,4 +118,8 @@ pub async fn end_to_end(ctx: &Ctx) -> Vec<Row> {
 /// Waits until the worker child is up, idle, and blocked waiting for jobs.
 pub async fn wait_idle(ctx: &Ctx) {
     floor::wait_blocked(&mut ctx.server.conn().await).await;
+}
+
+fn per_job_us(cpu_s: f64) -> f64 {
+    cpu_s * 1e6 / JOBS as f64
 }

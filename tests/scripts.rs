@@ -149,17 +149,19 @@ fn finish_ok_acks_deletes_and_stores_results_only_for_the_owner() {
         .key(STATS)
         .arg(G)
         .arg("me")
+        .arg(1) // one stream: default, two entries, ascending
         .arg(2)
         .arg(2)
         .arg(&mine)
+        .arg(&theirs)
+        .arg(after(&theirs))
+        .arg(&mine)
+        .arg(&theirs)
+        .arg(1) // one tracked job: job 1, status hash KEYS[4]
+        .arg(1)
         .arg(4)
         .arg(30_000)
         .arg("42")
-        .arg(2)
-        .arg(&theirs)
-        .arg(0)
-        .arg(1)
-        .arg("")
         .invoke(&mut conn)
         .unwrap();
     assert_eq!(
@@ -180,6 +182,54 @@ fn finish_ok_acks_deletes_and_stores_results_only_for_the_owner() {
         .unwrap();
     assert_eq!(status["state"], "succeeded");
     assert_eq!(status["result"], "42");
+}
+
+/// finish_ok with `ids` (all on the default stream, ascending) for consumer "me".
+fn finish_ok_default(conn: &mut redis::Connection, ids: &[&str]) -> Vec<i64> {
+    let lua = script("finish_ok");
+    let mut call = lua.prepare_invoke();
+    call.key(&STREAMS).key(STATS).arg(G).arg("me").arg(1).arg(2);
+    call.arg(ids.len())
+        .arg(ids[0])
+        .arg(ids[ids.len() - 1])
+        .arg(after(ids[ids.len() - 1]));
+    for id in ids {
+        call.arg(*id);
+    }
+    codes(call.arg(0).invoke(conn).unwrap())
+}
+
+fn ids_of(conn: &mut redis::Connection, stream: &str) -> Vec<String> {
+    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(stream)
+        .arg("-")
+        .arg("+")
+        .query(conn)
+        .unwrap();
+    reply.ids.into_iter().map(|e| e.id).collect()
+}
+
+#[test]
+fn finish_ok_removes_finished_entries_only_never_a_waiting_or_running_one() {
+    let (_redis, mut conn) = setup();
+    let e: Vec<String> = (0..5)
+        .map(|_| xadd(&mut conn, DEFAULT, &[("task", "t"), ("args", "{}")]))
+        .collect();
+    deliver(&mut conn, DEFAULT, "me", 3); // e0, e1, e2 running here
+    deliver(&mut conn, DEFAULT, "other", 1); // e3 running elsewhere; e4 waiting
+    // e0 still runs: e1 and e2 are removed, nothing else.
+    assert_eq!(finish_ok_default(&mut conn, &[&e[1], &e[2]]), vec![1, 1]);
+    assert_eq!(
+        ids_of(&mut conn, DEFAULT),
+        vec![e[0].clone(), e[3].clone(), e[4].clone()]
+    );
+    // e0 finishes: it goes; the other consumer's entry and the waiting one stay.
+    assert_eq!(finish_ok_default(&mut conn, &[&e[0]]), vec![1]);
+    assert_eq!(ids_of(&mut conn, DEFAULT), vec![e[3].clone(), e[4].clone()]);
+    assert_eq!(pending_count(&mut conn, DEFAULT, G), 1);
+    // A stale finish of the other consumer's entry changes nothing.
+    assert_eq!(finish_ok_default(&mut conn, &[&e[3]]), vec![0]);
+    assert_eq!(ids_of(&mut conn, DEFAULT), vec![e[3].clone(), e[4].clone()]);
 }
 
 #[test]
@@ -779,17 +829,15 @@ fn finishing_scripts_release_the_locks_of_the_jobs_they_finished_only() {
         .key(STATS)
         .arg(G)
         .arg("me")
+        .arg(1)
         .arg(2)
         .arg(2)
         .arg(&mine)
-        .arg(0)
-        .arg(1)
-        .arg("")
-        .arg(2)
         .arg(&theirs)
-        .arg(0)
-        .arg(1)
-        .arg("")
+        .arg(after(&theirs))
+        .arg(&mine)
+        .arg(&theirs)
+        .arg(0) // no tracked job
         .arg(2)
         .arg(1)
         .arg(4)

@@ -40,10 +40,16 @@ pub async fn drain(ctx: &Ctx) -> Vec<Row> {
         let took = floor::consume(&mut conn, JOBS, None, None).await;
         floor_runs.push(JOBS as f64 / took.as_secs_f64());
         floor_cpu = per_job_us(ctx.server.cpu_seconds().await - cpu);
+        print_commandstats(&mut conn).await;
     }
     let floor_rate = median(&floor_runs);
     let mut rows = Vec::new();
-    for concurrency in [1, 16, 256] {
+    // BENCH_DRAIN_CONCURRENCY=256 runs one level only (for profiling).
+    let levels: Vec<usize> = match std::env::var("BENCH_DRAIN_CONCURRENCY") {
+        Ok(v) => vec![v.parse().expect("BENCH_DRAIN_CONCURRENCY is a number")],
+        Err(_) => vec![1, 16, 256],
+    };
+    for concurrency in levels {
         let mut runs = Vec::new();
         let (mut redis_cpu, mut worker_cpu) = (0.0, 0.0);
         for _ in 0..ctx.runs {
@@ -55,11 +61,7 @@ pub async fn drain(ctx: &Ctx) -> Vec<Row> {
             runs.push(JOBS as f64 / took.as_secs_f64());
             redis_cpu = per_job_us(ctx.server.cpu_seconds().await - cpu);
             worker_cpu = per_job_us(report.cpu_s);
-            if std::env::var_os("BENCH_COMMANDSTATS").is_some() {
-                let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
-                println!("{stats}");
-                redis::cmd("CONFIG").arg("RESETSTAT").query_async::<()>(&mut conn).await.unwrap();
-            }
+            print_commandstats(&mut conn).await;
         }
         println!(
             "  concurrency {concurrency}: CPU per job: Redis {redis_cpu:.1} µs (floor {floor_cpu:.1} µs), worker {worker_cpu:.1} µs"
@@ -122,4 +124,23 @@ pub async fn wait_idle(ctx: &Ctx) {
 
 fn per_job_us(cpu_s: f64) -> f64 {
     cpu_s * 1e6 / JOBS as f64
+}
+
+/// With `BENCH_COMMANDSTATS` set: prints Redis's per-command statistics of the run just ended
+/// (calls and µs per command, scripts' inner commands included), then resets them.
+async fn print_commandstats(conn: &mut redis::aio::MultiplexedConnection) {
+    if std::env::var_os("BENCH_COMMANDSTATS").is_none() {
+        return;
+    }
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .expect("INFO commandstats");
+    println!("{stats}");
+    redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async::<()>(conn)
+        .await
+        .expect("CONFIG RESETSTAT");
 }

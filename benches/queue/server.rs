@@ -80,8 +80,16 @@ impl Server {
 
     /// CPU time the server has used so far, user plus system, in seconds.
     pub async fn cpu_seconds(&self) -> f64 {
-        let sys: f64 = self.info_field("cpu", "used_cpu_sys").await.parse().expect("cpu");
-        let user: f64 = self.info_field("cpu", "used_cpu_user").await.parse().expect("cpu");
+        let sys: f64 = self
+            .info_field("cpu", "used_cpu_sys")
+            .await
+            .parse()
+            .expect("cpu");
+        let user: f64 = self
+            .info_field("cpu", "used_cpu_user")
+            .await
+            .parse()
+            .expect("cpu");
         sys + user
     }
 

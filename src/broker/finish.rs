@@ -101,34 +101,64 @@ impl Broker {
         report(op, reply, entry_ids)
     }
 
-    /// `lua/finish_ok.lua` for `jobs`.
+    /// `lua/finish_ok.lua` for `jobs`: per stream, the entry ids in ascending order and the
+    /// range they span; then the tracked jobs' results.
     pub(crate) async fn finish_ok(
         &self,
         keys: &Keys,
         consumer: &str,
         jobs: &[Done],
     ) -> Result<FinishReport> {
+        // Job numbers in the script follow this order: by priority, then by entry id.
+        let mut order: Vec<(Priority, (u64, u64), usize)> = jobs
+            .iter()
+            .enumerate()
+            .map(|(i, j)| (j.entry.priority, entry_order(&j.entry.entry_id), i))
+            .collect();
+        order.sort_unstable();
         let mut script_keys = keys.streams().to_vec();
-        let mut args = header(keys, consumer, None, jobs.len());
-        for job in jobs {
-            let key = track_key(
-                keys,
-                &mut script_keys,
-                &job.entry.job_id,
-                job.keep.is_some(),
+        let mut args = vec![
+            keys.group().as_str().as_bytes().to_vec(),
+            consumer.as_bytes().to_vec(),
+        ];
+        let streams_at = args.len();
+        args.push(Vec::new());
+        let mut streams = 0;
+        for run in order.chunk_by(|a, b| a.0 == b.0) {
+            streams += 1;
+            let (first, last) = (&jobs[run[0].2].entry, &jobs[run[run.len() - 1].2].entry);
+            let (ms, seq) = run[run.len() - 1].1;
+            args.push(first.priority.index().to_string().into_bytes());
+            args.push(run.len().to_string().into_bytes());
+            args.push(first.entry_id.clone().into_bytes());
+            args.push(last.entry_id.clone().into_bytes());
+            args.push(format!("{ms}-{}", seq.saturating_add(1)).into_bytes());
+            args.extend(
+                run.iter()
+                    .map(|&(_, _, i)| jobs[i].entry.entry_id.clone().into_bytes()),
             );
-            let (ttl, result) = job.keep.clone().unwrap_or_default();
-            args.push(job.entry.priority.index().to_string().into_bytes());
-            args.push(job.entry.entry_id.clone().into_bytes());
-            args.push(key.to_string().into_bytes());
-            args.push(duration_ms(ttl).max(1).to_string().into_bytes());
-            args.push(result);
         }
+        args[streams_at] = streams.to_string().into_bytes();
+        let tracked_at = args.len();
+        args.push(Vec::new());
+        let mut tracked = 0;
+        for (number, &(_, _, i)) in order.iter().enumerate() {
+            let Some((ttl, result)) = &jobs[i].keep else {
+                continue;
+            };
+            tracked += 1;
+            let key = track_key(keys, &mut script_keys, &jobs[i].entry.job_id, true);
+            args.push((number + 1).to_string().into_bytes());
+            args.push(key.to_string().into_bytes());
+            args.push(duration_ms(*ttl).max(1).to_string().into_bytes());
+            args.push(result.clone());
+        }
+        args[tracked_at] = tracked.to_string().into_bytes();
         lock_trailer(
             keys,
             &mut script_keys,
             &mut args,
-            jobs.iter().map(|j| &j.entry),
+            order.iter().map(|&(_, _, i)| &jobs[i].entry),
         );
         script_keys.push(keys.stats());
         self.run_finish(
@@ -136,7 +166,9 @@ impl Broker {
             &self.scripts().finish_ok,
             script_keys,
             args,
-            jobs.iter().map(|j| j.entry.entry_id.clone()),
+            order
+                .iter()
+                .map(|&(_, _, i)| jobs[i].entry.entry_id.clone()),
         )
         .await
     }
@@ -290,6 +322,15 @@ impl Broker {
         )
         .await
     }
+}
+
+/// A stream entry id as (milliseconds, sequence), for sorting; an id that does not parse
+/// sorts first (Redis rejects it in the script's range, and it is reported stale).
+fn entry_order(entry_id: &str) -> (u64, u64) {
+    entry_id
+        .split_once('-')
+        .and_then(|(ms, seq)| Some((ms.parse().ok()?, seq.parse().ok()?)))
+        .unwrap_or((0, 0))
 }
 
 /// ARGV common to the finishing scripts: group, consumer, [wake channel,] job count.

@@ -67,3 +67,9 @@ pub fn deliver(conn: &mut Connection, stream: &str, consumer: &str, count: usize
 pub fn len(conn: &mut Connection, stream: &str) -> usize {
     redis::cmd("XLEN").arg(stream).query(conn).unwrap()
 }
+
+/// The stream id right after `id` (same milliseconds, sequence + 1), as finish_ok takes it.
+pub fn after(id: &str) -> String {
+    let (ms, seq) = id.split_once('-').expect("a stream id");
+    format!("{ms}-{}", seq.parse::<u64>().expect("a sequence") + 1)
+}

@@ -1,10 +1,12 @@
 //! Jobs on the wire: the producer-side [`Job`] value and the worker-side decoding of a stream
 //! entry into an [`Envelope`].
 //!
-//! A stream entry's fields are `task`, `args` and optionally `id`, `enc`, `attempt`,
-//! `max_retries`, `timeout_ms`, `keep_result_ms`, `unique_key`. A bare
+//! A stream entry's fields are `task`, the arguments (`args` for JSON, `args_msgpack` for
+//! MessagePack) and optionally `id`, `attempt`, `max_retries`, `timeout_ms`, `keep_result_ms`,
+//! `unique_key`. A bare
 //! `XADD streamworker:{emails}:default * task send_email args '{"to":"a@b.c"}'` is a valid job:
 //! JSON args, default options, and the entry id as job id. Unknown fields are kept and ignored.
+//! Entries written by earlier versions (`args` with `enc` = `msgpack`) still decode.
 
 use crate::error::{Error, Result};
 use crate::keys::{GroupName, validate_name};
@@ -17,8 +19,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Stream field names, one place for all of them.
 pub(crate) mod field {
     pub(crate) const TASK: &str = "task";
+    /// JSON arguments (redis-cli, the CLI, `Job::from_json`), or MessagePack ones when `ENC`
+    /// says so (entries written by earlier versions).
     pub(crate) const ARGS: &str = "args";
+    /// MessagePack arguments (`Job::new`): the encoding is in the name, so a plain job needs
+    /// no field for it.
+    pub(crate) const ARGS_MSGPACK: &str = "args_msgpack";
     pub(crate) const ID: &str = "id";
+    /// The encoding of `ARGS`; no longer written, read for entries of earlier versions.
     pub(crate) const ENC: &str = "enc";
     pub(crate) const ATTEMPT: &str = "attempt";
     pub(crate) const MAX_RETRIES: &str = "max_retries";
@@ -73,9 +81,9 @@ impl fmt::Display for JobId {
 /// How a job's arguments are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
-    /// JSON text: what redis-cli and the CLI write; the default when `enc` is absent.
+    /// JSON text, in the field `args`: what redis-cli and the CLI write.
     Json,
-    /// MessagePack with named fields: what Rust producers write.
+    /// MessagePack with named fields, in the field `args_msgpack`: what Rust producers write.
     Msgpack,
 }
 
@@ -86,6 +94,43 @@ impl Encoding {
             b"msgpack" => Some(Encoding::Msgpack),
             _ => None,
         }
+    }
+}
+
+/// Finds a stream entry's arguments and their encoding; `get` looks a field up by name.
+///
+/// - `args_msgpack`: MessagePack (what `Job::new` writes);
+/// - `args`: JSON (redis-cli, the CLI, `Job::from_json`), or MessagePack when the entry also has
+///   `enc` = `msgpack` (what earlier versions of `Job::new` wrote).
+///
+/// Both fields, neither, an unknown `enc`, or an `enc` other than `msgpack` beside
+/// `args_msgpack` is refused with the reason.
+pub(crate) fn stored_args<'a>(
+    get: impl Fn(&str) -> Option<&'a [u8]>,
+) -> Result<(Encoding, &'a [u8]), String> {
+    let enc = match get(field::ENC) {
+        None => None,
+        Some(raw) => Some(Encoding::parse(raw).ok_or_else(|| {
+            format!(
+                "unknown enc {:?}: drop enc and put the args in args (json) or args_msgpack \
+                 (msgpack)",
+                String::from_utf8_lossy(raw)
+            )
+        })?),
+    };
+    match (get(field::ARGS), get(field::ARGS_MSGPACK)) {
+        (Some(_), Some(_)) => Err(
+            "both args and args_msgpack: keep one (args for JSON, args_msgpack for MessagePack)"
+                .into(),
+        ),
+        (None, None) => Err("missing field args (JSON) or args_msgpack (MessagePack)".into()),
+        (Some(args), None) => Ok((enc.unwrap_or(Encoding::Json), args)),
+        (None, Some(args)) => match enc {
+            None | Some(Encoding::Msgpack) => Ok((Encoding::Msgpack, args)),
+            Some(Encoding::Json) => {
+                Err("enc json contradicts args_msgpack: put JSON args in args".into())
+            }
+        },
     }
 }
 
@@ -299,16 +344,19 @@ impl Job {
         self.due.map(system_time_ms).unwrap_or(0)
     }
 
-    /// The stream fields, in a fixed order so entries of plain jobs share their field names.
+    /// The stream fields, in a fixed order so entries of plain jobs share their field names
+    /// (which a stream stores once per node): `task`, `args_msgpack` or `args`, `id`, then the
+    /// options that were set. The encoding is in the args field's name, not a field of its own.
     pub(crate) fn fields(&self) -> Vec<(&'static str, Vec<u8>)> {
+        let args = match self.payload.encoding {
+            Encoding::Msgpack => field::ARGS_MSGPACK,
+            Encoding::Json => field::ARGS,
+        };
         let mut fields = vec![
             (field::TASK, self.task.as_bytes().to_vec()),
-            (field::ARGS, self.payload.bytes.clone()),
+            (args, self.payload.bytes.clone()),
             (field::ID, self.id.as_str().as_bytes().to_vec()),
         ];
-        if self.payload.encoding == Encoding::Msgpack {
-            fields.push((field::ENC, b"msgpack".to_vec()));
-        }
         if let Some(n) = self.max_retries {
             fields.push((field::MAX_RETRIES, n.to_string().into_bytes()));
         }
@@ -413,24 +461,13 @@ impl Envelope {
                 ));
             }
         };
-        let Some(args) = get(field::ARGS) else {
-            return Err(fail("missing field args".into()));
-        };
+        let (encoding, args) = stored_args(get).map_err(&fail)?;
         if args.len() > max_payload {
             return Err(fail(format!(
                 "too large: args are {} bytes, over the limit of {max_payload}",
                 args.len()
             )));
         }
-        let encoding = match get(field::ENC) {
-            None => Encoding::Json,
-            Some(raw) => Encoding::parse(raw).ok_or_else(|| {
-                fail(format!(
-                    "unknown enc {:?}: use json or msgpack",
-                    String::from_utf8_lossy(raw)
-                ))
-            })?,
-        };
         let attempt = number(get(field::ATTEMPT), field::ATTEMPT).map_err(&fail)?;
         let max_retries = number(get(field::MAX_RETRIES), field::MAX_RETRIES).map_err(&fail)?;
         let timeout_ms = number(get(field::TIMEOUT_MS), field::TIMEOUT_MS).map_err(&fail)?;
@@ -552,15 +589,98 @@ mod tests {
         );
     }
 
+    fn names(job: &Job) -> Vec<&'static str> {
+        job.fields().into_iter().map(|(k, _)| k).collect()
+    }
+
+    #[test]
+    fn the_encoding_is_in_the_args_field_name() {
+        let plain = Job::new("g", "t", &serde_json::json!({"to": "x"})).unwrap();
+        assert_eq!(names(&plain), ["task", "args_msgpack", "id"]);
+        let json = Job::from_json("g", "t", r#"{"to":"x"}"#).unwrap();
+        assert_eq!(names(&json), ["task", "args", "id"]);
+        let with_options = plain.max_retries(1).timeout(Duration::from_secs(1));
+        assert_eq!(
+            names(&with_options),
+            ["task", "args_msgpack", "id", "max_retries", "timeout_ms"]
+        );
+    }
+
+    #[test]
+    fn the_three_stored_forms_of_args_decode() {
+        let packed = rmp_serde::to_vec_named(&serde_json::json!({"to": "x"})).unwrap();
+        let forms = [
+            (
+                "args_msgpack",
+                f(&[("task", b"t"), ("args_msgpack", &packed)]),
+            ),
+            (
+                "args (JSON)",
+                f(&[("task", b"t"), ("args", br#"{"to":"x"}"#)]),
+            ),
+            (
+                "args + enc msgpack (earlier versions)",
+                f(&[("task", b"t"), ("args", &packed), ("enc", b"msgpack")]),
+            ),
+        ];
+        for (form, fields) in forms {
+            let env = Envelope::decode("1-0", Some(&fields), 1024)
+                .unwrap_or_else(|e| panic!("{form}: {}", e.reason));
+            assert_eq!(env.payload.to_json().unwrap(), br#"{"to":"x"}"#, "{form}");
+        }
+        // Consistent, if redundant: `enc` naming what the field name says.
+        let redundant = f(&[
+            ("task", b"t"),
+            ("args_msgpack", &packed),
+            ("enc", b"msgpack"),
+        ]);
+        let env = Envelope::decode("1-0", Some(&redundant), 1024).unwrap();
+        assert_eq!(env.payload.encoding(), Encoding::Msgpack);
+        // `enc json` beside `args`, as earlier versions allowed.
+        let json = f(&[("task", b"t"), ("args", b"{}"), ("enc", b"json")]);
+        let env = Envelope::decode("1-0", Some(&json), 1024).unwrap();
+        assert_eq!(env.payload.encoding(), Encoding::Json);
+    }
+
+    #[test]
+    fn the_size_limit_applies_to_either_args_field() {
+        for name in ["args", "args_msgpack"] {
+            let big = f(&[("task", b"t"), (name, &[0xc0; 2000])]);
+            let err = Envelope::decode("1-0", Some(&big), 1024).unwrap_err();
+            assert!(
+                err.reason.starts_with("too large"),
+                "{name}: {}",
+                err.reason
+            );
+        }
+    }
+
     #[test]
     fn malformed_entries_say_why() {
         type Fields<'a> = &'a [(&'a str, &'a [u8])];
-        let cases: [(Fields, &str); 7] = [
+        let cases: [(Fields, &str); 11] = [
             (&[("args", b"{}")], "missing field task"),
             (&[("task", b"t")], "missing field args"),
+            (&[("task", b"t"), ("enc", b"msgpack")], "missing field args"),
             (
                 &[("task", b"t"), ("args", b"{}"), ("enc", b"pickle")],
-                "unknown enc",
+                "unknown enc \"pickle\"",
+            ),
+            (
+                &[
+                    ("task", b"t"),
+                    ("args_msgpack", b"\x80"),
+                    ("enc", b"pickle"),
+                ],
+                "unknown enc \"pickle\"",
+            ),
+            (
+                &[("task", b"t"), ("args", b"{}"), ("args_msgpack", b"\x80")],
+                "both args and args_msgpack",
+            ),
+            (
+                &[("task", b"t"), ("args_msgpack", b"\x80"), ("enc", b"json")],
+                "enc json contradicts args_msgpack",
             ),
             (&[("task", b"a b"), ("args", b"{}")], "invalid field task"),
             (

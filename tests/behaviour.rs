@@ -261,7 +261,7 @@ async fn jobs_out_of_attempts_or_refused_land_in_dead_with_their_reason() {
     for entry in dead.values() {
         assert_eq!(entry["priority"], "default");
         assert!(
-            entry.contains_key("args") && entry.contains_key("task"),
+            entry.contains_key("args_msgpack") && entry.contains_key("task"),
             "original fields are kept: {entry:?}"
         );
     }
@@ -309,6 +309,31 @@ async fn unregistered_tasks_and_undecodable_args_go_to_dead_and_the_worker_keeps
         .arg("pickle")
         .query(&mut conn)
         .unwrap();
+    let both_args: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("task")
+        .arg("record")
+        .arg("args")
+        .arg(r#"{"name":"json"}"#)
+        .arg("args_msgpack")
+        .arg(rmp_serde::to_vec_named(&tag("msgpack")).unwrap())
+        .query(&mut conn)
+        .unwrap();
+    // An entry as earlier versions of `Job::new` wrote it, still in Redis after an upgrade.
+    let _legacy: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("task")
+        .arg("record")
+        .arg("args")
+        .arg(rmp_serde::to_vec_named(&tag("legacy")).unwrap())
+        .arg("id")
+        .arg(streamworker::JobId::generate().as_str())
+        .arg("enc")
+        .arg("msgpack")
+        .query(&mut conn)
+        .unwrap();
     let good = client
         .enqueue(Job::new(&group, "record", &tag("after")).unwrap())
         .await
@@ -318,10 +343,10 @@ async fn unregistered_tasks_and_undecodable_args_go_to_dead_and_the_worker_keeps
     let worker = start(&redis.url(), &group, 1, &seen);
     wait_until(
         Duration::from_secs(10),
-        "the good job to run and five to be dead",
+        "the good jobs to run and six to be dead",
         || {
-            let done = seen.names() == vec!["after".to_string()]
-                && dead_entries(&redis, &group).len() == 5;
+            let done = seen.names() == vec!["legacy".to_string(), "after".to_string()]
+                && dead_entries(&redis, &group).len() == 6;
             async move { done }
         },
     )
@@ -346,6 +371,10 @@ async fn unregistered_tasks_and_undecodable_args_go_to_dead_and_the_worker_keeps
     assert_eq!(reasons[&no_task], "missing field task");
     assert!(
         reasons[&bad_enc].starts_with("unknown enc \"pickle\""),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[&both_args].starts_with("both args and args_msgpack"),
         "{reasons:?}"
     );
     assert!(!reasons.contains_key(good.as_str()));

@@ -2,14 +2,15 @@
 //! display: nothing read here is trusted or required to be well formed.
 
 use crate::broker::Fields;
-use crate::job::field;
+use crate::job::{Encoding, field, stored_args};
 use crate::priority::Priority;
 use std::collections::BTreeMap;
 
 /// Fields that are shown on their own, not among the "other fields".
-const SHOWN: [&str; 8] = [
+const SHOWN: [&str; 9] = [
     field::TASK,
     field::ARGS,
+    field::ARGS_MSGPACK,
     field::ID,
     field::ENC,
     field::ATTEMPT,
@@ -60,15 +61,17 @@ impl JobFields {
         self.text(name).and_then(|v| v.parse().ok())
     }
 
-    /// The arguments as JSON text, converted from MessagePack when the job is encoded so;
-    /// `None` when there are none or they do not decode.
+    /// The arguments as JSON text, converted from MessagePack when the job is encoded so
+    /// (`args_msgpack`, or `args` with `enc` = `msgpack`); JSON args are shown as stored, even
+    /// when they do not parse. `None` when the entry has no args a worker would accept (see
+    /// [`stored_args`]) or MessagePack args do not decode.
     pub(crate) fn args_json(&self) -> Option<String> {
-        let args = self.get(field::ARGS)?;
-        match self.get(field::ENC) {
-            Some(b"msgpack") => rmp_serde::from_slice::<serde_json::Value>(args)
+        let (encoding, args) = stored_args(|name| self.get(name)).ok()?;
+        match encoding {
+            Encoding::Msgpack => rmp_serde::from_slice::<serde_json::Value>(args)
                 .ok()
                 .map(|v| v.to_string()),
-            _ => std::str::from_utf8(args).ok().map(str::to_string),
+            Encoding::Json => std::str::from_utf8(args).ok().map(str::to_string),
         }
     }
 
@@ -153,20 +156,50 @@ mod tests {
         assert!(unpack_delayed(&rmp_serde::to_vec(&["9", "task", "t"]).unwrap()).is_none());
     }
 
+    fn fields(pairs: &[(&str, &[u8])]) -> JobFields {
+        JobFields::new(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.as_bytes().to_vec(), v.to_vec()))
+                .collect(),
+        )
+    }
+
     #[test]
     fn msgpack_args_show_as_json() {
         let args = rmp_serde::to_vec_named(&serde_json::json!({"to": "a@b.c"})).unwrap();
-        let f = JobFields::new(vec![
-            (b"args".to_vec(), args),
-            (b"enc".to_vec(), b"msgpack".to_vec()),
-            (b"custom".to_vec(), b"x".to_vec()),
-        ]);
+        let f = fields(&[("args_msgpack", &args), ("custom", b"x")]);
         assert_eq!(f.args_json().as_deref(), Some(r#"{"to":"a@b.c"}"#));
         assert_eq!(
             f.others().into_iter().collect::<Vec<_>>(),
             vec![("custom".to_string(), "x".to_string())]
         );
         assert_eq!(f.job_id("5-1"), "5-1");
+        // As earlier versions wrote it.
+        let legacy = fields(&[("args", &args), ("enc", b"msgpack")]);
+        assert_eq!(legacy.args_json().as_deref(), Some(r#"{"to":"a@b.c"}"#));
+        assert!(legacy.others().is_empty());
+    }
+
+    #[test]
+    fn json_args_show_as_stored() {
+        let f = fields(&[("task", b"t"), ("args", br#"{"a": 1}"#)]);
+        assert_eq!(f.args_json().as_deref(), Some(r#"{"a": 1}"#));
+        let garbage = fields(&[("args", b"{not json")]);
+        assert_eq!(garbage.args_json().as_deref(), Some("{not json"));
+    }
+
+    #[test]
+    fn args_a_worker_refuses_show_as_none() {
+        let packed = rmp_serde::to_vec_named(&serde_json::json!({"a": 1})).unwrap();
+        for refused in [
+            fields(&[("task", b"t")]),
+            fields(&[("args", b"{}"), ("args_msgpack", &packed)]),
+            fields(&[("args", b"{}"), ("enc", b"pickle")]),
+            fields(&[("args_msgpack", &packed), ("enc", b"json")]),
+        ] {
+            assert_eq!(refused.args_json(), None, "{:?}", refused.0);
+        }
     }
 
     #[test]

@@ -44,8 +44,6 @@ impl Lua {
 pub(crate) struct Scripts {
     /// `lua/enqueue.lua`
     pub(crate) enqueue: Lua,
-    /// `lua/read.lua`
-    pub(crate) read: Lua,
     /// `lua/finish_ok.lua`
     pub(crate) finish_ok: Lua,
     /// `lua/finish_retry.lua`
@@ -76,7 +74,6 @@ impl Scripts {
     pub(crate) fn new() -> Scripts {
         Scripts {
             enqueue: Lua::new(include_str!("../lua/enqueue.lua")),
-            read: Lua::new(include_str!("../lua/read.lua")),
             finish_ok: Lua::new(include_str!("../lua/finish_ok.lua")),
             finish_retry: Lua::new(include_str!("../lua/finish_retry.lua")),
             finish_dead: Lua::new(include_str!("../lua/finish_dead.lua")),

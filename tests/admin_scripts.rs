@@ -1,4 +1,4 @@
-//! Contract tests of the operations side of the Lua scripts: the pause flag in `read.lua`, the
+//! Contract tests of the operations side of the Lua scripts: the
 //! outcome counters of the finishing scripts, and the repair moves `dead_retry.lua` and
 //! `run_now.lua`. Each seeds a state, runs one script, and checks the whole after-state.
 
@@ -25,36 +25,6 @@ fn slot(conn: &mut Connection) -> u64 {
     secs / 10
 }
 
-fn read(conn: &mut Connection, count: usize) -> Value {
-    script("read")
-        .key(&STREAMS)
-        .key(PAUSED)
-        .arg(G)
-        .arg("c1")
-        .arg(count)
-        .invoke(conn)
-        .unwrap()
-}
-
-#[test]
-fn read_delivers_nothing_while_the_group_is_paused() {
-    let (_redis, mut conn) = setup();
-    xadd(&mut conn, DEFAULT, &[("task", "t"), ("args", "{}")]);
-    let _: () = redis::cmd("SET")
-        .arg(PAUSED)
-        .arg(1)
-        .query(&mut conn)
-        .unwrap();
-    assert_eq!(read(&mut conn, 10), Value::Int(0), "paused reply");
-    assert_eq!(pending_count(&mut conn, DEFAULT, G), 0, "nothing delivered");
-    let _: () = redis::cmd("DEL").arg(PAUSED).query(&mut conn).unwrap();
-    let Value::Array(items) = read(&mut conn, 10) else {
-        panic!("an array once resumed");
-    };
-    assert_eq!(items.len(), 3, "one entry: priority, id, fields");
-    assert_eq!(pending_count(&mut conn, DEFAULT, G), 1);
-}
-
 #[test]
 fn finishing_scripts_count_their_outcomes_per_slot_and_drop_old_slots() {
     let (_redis, mut conn) = setup();
@@ -78,10 +48,18 @@ fn finishing_scripts_count_their_outcomes_per_slot_and_drop_old_slots() {
     // finish_ok: two owned entries and one stale (owned by `other`): counts 2.
     let finish_ok = script("finish_ok");
     let mut ok = finish_ok.prepare_invoke();
-    ok.key(&STREAMS).key(STATS).arg(G).arg("me").arg(3);
+    ok.key(&STREAMS)
+        .key(STATS)
+        .arg(G)
+        .arg("me")
+        .arg(1)
+        .arg(2)
+        .arg(3);
+    ok.arg(&ids[0]).arg(&ids[3]).arg(after(&ids[3]));
     for id in [&ids[0], &ids[1], &ids[3]] {
-        ok.arg(2).arg(id).arg(0).arg(1).arg("");
+        ok.arg(id);
     }
+    ok.arg(0);
     let codes: Vec<i64> = ok.invoke(&mut conn).unwrap();
     assert_eq!(codes, vec![1, 1, 0]);
 

@@ -107,36 +107,6 @@ fn enqueue_adds_ready_delayed_and_tracked_jobs_in_one_step() {
 }
 
 #[test]
-fn read_takes_at_most_count_entries_highest_priority_first() {
-    let (_redis, mut conn) = setup();
-    for i in 0..3 {
-        xadd(&mut conn, LOW, &[("n", &format!("low{i}"))]);
-        xadd(&mut conn, DEFAULT, &[("n", &format!("default{i}"))]);
-        xadd(&mut conn, HIGH, &[("n", &format!("high{i}"))]);
-    }
-    let reply: Vec<Value> = script("read")
-        .key(&STREAMS)
-        .key(PAUSED)
-        .arg(G)
-        .arg("c1")
-        .arg(5)
-        .invoke(&mut conn)
-        .unwrap();
-    let prios: Vec<i64> = reply
-        .chunks(3)
-        .map(|c| redis::from_redis_value(c[0].clone()).unwrap())
-        .collect();
-    assert_eq!(prios, vec![1, 1, 1, 2, 2]);
-    assert_eq!(pending_count(&mut conn, HIGH, G), 3);
-    assert_eq!(pending_count(&mut conn, DEFAULT, G), 2);
-    assert_eq!(
-        pending_count(&mut conn, LOW, G),
-        0,
-        "nothing beyond COUNT was delivered"
-    );
-}
-
-#[test]
 fn finish_ok_acks_deletes_and_stores_results_only_for_the_owner() {
     let (_redis, mut conn) = setup();
     let mine = xadd(&mut conn, DEFAULT, &[("task", "t"), ("args", "{}")]);

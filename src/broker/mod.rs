@@ -20,7 +20,7 @@ pub(crate) use enqueue::Enqueued;
 pub(crate) use finish::{Cancelled, Dead, Done, EntryRef, FinishReport, Retry};
 pub(crate) use inspect::{Fields, RawQueues};
 pub(crate) use lease::{ReapPage, SCAN_START};
-pub(crate) use read::{Delivery, is_missing_group};
+pub(crate) use read::{Delivery, GroupState, is_missing_group};
 pub(crate) use repair::RunNow;
 pub(crate) use server::ServerFacts;
 pub(crate) use status::RawStatus;

@@ -56,55 +56,93 @@ impl Broker {
         Ok(created)
     }
 
-    /// Delivers at most `count` new entries to `consumer`, high priority first (`lua/read.lua`).
-    /// `None` when the group is paused.
-    pub(crate) async fn read(
+    /// One fetch round trip: the pause flag, then an XREADGROUP per entry of `plan` (a
+    /// stream and how many entries to take from it, highest priority first), then the state
+    /// of the consumer group on every priority stream, which sizes the next plan.
+    ///
+    /// The reads are plain commands, not a script: Redis copies every entry a script reads
+    /// into Lua and back (several µs per entry). So the pause flag is read in the same round
+    /// trip rather than before: when it is set, `paused` is true and the caller hands back
+    /// what was delivered.
+    pub(crate) async fn fetch(
         &self,
         conn: &mut MultiplexedConnection,
         keys: &Keys,
         consumer: &str,
-        count: usize,
-    ) -> Result<Option<Vec<Delivery>>, redis::RedisError> {
-        let mut call = self.scripts().read.script().prepare_invoke();
-        call.key(keys.streams().as_slice())
-            .key(keys.paused())
-            .arg(keys.group().as_str())
-            .arg(consumer)
-            .arg(count);
-        let value: Value = call.invoke_async(conn).await?;
-        if value == Value::Int(0) {
-            return Ok(None);
+        plan: &[(Priority, usize)],
+        probe: &[Priority],
+    ) -> Result<Fetched, redis::RedisError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("EXISTS").arg(keys.paused());
+        for &(priority, count) in plan {
+            pipe.cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg(keys.group().as_str())
+                .arg(consumer)
+                .arg("COUNT")
+                .arg(count)
+                .arg("STREAMS")
+                .arg(keys.stream(priority))
+                .arg(">");
         }
-        parse_deliveries(value).map(Some).map_err(|e| {
-            redis::RedisError::from((redis::ErrorKind::Parse, "read reply", e.to_string()))
+        for stream in keys.streams() {
+            pipe.cmd("XINFO").arg("GROUPS").arg(stream);
+        }
+        for &priority in probe {
+            pipe.cmd("XREVRANGE")
+                .arg(keys.stream(priority))
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1);
+        }
+        let mut replies: Vec<Value> = pipe.query_async(conn).await?;
+        let parse = |e: crate::error::Error| {
+            redis::RedisError::from((redis::ErrorKind::Parse, "fetch reply", e.to_string()))
+        };
+        let probes = replies.split_off(1 + plan.len() + 3);
+        let infos = replies.split_off(1 + plan.len());
+        let paused = matches!(replies[0], Value::Int(1));
+        let mut deliveries = Vec::new();
+        for (reply, &(priority, _)) in replies.into_iter().skip(1).zip(plan) {
+            deliveries.extend(parse_read(priority, reply).map_err(parse)?);
+        }
+        let mut streams = Vec::with_capacity(3);
+        for info in infos {
+            let state = group_state(info, keys.group().as_str()).ok_or_else(missing_group)?;
+            streams.push(state);
+        }
+        // Where Redis gives no lag, the newest entry tells whether anything is undelivered.
+        for (reply, &priority) in probes.into_iter().zip(probe) {
+            let state = &mut streams[priority.index() - 1];
+            if state.lag.is_none() {
+                let newest = parse_read_entries(priority, reply).map_err(parse)?;
+                let beyond = newest
+                    .first()
+                    .is_some_and(|e| id_order(&e.entry_id) > id_order(&state.last_delivered));
+                if !beyond {
+                    state.lag = Some(0);
+                }
+            }
+        }
+        Ok(Fetched {
+            paused,
+            deliveries,
+            streams,
         })
     }
 
-    /// Waits up to `block` for an entry the group has not delivered yet, on any priority
-    /// stream. Claims nothing (XREAD, not XREADGROUP), so a worker with no free slot can wait
-    /// without taking work. Returns whether something is waiting.
+    /// Waits up to `block` for an entry past `last_ids` (the group's last-delivered ids of the
+    /// high, default and low streams) without claiming anything (XREAD, not XREADGROUP), so a
+    /// pause set meanwhile is seen by the fetch that follows. Returns the priorities of the
+    /// streams where something arrived.
     pub(crate) async fn wait_for_new(
         &self,
         conn: &mut MultiplexedConnection,
         keys: &Keys,
+        last_ids: &[String],
         block: Duration,
-    ) -> Result<bool, redis::RedisError> {
-        let mut pipe = redis::pipe();
-        for stream in keys.streams() {
-            pipe.cmd("XINFO").arg("GROUPS").arg(stream);
-        }
-        let infos: Vec<Value> = pipe.query_async(conn).await?;
-        let mut last_ids = Vec::with_capacity(3);
-        for info in infos {
-            let id = last_delivered_id(info, keys.group().as_str()).ok_or_else(|| {
-                redis::RedisError::from((
-                    redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError),
-                    "NOGROUP",
-                    "consumer group missing".to_string(),
-                ))
-            })?;
-            last_ids.push(id);
-        }
+    ) -> Result<Vec<Priority>, redis::RedisError> {
         let reply: Value = redis::cmd("XREAD")
             .arg("COUNT")
             .arg(1)
@@ -112,15 +150,57 @@ impl Broker {
             .arg(block.as_millis().max(1) as u64)
             .arg("STREAMS")
             .arg(keys.streams().as_slice())
-            .arg(&last_ids)
+            .arg(last_ids)
             .query_async(conn)
             .await?;
-        Ok(!matches!(reply, Value::Nil))
+        let streams = keys.streams();
+        let mut arrived = Vec::new();
+        if let Value::Array(items) = reply {
+            for item in items {
+                let key = match item {
+                    Value::Array(mut kv) if !kv.is_empty() => kv.swap_remove(0),
+                    _ => continue,
+                };
+                if let Ok(name) = reply::string("xread", &key)
+                    && let Some(i) = streams.iter().position(|s| *s == name)
+                {
+                    arrived.push(Priority::ALL[i]);
+                }
+            }
+        }
+        Ok(arrived)
     }
 }
 
-/// The `last-delivered-id` of `group` in an XINFO GROUPS reply.
-fn last_delivered_id(info: Value, group: &str) -> Option<String> {
+/// What one fetch round trip found.
+#[derive(Debug)]
+pub(crate) struct Fetched {
+    /// The group's pause flag was set: `deliveries` must be handed back.
+    pub(crate) paused: bool,
+    pub(crate) deliveries: Vec<Delivery>,
+    /// The group's state on the high, default and low streams, after the reads.
+    pub(crate) streams: Vec<GroupState>,
+}
+
+/// The consumer group's state on one stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GroupState {
+    pub(crate) last_delivered: String,
+    /// Entries not delivered yet; `None` when Redis cannot tell (entries were deleted past
+    /// the group's position).
+    pub(crate) lag: Option<u64>,
+}
+
+fn missing_group() -> redis::RedisError {
+    redis::RedisError::from((
+        redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError),
+        "NOGROUP",
+        "consumer group missing".to_string(),
+    ))
+}
+
+/// The state of `group` in an XINFO GROUPS reply (RESP2 arrays or RESP3 maps).
+fn group_state(info: Value, group: &str) -> Option<GroupState> {
     let groups = reply::array("xinfo groups", info).ok()?;
     for g in groups {
         let fields: Vec<(String, Value)> = match g {
@@ -128,13 +208,16 @@ fn last_delivered_id(info: Value, group: &str) -> Option<String> {
                 .into_iter()
                 .filter_map(|(k, v)| reply::string("xinfo", &k).ok().map(|k| (k, v)))
                 .collect(),
-            Value::Array(items) => items
-                .chunks(2)
-                .filter_map(|kv| match kv {
-                    [k, v] => reply::string("xinfo", k).ok().map(|k| (k, v.clone())),
-                    _ => None,
-                })
-                .collect(),
+            Value::Array(items) => {
+                let mut out = Vec::with_capacity(items.len() / 2);
+                let mut it = items.into_iter();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    if let Ok(k) = reply::string("xinfo", &k) {
+                        out.push((k, v));
+                    }
+                }
+                out
+            }
             _ => continue,
         };
         let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v);
@@ -143,30 +226,66 @@ fn last_delivered_id(info: Value, group: &str) -> Option<String> {
             .as_deref()
             == Some(group)
         {
-            return get("last-delivered-id").and_then(|v| reply::string("xinfo", v).ok());
+            return Some(GroupState {
+                last_delivered: get("last-delivered-id")
+                    .and_then(|v| reply::string("xinfo", v).ok())?,
+                lag: get("lag")
+                    .and_then(|v| reply::int("xinfo", v).ok())
+                    .map(|n| n.max(0) as u64),
+            });
         }
     }
     None
 }
 
-fn parse_deliveries(value: Value) -> Result<Vec<Delivery>> {
+/// A stream id as (milliseconds, sequence) for comparison; what does not parse sorts first.
+pub(crate) fn id_order(id: &str) -> (u64, u64) {
+    id.split_once('-')
+        .and_then(|(ms, seq)| Some((ms.parse().ok()?, seq.parse().ok()?)))
+        .unwrap_or((0, 0))
+}
+
+/// The entries of an XREADGROUP reply on one stream of `priority` (nil: none).
+fn parse_read(priority: Priority, value: Value) -> Result<Vec<Delivery>> {
     const OP: &str = "read";
-    let items = reply::array(OP, value)?;
-    let mut out = Vec::with_capacity(items.len() / 3);
-    let mut it = items.into_iter();
-    while let (Some(p), Some(id), Some(fields)) = (it.next(), it.next(), it.next()) {
-        let priority =
-            Priority::from_index(reply::int(OP, &p)?).ok_or_else(|| reply::unexpected(OP, &p))?;
-        let fields = match fields {
-            Value::Nil => None,
-            other => Some(reply::pairs(OP, other)?),
+    if value == Value::Nil {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for stream in reply::array(OP, value)? {
+        let entries = match stream {
+            Value::Array(mut kv) if kv.len() == 2 => kv.pop().expect("two items"),
+            Value::Map(mut kv) if kv.len() == 1 => kv.pop().expect("one item").1,
+            other => return Err(reply::unexpected(OP, &other)),
         };
-        out.push(Delivery {
-            priority,
-            entry_id: reply::string(OP, &id)?,
-            fields,
-            deliveries: 1,
-        });
+        out.extend(parse_read_entries(priority, entries)?);
+    }
+    Ok(out)
+}
+
+/// Entries as XRANGE or one stream of XREADGROUP lists them.
+fn parse_read_entries(priority: Priority, entries: Value) -> Result<Vec<Delivery>> {
+    const OP: &str = "read";
+    let mut out = Vec::new();
+    {
+        for entry in reply::array(OP, entries)? {
+            let mut pair = reply::array(OP, entry)?.into_iter();
+            let (Some(id), Some(fields)) = (pair.next(), pair.next()) else {
+                return Err(Error::Protocol {
+                    op: OP,
+                    detail: "an entry without id and fields".into(),
+                });
+            };
+            out.push(Delivery {
+                priority,
+                entry_id: reply::string(OP, &id)?,
+                fields: match fields {
+                    Value::Nil => None,
+                    other => Some(reply::pairs(OP, other)?),
+                },
+                deliveries: 1,
+            });
+        }
     }
     Ok(out)
 }

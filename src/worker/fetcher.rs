@@ -2,9 +2,11 @@
 //! priority first, on a connection of its own, and starts a job task for each.
 
 use super::launch::Launcher;
-use crate::broker::{Delivery, is_missing_group};
+use crate::broker::{Delivery, EntryRef, GroupState, is_missing_group};
 use crate::error::Error;
+use crate::job::Envelope;
 use crate::keys::Keys;
+use crate::priority::Priority;
 use crate::redis;
 use deadpool_redis::redis::aio::MultiplexedConnection;
 use std::sync::Arc;
@@ -33,6 +35,7 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
     pub(crate) async fn run(self, stop: CancellationToken) {
         let shared = self.launcher.shared.clone();
         let mut conn: Option<MultiplexedConnection> = None;
+        let mut known = Known::default();
         let mut failures: u32 = 0;
         loop {
             let slots = tokio::select! {
@@ -42,13 +45,14 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
             if stop.is_cancelled() {
                 return;
             }
-            match self.pass(&mut conn, slots).await {
+            match self.pass(&mut conn, &mut known, slots).await {
                 Ok(()) => {
                     shared.connectivity.ok();
                     failures = 0;
                 }
                 Err(e) => {
                     conn = None;
+                    known = Known::default();
                     if !is_missing_group(&e) {
                         shared.connectivity.failed("fetching jobs", &e);
                     }
@@ -83,12 +87,14 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
         slots
     }
 
-    /// One read: start a job per entry, or, when nothing is waiting, release the slots and
+    /// One pass: a fetch sized to the free slots and planned from what the last fetch saw of
+    /// the streams (start a job per entry), or, when nothing is waiting, release the slots and
     /// wait (bounded) for new entries without claiming any.
     async fn pass(
         &self,
         conn: &mut Option<MultiplexedConnection>,
-        mut slots: OwnedSemaphorePermit,
+        known: &mut Known,
+        slots: OwnedSemaphorePermit,
     ) -> crate::Result<()> {
         let shared = &self.launcher.shared;
         let config = &shared.config;
@@ -103,37 +109,82 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
             );
         }
         let c = conn.as_mut().expect("connection set above");
-        let Some(deliveries): Option<Vec<Delivery>> = shared
+        let plan = if self.paused.load(Ordering::Relaxed) {
+            Vec::new()
+        } else {
+            known.plan(slots.num_permits())
+        };
+        if plan.is_empty() && !self.paused.load(Ordering::Relaxed) && !known.idle_wait_ended {
+            if let Some(last_ids) = known.last_ids() {
+                drop(slots);
+                known.woken = shared
+                    .broker
+                    .wait_for_new(c, &self.keys, &last_ids, config.block)
+                    .await
+                    .map_err(Error::redis("wait for jobs"))?;
+                // A wait that saw nothing is followed by a fetch anyway, which reads the
+                // pause flag: a pause is noticed within one wait.
+                known.idle_wait_ended = known.woken.is_empty();
+                return Ok(());
+            }
+        }
+        let fetched = shared
             .broker
-            .read(c, &self.keys, &config.consumer, slots.num_permits())
+            .fetch(c, &self.keys, &config.consumer, &plan, &known.unknown())
             .await
-            .map_err(Error::redis("read"))?
-        else {
-            // Paused (`streamworker pause`): look again after one BLOCK interval.
+            .map_err(Error::redis("read"))?;
+        known.update(fetched.streams, &plan, &fetched.deliveries);
+        if fetched.paused {
             drop(slots);
             if !self.paused.swap(true, Ordering::Relaxed) {
                 tracing::warn!(group = %self.keys.group(), "group paused (streamworker pause): fetching nothing until it is resumed");
             }
+            self.hand_back(fetched.deliveries).await;
             tokio::time::sleep(config.block).await;
             return Ok(());
-        };
+        }
         if self.paused.swap(false, Ordering::Relaxed) {
             tracing::info!(group = %self.keys.group(), "group resumed: fetching again");
         }
-        if deliveries.is_empty() {
-            drop(slots);
-            shared
-                .broker
-                .wait_for_new(c, &self.keys, config.block)
-                .await
-                .map_err(Error::redis("wait for jobs"))?;
-            return Ok(());
-        }
-        for delivery in deliveries {
+        let mut slots = slots;
+        for delivery in fetched.deliveries {
             let slot = slots.split(1).expect("one slot per delivered entry");
             self.launcher.launch(self.keys.clone(), delivery, slot);
         }
         Ok(())
+    }
+
+    /// Returns entries read in the same round trip that found the group paused to their
+    /// streams, for whoever fetches after the resume.
+    async fn hand_back(&self, deliveries: Vec<Delivery>) {
+        if deliveries.is_empty() {
+            return;
+        }
+        let shared = &self.launcher.shared;
+        let entries: Vec<(EntryRef, bool)> = deliveries
+            .into_iter()
+            .map(|d| {
+                let (job_id, tracked) =
+                    match Envelope::decode(&d.entry_id, d.fields.as_deref(), usize::MAX) {
+                        Ok(env) => (env.id.to_string(), env.keep_result.is_some()),
+                        Err(bad) => (bad.id, bad.keep_result.is_some()),
+                    };
+                let entry = EntryRef {
+                    priority: d.priority,
+                    entry_id: d.entry_id,
+                    job_id,
+                    unique_key: None,
+                };
+                (entry, tracked)
+            })
+            .collect();
+        if let Err(e) = shared
+            .broker
+            .hand_back(&self.keys, &shared.config.consumer, &entries)
+            .await
+        {
+            tracing::warn!(group = %self.keys.group(), error = %e, "could not hand back jobs read as the group was paused: another worker takes them over after the visibility timeout");
+        }
     }
 
     async fn recreate_groups(&self) {
@@ -151,10 +202,162 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
     }
 }
 
+/// What the fetcher knows of the group's streams from its last fetch, to size the next one.
+#[derive(Debug, Default)]
+struct Known {
+    /// The group's state on the high, default and low streams; `None` before the first fetch
+    /// and after an error.
+    streams: Option<Vec<GroupState>>,
+    /// Streams where the last wait saw something arrive.
+    woken: Vec<Priority>,
+    /// The last wait ended with nothing new: the next pass fetches (and reads the pause
+    /// flag) rather than waiting again.
+    idle_wait_ended: bool,
+}
+
+impl Known {
+    /// How many entries to take from which stream, for `free` slots: highest priority first,
+    /// each stream at most its undelivered entries; a stream whose count is unknown takes all
+    /// that is left (so a lower one is never read before it). Empty when nothing waits.
+    fn plan(&self, free: usize) -> Vec<(Priority, usize)> {
+        let mut left = free;
+        let mut plan = Vec::new();
+        for (i, priority) in Priority::ALL.into_iter().enumerate() {
+            if left == 0 {
+                break;
+            }
+            let lag = match &self.streams {
+                Some(s) if !self.woken.contains(&priority) => s[i].lag,
+                _ => None,
+            };
+            match lag {
+                Some(0) => {}
+                Some(n) => {
+                    let take = left.min(usize::try_from(n).unwrap_or(usize::MAX));
+                    plan.push((priority, take));
+                    left -= take;
+                }
+                None => {
+                    plan.push((priority, left));
+                    left = 0;
+                }
+            }
+        }
+        plan
+    }
+
+    /// The streams whose undelivered count Redis did not give: the next fetch probes them.
+    fn unknown(&self) -> Vec<Priority> {
+        match &self.streams {
+            Some(s) => Priority::ALL
+                .into_iter()
+                .zip(s)
+                .filter(|(_, g)| g.lag.is_none())
+                .map(|(p, _)| p)
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The group's last-delivered ids, to wait for anything newer.
+    fn last_ids(&self) -> Option<Vec<String>> {
+        self.streams
+            .as_ref()
+            .map(|s| s.iter().map(|g| g.last_delivered.clone()).collect())
+    }
+
+    /// Takes in a fetch's view of the streams. A stream read for more than it delivered has
+    /// nothing left at that moment, whatever its lag said.
+    fn update(
+        &mut self,
+        mut streams: Vec<GroupState>,
+        plan: &[(Priority, usize)],
+        got: &[Delivery],
+    ) {
+        for &(priority, asked) in plan {
+            let delivered = got.iter().filter(|d| d.priority == priority).count();
+            let state = &mut streams[priority.index() - 1];
+            if delivered < asked && state.lag.is_none() {
+                state.lag = Some(0);
+            }
+        }
+        self.streams = Some(streams);
+        self.woken.clear();
+        self.idle_wait_ended = false;
+    }
+}
+
 /// Pause after `failures` consecutive failures: doubling from 100 ms to 5 s, with jitter.
 fn error_pause(failures: u32) -> Duration {
     let ceiling = Duration::from_millis(100)
         .saturating_mul(1 << failures.min(6))
         .min(MAX_ERROR_PAUSE);
     ceiling / 2 + Duration::from_millis(rand::random_range(0..=ceiling.as_millis() as u64 / 2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(lags: [Option<u64>; 3]) -> Known {
+        Known {
+            streams: Some(
+                lags.iter()
+                    .map(|&lag| GroupState {
+                        last_delivered: "0-0".into(),
+                        lag,
+                    })
+                    .collect(),
+            ),
+            woken: Vec::new(),
+            idle_wait_ended: false,
+        }
+    }
+
+    #[test]
+    fn plans_take_higher_priorities_first_and_never_more_than_the_free_slots() {
+        use Priority::*;
+        assert_eq!(
+            Known::default().plan(10),
+            vec![(High, 10)],
+            "unknown: high alone"
+        );
+        assert_eq!(
+            known([Some(3), Some(20), Some(5)]).plan(10),
+            vec![(High, 3), (Default, 7)]
+        );
+        assert_eq!(
+            known([Some(0), Some(2), Some(5)]).plan(10),
+            vec![(Default, 2), (Low, 5)]
+        );
+        assert_eq!(
+            known([Some(0), None, Some(5)]).plan(10),
+            vec![(Default, 10)],
+            "unknown lag takes all that is left"
+        );
+        assert!(
+            known([Some(0), Some(0), Some(0)]).plan(10).is_empty(),
+            "nothing waits"
+        );
+        let mut woken = known([Some(0), Some(0), Some(0)]);
+        woken.woken = vec![Low];
+        assert_eq!(woken.plan(4), vec![(Low, 4)]);
+    }
+
+    #[test]
+    fn a_stream_read_for_more_than_it_had_counts_as_empty_when_redis_gives_no_lag() {
+        let mut k = Known::default();
+        let delivered = vec![Delivery {
+            priority: Priority::High,
+            entry_id: "1-0".into(),
+            fields: None,
+            deliveries: 1,
+        }];
+        k.update(
+            known([None, None, Some(4)]).streams.unwrap(),
+            &[(Priority::High, 5)],
+            &delivered,
+        );
+        assert_eq!(k.plan(10), vec![(Priority::Default, 10)]);
+    }
 }

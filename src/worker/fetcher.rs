@@ -114,19 +114,19 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
         } else {
             known.plan(slots.num_permits())
         };
-        if plan.is_empty() && !self.paused.load(Ordering::Relaxed) && !known.idle_wait_ended {
-            if let Some(last_ids) = known.last_ids() {
-                drop(slots);
-                known.woken = shared
-                    .broker
-                    .wait_for_new(c, &self.keys, &last_ids, config.block)
-                    .await
-                    .map_err(Error::redis("wait for jobs"))?;
-                // A wait that saw nothing is followed by a fetch anyway, which reads the
-                // pause flag: a pause is noticed within one wait.
-                known.idle_wait_ended = known.woken.is_empty();
-                return Ok(());
-            }
+        let idle =
+            plan.is_empty() && !self.paused.load(Ordering::Relaxed) && !known.idle_wait_ended;
+        if idle && let Some(last_ids) = known.last_ids() {
+            drop(slots);
+            known.woken = shared
+                .broker
+                .wait_for_new(c, &self.keys, &last_ids, config.block)
+                .await
+                .map_err(Error::redis("wait for jobs"))?;
+            // A wait that saw nothing is followed by a fetch anyway, which reads the pause
+            // flag: a pause is noticed within one wait.
+            known.idle_wait_ended = known.woken.is_empty();
+            return Ok(());
         }
         let fetched = shared
             .broker

@@ -7,7 +7,7 @@ mod support;
 use redis::{Connection, Value};
 use std::collections::HashMap;
 use support::lua::*;
-use support::{pending_count, stream_entries};
+use support::stream_entries;
 
 const WEEK_MS: u64 = 7 * 24 * 3600 * 1000;
 

@@ -36,14 +36,14 @@ pub(crate) fn validate_name(kind: &'static str, name: &str) -> Result<()> {
 /// assert!(GroupName::new("a}{b").is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct GroupName(String);
+pub struct GroupName(std::sync::Arc<str>);
 
 impl GroupName {
     /// Validates `name`; see [`MAX_NAME_LEN`] for the rule.
     pub fn new(name: impl Into<String>) -> Result<Self> {
         let name = name.into();
         validate_name("group", &name)?;
-        Ok(GroupName(name))
+        Ok(GroupName(name.into()))
     }
 
     /// The name as text.
@@ -65,9 +65,12 @@ impl std::str::FromStr for GroupName {
     }
 }
 
-/// Every Redis key (and the pub/sub channel) of one group.
+/// Every Redis key (and the pub/sub channel) of one group. Cheap to clone (shared).
 #[derive(Debug, Clone)]
-pub(crate) struct Keys {
+pub(crate) struct Keys(std::sync::Arc<KeysOf>);
+
+#[derive(Debug)]
+struct KeysOf {
     group: GroupName,
     prefix: String,
     streams: [String; 3],
@@ -78,86 +81,86 @@ impl Keys {
     pub(crate) fn new(group: &GroupName) -> Keys {
         let prefix = format!("streamworker:{{{}}}:", group.as_str());
         let streams = Priority::ALL.map(|p| format!("{prefix}{}", p.as_str()));
-        Keys {
+        Keys(std::sync::Arc::new(KeysOf {
             group: group.clone(),
             prefix,
             streams,
-        }
+        }))
     }
 
     /// The group these keys belong to.
     pub(crate) fn group(&self) -> &GroupName {
-        &self.group
+        &self.0.group
     }
 
     /// The stream of ready jobs of `priority`.
     pub(crate) fn stream(&self, priority: Priority) -> &str {
-        &self.streams[priority.index() - 1]
+        &self.0.streams[priority.index() - 1]
     }
 
     /// The three priority streams, high first: KEYS[1..3] of every script.
     pub(crate) fn streams(&self) -> &[String; 3] {
-        &self.streams
+        &self.0.streams
     }
 
     /// Sorted set of jobs waiting for a time; member = job id, score = due time in ms.
     pub(crate) fn delayed(&self) -> String {
-        format!("{}delayed", self.prefix)
+        format!("{}delayed", self.0.prefix)
     }
 
     /// Hash of the delayed jobs' payloads, by job id.
     pub(crate) fn delayed_jobs(&self) -> String {
-        format!("{}delayed:jobs", self.prefix)
+        format!("{}delayed:jobs", self.0.prefix)
     }
 
     /// Stream of jobs that will not be tried again, with their reason.
     pub(crate) fn dead(&self) -> String {
-        format!("{}dead", self.prefix)
+        format!("{}dead", self.0.prefix)
     }
 
     /// Status hash of one tracked job. `id` must have passed [`validate_name`].
     pub(crate) fn job(&self, id: &str) -> String {
-        format!("{}job:{id}", self.prefix)
+        format!("{}job:{id}", self.0.prefix)
     }
 
     /// Pub/sub channel on which enqueues announce an earlier due time to promoters.
     pub(crate) fn wake_channel(&self) -> String {
-        format!("{}wake", self.prefix)
+        format!("{}wake", self.0.prefix)
     }
 
     /// String whose presence pauses the group: workers stop fetching while it exists. Its
     /// value is the Redis time in ms when the pause began.
     pub(crate) fn paused(&self) -> String {
-        format!("{}paused", self.prefix)
+        format!("{}paused", self.0.prefix)
     }
 
     /// Hash of outcome counters written by the finishing scripts, one field per kind and 10 s
     /// slot: `<kind>:<slot>` (kind `ok`, `retry` or `dead`; slot = Redis time in ms / 10000).
     pub(crate) fn stats(&self) -> String {
-        format!("{}stats", self.prefix)
+        format!("{}stats", self.0.prefix)
     }
 
     /// Uniqueness lock of unique jobs: holds the id of the job that took it, with a TTL.
     /// `key` must have passed [`validate_name`].
     pub(crate) fn unique(&self, key: &str) -> String {
-        format!("{}unique:{key}", self.prefix)
+        format!("{}unique:{key}", self.0.prefix)
     }
 
     /// Hash of the periodic schedules that enqueue into this group: name → definition (JSON),
     /// written by the schedulers so that `streamworker schedules` can list them.
     pub(crate) fn schedules(&self) -> String {
-        format!("{}schedules", self.prefix)
+        format!("{}schedules", self.0.prefix)
     }
 
     /// State hash of one schedule: the last tick taken, the last tick enqueued and its job.
     /// `name` must have passed [`validate_name`].
     pub(crate) fn schedule(&self, name: &str) -> String {
-        format!("{}schedule:{name}", self.prefix)
+        format!("{}schedule:{name}", self.0.prefix)
     }
 
     /// Pub/sub channel on which `cancel` asks the worker running a job to stop it.
     pub(crate) fn cancel_channel(&self) -> String {
-        format!("{}cancel", self.prefix)
+        format!("{}cancel", self.0.prefix)
     }
 }
 

@@ -5,7 +5,6 @@ use super::executor::Completion;
 use crate::broker::{Broker, Cancelled, Dead, Done, FinishReport, Retry};
 use crate::keys::Keys;
 use crate::outage::Connectivity;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -50,18 +49,24 @@ impl Finisher {
     pub(crate) async fn run(mut self) {
         let mut buffer = Vec::with_capacity(MAX_BATCH);
         while self.outcomes.recv_many(&mut buffer, MAX_BATCH).await > 0 {
-            let mut groups: BTreeMap<String, Batch> = BTreeMap::new();
+            // Usually one group: a linear search beats a map.
+            let mut groups: Vec<Batch> = Vec::new();
             for completion in buffer.drain(..) {
                 let keys = completion.keys();
-                let batch = groups
-                    .entry(keys.group().to_string())
-                    .or_insert_with(|| Batch {
-                        keys: keys.clone(),
-                        ok: Vec::new(),
-                        retry: Vec::new(),
-                        dead: Vec::new(),
-                        cancelled: Vec::new(),
-                    });
+                let at = match groups.iter().position(|b| b.keys.group() == keys.group()) {
+                    Some(at) => at,
+                    None => {
+                        groups.push(Batch {
+                            keys: keys.clone(),
+                            ok: Vec::new(),
+                            retry: Vec::new(),
+                            dead: Vec::new(),
+                            cancelled: Vec::new(),
+                        });
+                        groups.len() - 1
+                    }
+                };
+                let batch = &mut groups[at];
                 match completion {
                     Completion::Ok(_, d) => batch.ok.push(d),
                     Completion::Retry(_, r) => batch.retry.push(r),
@@ -69,7 +74,7 @@ impl Finisher {
                     Completion::Cancelled(_, c) => batch.cancelled.push(c),
                 }
             }
-            for batch in groups.into_values() {
+            for batch in groups {
                 self.write(batch).await;
             }
         }

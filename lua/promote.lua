@@ -6,7 +6,8 @@
 -- KEYS[5]     delayed payload hash
 -- ARGV[1]     LIMIT: the most jobs to move in this call
 -- Returns: {moved, next due time in ms or -1 when the set is empty, Redis time in ms,
---   orphans}; orphans counts members that had no payload (removed; never expected).
+--   orphans, µs of Redis time past that ms}; orphans counts members that had no payload
+--   (removed; never expected).
 
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -30,4 +31,4 @@ end
 local next_due = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
 local next_ms = -1
 if next_due[2] then next_ms = tonumber(next_due[2]) end
-return {moved, next_ms, now_ms, orphans}
+return {moved, next_ms, now_ms, orphans, tonumber(now[2]) % 1000}

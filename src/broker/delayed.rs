@@ -14,6 +14,8 @@ pub(crate) struct Promoted {
     pub(crate) next_due_ms: Option<u64>,
     /// Redis's clock when the call ran, in ms since the epoch.
     pub(crate) now_ms: u64,
+    /// Microseconds of Redis time past `now_ms`, so the promoter can sleep to the µs.
+    pub(crate) now_micros: u64,
     /// Members that had no payload (removed; a sign of outside tampering).
     pub(crate) orphans: usize,
 }
@@ -33,10 +35,10 @@ impl Broker {
             .await
             .map_err(Error::redis(OP))?;
         let items = reply::array(OP, reply)?;
-        let [moved, next, now, orphans] = items.as_slice() else {
+        let [moved, next, now, orphans, micros] = items.as_slice() else {
             return Err(Error::Protocol {
                 op: OP,
-                detail: format!("expected 4 items, got {}", items.len()),
+                detail: format!("expected 5 items, got {}", items.len()),
             });
         };
         let next = reply::int(OP, next)?;
@@ -44,6 +46,7 @@ impl Broker {
             moved: reply::int(OP, moved)? as usize,
             next_due_ms: (next >= 0).then_some(next as u64),
             now_ms: reply::int(OP, now)? as u64,
+            now_micros: reply::int(OP, micros)? as u64,
             orphans: reply::int(OP, orphans)? as usize,
         })
     }

@@ -5,7 +5,6 @@ use crate::broker::{Broker, CancelReply, Enqueued, LockArg, RawStatus};
 use crate::error::{Error, Result};
 use crate::job::{DEFAULT_MAX_PAYLOAD_BYTES, Job, JobId};
 use crate::keys::{GroupName, Keys, validate_name};
-use crate::redis;
 use crate::schedule::ScheduleInfo;
 use serde::de::DeserializeOwned;
 use std::time::{Duration, Instant};
@@ -182,10 +181,12 @@ fn resolve(jobs: Vec<Job>, outcome: Vec<Enqueued>) -> Result<Vec<JobId>> {
 
 impl Client {
     /// Connects to the Redis at `url` (`redis://[user:password@]host:port[/db]`) and checks
-    /// that it answers.
+    /// that it answers. The client and its clones send their commands on one shared
+    /// multiplexed connection, one round trip per command; a connection that breaks is
+    /// replaced on the next call.
     pub async fn connect(url: &str) -> Result<Client> {
         let client = Client {
-            broker: Broker::new(redis::pool(url, 16)?, Some(url.to_string())),
+            broker: Broker::connect(url)?,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
         };
         client.broker.ping().await?;
@@ -205,9 +206,14 @@ impl Client {
     }
 
     /// Uses an existing connection pool (the one the application already has).
+    ///
+    /// Each call checks a connection out of the pool, and `deadpool_redis`'s manager sends a
+    /// PING (and UNWATCH) on every checkout of an open connection: a command costs two round
+    /// trips this way. [`Client::connect`] shares one multiplexed connection instead, where a
+    /// command costs one.
     pub fn from_pool(pool: deadpool_redis::Pool) -> Client {
         Client {
-            broker: Broker::new(pool, None),
+            broker: Broker::pooled(pool),
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
         }
     }

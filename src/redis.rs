@@ -1,5 +1,9 @@
-//! Connections: the shared pool for short commands, and dedicated connections for blocking
-//! reads and pub/sub. Every timeout is set here.
+//! Connections: the shared connection for short commands (`shared`), and dedicated
+//! connections for blocking reads and pub/sub. Every timeout is set here.
+
+mod shared;
+
+pub(crate) use shared::{SharedConnection, SharedHandle};
 
 use crate::error::{Error, Result};
 use deadpool_redis::redis::{self, AsyncConnectionConfig};
@@ -50,23 +54,16 @@ pub(crate) fn open(url: &str) -> Result<redis::Client> {
     })
 }
 
-/// Builds the connection pool for short commands.
-pub(crate) fn pool(url: &str, max_size: usize) -> Result<deadpool_redis::Pool> {
-    let manager = deadpool_redis::Manager::new_with_config(
-        url,
-        AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT)),
-    )
-    .map_err(|source| Error::Connect {
-        url: redact_url(url),
-        source,
-    })?;
-    deadpool_redis::Pool::builder(manager)
-        .max_size(max_size)
-        .runtime(deadpool_redis::Runtime::Tokio1)
-        .build()
-        .map_err(|e| Error::Config(e.to_string()))
+/// The timeouts of connections for short commands.
+fn short_command_config() -> AsyncConnectionConfig {
+    AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+}
+
+/// The shared connection for short commands to `url` (opened on first use).
+pub(crate) fn shared(url: &str) -> Result<SharedConnection> {
+    Ok(SharedConnection::new(open(url)?, short_command_config()))
 }
 
 /// A connection of its own for blocking reads: its response timeout exceeds any BLOCK we send.

@@ -43,7 +43,6 @@ pub use status::{ConsumerStatus, GroupStatus, QueueStatus, Rates};
 use crate::broker::Broker;
 use crate::error::{Error, Result};
 use crate::keys::{GroupName, Keys};
-use crate::redis;
 
 /// Answers questions about the queues in one Redis and repairs them. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -55,16 +54,18 @@ impl Admin {
     /// Connects to the Redis at `url` and checks that it answers.
     pub async fn connect(url: &str) -> Result<Admin> {
         let admin = Admin {
-            broker: Broker::new(redis::pool(url, 4)?, Some(url.to_string())),
+            broker: Broker::connect(url)?,
         };
         admin.broker.ping().await?;
         Ok(admin)
     }
 
-    /// Uses an existing connection pool.
+    /// Uses an existing connection pool. Each call checks a connection out of it, which
+    /// `deadpool_redis`'s manager does with a round trip of its own (PING); [`Admin::connect`]
+    /// shares one multiplexed connection instead.
     pub fn from_pool(pool: deadpool_redis::Pool) -> Admin {
         Admin {
-            broker: Broker::new(pool, None),
+            broker: Broker::pooled(pool),
         }
     }
 

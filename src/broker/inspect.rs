@@ -213,7 +213,7 @@ impl Broker {
         })
     }
 
-    async fn key_exists(&self, conn: &mut super::PooledConnection, key: &str) -> Result<bool> {
+    async fn key_exists(&self, conn: &mut super::Connection, key: &str) -> Result<bool> {
         redis::cmd("EXISTS")
             .arg(key)
             .query_async(conn)
@@ -225,7 +225,7 @@ impl Broker {
     /// `None` when it does not exist.
     async fn group_info(
         &self,
-        conn: &mut super::PooledConnection,
+        conn: &mut super::Connection,
         stream: &str,
         group: &str,
     ) -> Result<Option<RawGroupInfo>> {

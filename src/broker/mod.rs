@@ -3,6 +3,7 @@
 //! commands themselves.
 
 mod cancel;
+mod connection;
 mod delayed;
 mod enqueue;
 mod finish;
@@ -16,6 +17,7 @@ mod server;
 mod status;
 
 pub(crate) use cancel::{CancelReply, LockArg};
+pub(crate) use connection::{Connection, Connections};
 pub(crate) use enqueue::Enqueued;
 pub(crate) use finish::{Cancelled, Dead, Done, EntryRef, FinishReport, Retry};
 pub(crate) use inspect::{Fields, RawQueues};
@@ -32,11 +34,13 @@ use crate::scripts::Scripts;
 use deadpool_redis::redis;
 use std::sync::Arc;
 
-/// Redis access shared by clients and workers: a pool for short commands plus the scripts.
+/// Redis access shared by clients and workers: the connections for short commands plus the
+/// scripts.
 #[derive(Clone)]
 pub(crate) struct Broker {
-    pool: deadpool_redis::Pool,
-    /// The URL the pool was built from, when known; dedicated connections are opened from it.
+    connections: Connections,
+    /// The URL the connections were opened from, when known; dedicated connections are opened
+    /// from it.
     url: Option<String>,
     scripts: Arc<Scripts>,
 }
@@ -60,13 +64,23 @@ fn track_key(keys: &Keys, script_keys: &mut Vec<String>, job_id: &str, track: bo
     }
 }
 
-/// Connections taken from the pool.
-pub(crate) type PooledConnection = deadpool_redis::Connection;
-
 impl Broker {
-    pub(crate) fn new(pool: deadpool_redis::Pool, url: Option<String>) -> Broker {
+    /// A broker on the shared connection to `url` (opened on first use).
+    pub(crate) fn connect(url: &str) -> Result<Broker> {
+        Ok(Broker::new(
+            Connections::Shared(crate::redis::shared(url)?),
+            Some(url.to_string()),
+        ))
+    }
+
+    /// A broker on an application's pool.
+    pub(crate) fn pooled(pool: deadpool_redis::Pool) -> Broker {
+        Broker::new(Connections::Pool(pool), None)
+    }
+
+    fn new(connections: Connections, url: Option<String>) -> Broker {
         Broker {
-            pool,
+            connections,
             url,
             scripts: Arc::new(Scripts::new()),
         }
@@ -81,18 +95,31 @@ impl Broker {
         self.url.as_deref()
     }
 
-    /// Takes a connection from the pool.
-    pub(crate) async fn conn(&self) -> Result<PooledConnection> {
-        self.pool.get().await.map_err(|e| match e {
-            deadpool_redis::PoolError::Backend(source) => Error::Connect {
-                url: self
-                    .url
-                    .as_deref()
-                    .map_or_else(|| "the pool's Redis".to_string(), redact_url),
-                source,
-            },
-            other => Error::Pool(other.to_string()),
-        })
+    /// A connection for a short command or a few.
+    pub(crate) async fn conn(&self) -> Result<Connection> {
+        let connect_error = |source| Error::Connect {
+            url: self
+                .url
+                .as_deref()
+                .map_or_else(|| "the pool's Redis".to_string(), redact_url),
+            source,
+        };
+        match &self.connections {
+            Connections::Shared(shared) => shared
+                .get()
+                .await
+                .map(Connection::Shared)
+                .map_err(connect_error),
+            Connections::Pool(pool) => {
+                pool.get()
+                    .await
+                    .map(Connection::Pooled)
+                    .map_err(|e| match e {
+                        deadpool_redis::PoolError::Backend(source) => connect_error(source),
+                        other => Error::Pool(other.to_string()),
+                    })
+            }
+        }
     }
 
     /// Checks that Redis answers, so a bad URL fails at start-up rather than at first use.

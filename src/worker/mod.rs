@@ -456,8 +456,7 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
     /// Returns an error only when it cannot start (Redis unreachable, say).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
         let client = redis::open(&self.url)?;
-        let pool = redis::pool(&self.url, self.config.concurrency.clamp(4, 64))?;
-        let broker = Broker::new(pool, Some(self.url.clone()));
+        let broker = Broker::connect(&self.url)?;
         broker.ping().await?;
         preflight::check(&broker, &redis::redact_url(&self.url)).await?;
         let scheduler = (!self.schedules.is_empty()).then(|| {

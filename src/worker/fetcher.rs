@@ -17,6 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Most entries taken in one read.
 const MAX_BATCH: usize = 500;
+/// Longest a busy worker waits for more slots to free up before it reads.
+const GATHER: Duration = Duration::from_millis(1);
 /// Longest pause between attempts while Redis is failing.
 const MAX_ERROR_PAUSE: Duration = Duration::from_secs(5);
 
@@ -71,6 +73,10 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
     }
 
     /// Waits for at least one free slot, then takes every other free one (up to [`MAX_BATCH`]).
+    /// While jobs are running, it first gives others up to [`GATHER`] to free up, until half
+    /// the slots are free: short jobs then come back in batches (one fetch and one finishing
+    /// call per batch, not per job) rather than one by one, and a long job's slot waits at
+    /// most that long. An idle worker (every slot free) reads at once.
     async fn free_slots(&self) -> OwnedSemaphorePermit {
         let mut slots = self
             .slots
@@ -78,7 +84,20 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
             .acquire_owned()
             .await
             .expect("the slot semaphore is never closed");
-        let more = self.slots.available_permits().min(MAX_BATCH - 1);
+        let enough = (self.launcher.shared.config.concurrency / 2).clamp(1, MAX_BATCH);
+        let free = self.slots.available_permits() + 1;
+        if free < enough {
+            let wanted = (enough - free) as u32;
+            if let Ok(Ok(more)) =
+                tokio::time::timeout(GATHER, self.slots.clone().acquire_many_owned(wanted)).await
+            {
+                slots.merge(more);
+            }
+        }
+        let more = self
+            .slots
+            .available_permits()
+            .min(MAX_BATCH - slots.num_permits());
         if more > 0
             && let Ok(extra) = self.slots.clone().try_acquire_many_owned(more as u32)
         {

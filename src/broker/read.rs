@@ -25,7 +25,12 @@ pub(crate) struct Delivery {
 pub(crate) fn is_missing_group(e: &Error) -> bool {
     match e {
         Error::Redis { source, .. } => {
-            source.code() == Some("NOGROUP") || source.to_string().contains("no such key")
+            // In a pipeline the error comes wrapped ("Pipeline failure: [(Index 1, error:
+            // \"NOGROUP\": ...)]"), so the text is checked too.
+            let text = source.to_string();
+            source.code() == Some("NOGROUP")
+                || text.contains("NOGROUP")
+                || text.to_lowercase().contains("no such key")
         }
         _ => false,
     }
@@ -56,22 +61,20 @@ impl Broker {
         Ok(created)
     }
 
-    /// One fetch round trip: the pause flag, then an XREADGROUP per entry of `plan` (a
-    /// stream and how many entries to take from it, highest priority first), then the state
-    /// of the consumer group on every priority stream, which sizes the next plan.
+    /// The reads of one fetch, in one round trip: the pause flag, then an XREADGROUP per
+    /// entry of `plan` (a stream and how many entries to take from it, highest priority
+    /// first). Returns whether the group is paused, and the entries delivered.
     ///
     /// The reads are plain commands, not a script: Redis copies every entry a script reads
     /// into Lua and back (several µs per entry). So the pause flag is read in the same round
-    /// trip rather than before: when it is set, `paused` is true and the caller hands back
-    /// what was delivered.
-    pub(crate) async fn fetch(
+    /// trip rather than before: when it is set, the caller hands back what was delivered.
+    pub(crate) async fn read_planned(
         &self,
         conn: &mut MultiplexedConnection,
         keys: &Keys,
         consumer: &str,
         plan: &[(Priority, usize)],
-        probe: &[Priority],
-    ) -> Result<Fetched, redis::RedisError> {
+    ) -> Result<(bool, Vec<Delivery>), redis::RedisError> {
         let mut pipe = redis::pipe();
         pipe.cmd("EXISTS").arg(keys.paused());
         for &(priority, count) in plan {
@@ -85,6 +88,25 @@ impl Broker {
                 .arg(keys.stream(priority))
                 .arg(">");
         }
+        let replies: Vec<Value> = pipe.query_async(conn).await?;
+        let paused = matches!(replies.first(), Some(Value::Int(1)));
+        let mut deliveries = Vec::new();
+        for (reply, &(priority, _)) in replies.into_iter().skip(1).zip(plan) {
+            deliveries.extend(parse_read(priority, reply).map_err(parse_error)?);
+        }
+        Ok((paused, deliveries))
+    }
+
+    /// The consumer group's state on the high, default and low streams (XINFO GROUPS), which
+    /// sizes the next fetch. For the streams in `probe` whose lag Redis cannot tell, the newest
+    /// entry (XREVRANGE) tells whether anything is undelivered.
+    pub(crate) async fn group_states(
+        &self,
+        conn: &mut MultiplexedConnection,
+        keys: &Keys,
+        probe: &[Priority],
+    ) -> Result<Vec<GroupState>, redis::RedisError> {
+        let mut pipe = redis::pipe();
         for stream in keys.streams() {
             pipe.cmd("XINFO").arg("GROUPS").arg(stream);
         }
@@ -96,27 +118,17 @@ impl Broker {
                 .arg("COUNT")
                 .arg(1);
         }
-        let mut replies: Vec<Value> = pipe.query_async(conn).await?;
-        let parse = |e: crate::error::Error| {
-            redis::RedisError::from((redis::ErrorKind::Parse, "fetch reply", e.to_string()))
-        };
-        let probes = replies.split_off(1 + plan.len() + 3);
-        let infos = replies.split_off(1 + plan.len());
-        let paused = matches!(replies[0], Value::Int(1));
-        let mut deliveries = Vec::new();
-        for (reply, &(priority, _)) in replies.into_iter().skip(1).zip(plan) {
-            deliveries.extend(parse_read(priority, reply).map_err(parse)?);
-        }
+        let mut infos: Vec<Value> = pipe.query_async(conn).await?;
+        let probes = infos.split_off(3);
         let mut streams = Vec::with_capacity(3);
         for info in infos {
             let state = group_state(info, keys.group().as_str()).ok_or_else(missing_group)?;
             streams.push(state);
         }
-        // Where Redis gives no lag, the newest entry tells whether anything is undelivered.
         for (reply, &priority) in probes.into_iter().zip(probe) {
             let state = &mut streams[priority.index() - 1];
             if state.lag.is_none() {
-                let newest = parse_read_entries(priority, reply).map_err(parse)?;
+                let newest = parse_read_entries(priority, reply).map_err(parse_error)?;
                 let beyond = newest
                     .first()
                     .is_some_and(|e| id_order(&e.entry_id) > id_order(&state.last_delivered));
@@ -125,11 +137,7 @@ impl Broker {
                 }
             }
         }
-        Ok(Fetched {
-            paused,
-            deliveries,
-            streams,
-        })
+        Ok(streams)
     }
 
     /// Waits up to `block` for an entry past `last_ids` (the group's last-delivered ids of the
@@ -172,16 +180,6 @@ impl Broker {
     }
 }
 
-/// What one fetch round trip found.
-#[derive(Debug)]
-pub(crate) struct Fetched {
-    /// The group's pause flag was set: `deliveries` must be handed back.
-    pub(crate) paused: bool,
-    pub(crate) deliveries: Vec<Delivery>,
-    /// The group's state on the high, default and low streams, after the reads.
-    pub(crate) streams: Vec<GroupState>,
-}
-
 /// The consumer group's state on one stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct GroupState {
@@ -189,6 +187,10 @@ pub(crate) struct GroupState {
     /// Entries not delivered yet; `None` when Redis cannot tell (entries were deleted past
     /// the group's position).
     pub(crate) lag: Option<u64>,
+}
+
+fn parse_error(e: crate::error::Error) -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::Parse, "fetch reply", e.to_string()))
 }
 
 fn missing_group() -> redis::RedisError {

@@ -147,28 +147,47 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
             known.idle_wait_ended = known.woken.is_empty();
             return Ok(());
         }
-        let fetched = shared
+        // The reads and the group's state go out together on the connection; jobs start as
+        // soon as the reads' replies are in, without waiting for the state.
+        let mut info_conn = c.clone();
+        let unknown = known.unknown();
+        let reads = async {
+            let (paused, deliveries) = shared
+                .broker
+                .read_planned(c, &self.keys, &config.consumer, &plan)
+                .await
+                .map_err(Error::redis("read"))?;
+            let mut delivered = [0usize; 3];
+            for d in &deliveries {
+                delivered[d.priority.index() - 1] += 1;
+            }
+            if paused {
+                drop(slots);
+                return Ok::<_, Error>((true, delivered, deliveries));
+            }
+            let mut slots = slots;
+            for delivery in deliveries {
+                let slot = slots.split(1).expect("one slot per delivered entry");
+                self.launcher.launch(self.keys.clone(), delivery, slot);
+            }
+            Ok((false, delivered, Vec::new()))
+        };
+        let states = shared
             .broker
-            .fetch(c, &self.keys, &config.consumer, &plan, &known.unknown())
-            .await
-            .map_err(Error::redis("read"))?;
-        known.update(fetched.streams, &plan, &fetched.deliveries);
-        if fetched.paused {
-            drop(slots);
+            .group_states(&mut info_conn, &self.keys, &unknown);
+        let (reads, states) = tokio::join!(reads, states);
+        let (paused, delivered, held) = reads?;
+        known.update(states.map_err(Error::redis("read"))?, &plan, delivered);
+        if paused {
             if !self.paused.swap(true, Ordering::Relaxed) {
                 tracing::warn!(group = %self.keys.group(), "group paused (streamworker pause): fetching nothing until it is resumed");
             }
-            self.hand_back(fetched.deliveries).await;
+            self.hand_back(held).await;
             tokio::time::sleep(config.block).await;
             return Ok(());
         }
         if self.paused.swap(false, Ordering::Relaxed) {
             tracing::info!(group = %self.keys.group(), "group resumed: fetching again");
-        }
-        let mut slots = slots;
-        for delivery in fetched.deliveries {
-            let slot = slots.split(1).expect("one slot per delivered entry");
-            self.launcher.launch(self.keys.clone(), delivery, slot);
         }
         Ok(())
     }
@@ -291,12 +310,11 @@ impl Known {
         &mut self,
         mut streams: Vec<GroupState>,
         plan: &[(Priority, usize)],
-        got: &[Delivery],
+        delivered: [usize; 3],
     ) {
         for &(priority, asked) in plan {
-            let delivered = got.iter().filter(|d| d.priority == priority).count();
             let state = &mut streams[priority.index() - 1];
-            if delivered < asked && state.lag.is_none() {
+            if delivered[priority.index() - 1] < asked && state.lag.is_none() {
                 state.lag = Some(0);
             }
         }
@@ -366,16 +384,10 @@ mod tests {
     #[test]
     fn a_stream_read_for_more_than_it_had_counts_as_empty_when_redis_gives_no_lag() {
         let mut k = Known::default();
-        let delivered = vec![Delivery {
-            priority: Priority::High,
-            entry_id: "1-0".into(),
-            fields: None,
-            deliveries: 1,
-        }];
         k.update(
             known([None, None, Some(4)]).streams.unwrap(),
             &[(Priority::High, 5)],
-            &delivered,
+            [1, 0, 0],
         );
         assert_eq!(k.plan(10), vec![(Priority::Default, 10)]);
     }

@@ -13,6 +13,7 @@ use crate::keys::{GroupName, validate_name};
 use crate::priority::Priority;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::borrow::Cow;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -347,30 +348,30 @@ impl Job {
     /// The stream fields, in a fixed order so entries of plain jobs share their field names
     /// (which a stream stores once per node): `task`, `args_msgpack` or `args`, `id`, then the
     /// options that were set. The encoding is in the args field's name, not a field of its own.
-    pub(crate) fn fields(&self) -> Vec<(&'static str, Vec<u8>)> {
+    /// Values borrow from the job where they can, so a bulk enqueue copies each payload once,
+    /// into the command.
+    pub(crate) fn fields(&self) -> Vec<(&'static str, Cow<'_, [u8]>)> {
         let args = match self.payload.encoding {
             Encoding::Msgpack => field::ARGS_MSGPACK,
             Encoding::Json => field::ARGS,
         };
         let mut fields = vec![
-            (field::TASK, self.task.as_bytes().to_vec()),
-            (args, self.payload.bytes.clone()),
-            (field::ID, self.id.as_str().as_bytes().to_vec()),
+            (field::TASK, Cow::Borrowed(self.task.as_bytes())),
+            (args, Cow::Borrowed(self.payload.bytes.as_slice())),
+            (field::ID, Cow::Borrowed(self.id.as_str().as_bytes())),
         ];
+        let number = |n: u64| Cow::Owned(n.to_string().into_bytes());
         if let Some(n) = self.max_retries {
-            fields.push((field::MAX_RETRIES, n.to_string().into_bytes()));
+            fields.push((field::MAX_RETRIES, number(n.into())));
         }
         if let Some(t) = self.timeout {
-            fields.push((field::TIMEOUT_MS, duration_ms(t).to_string().into_bytes()));
+            fields.push((field::TIMEOUT_MS, number(duration_ms(t))));
         }
         if let Some(t) = self.keep_result {
-            fields.push((
-                field::KEEP_RESULT_MS,
-                duration_ms(t).to_string().into_bytes(),
-            ));
+            fields.push((field::KEEP_RESULT_MS, number(duration_ms(t))));
         }
         if let (Some(key), Some(_)) = (&self.unique_key, self.unique_ttl) {
-            fields.push((field::UNIQUE_KEY, key.as_bytes().to_vec()));
+            fields.push((field::UNIQUE_KEY, Cow::Borrowed(key.as_bytes())));
         }
         fields
     }
@@ -554,7 +555,7 @@ mod tests {
         let fields: Vec<_> = job
             .fields()
             .into_iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v))
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.into_owned()))
             .collect();
         let env = Envelope::decode("9-9", Some(&fields), 1024).unwrap();
         assert_eq!(&env.id, job.id());
@@ -575,7 +576,7 @@ mod tests {
         let fields: Vec<_> = job
             .fields()
             .into_iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v))
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.into_owned()))
             .collect();
         let env = Envelope::decode("9-9", Some(&fields), 1024).unwrap();
         assert_eq!(env.unique_key.as_deref(), Some("welcome-42"));

@@ -157,7 +157,7 @@ fn xadd(keys: &Keys, job: &Job) -> redis::Cmd {
     let mut cmd = redis::cmd("XADD");
     cmd.arg(keys.stream(job.priority)).arg("*");
     for (name, value) in job.fields() {
-        cmd.arg(name).arg(value);
+        cmd.arg(name).arg(&*value);
     }
     cmd
 }
@@ -190,7 +190,7 @@ fn enqueue_args(keys: &Keys, jobs: &[&Job]) -> (Vec<String>, Vec<Vec<u8>>) {
         args.push(fields.len().to_string().into_bytes());
         for (name, value) in fields {
             args.push(name.as_bytes().to_vec());
-            args.push(value);
+            args.push(value.into_owned());
         }
         let job_number = num(j as u64 + 1);
         if let Some(tick) = &job.tick {

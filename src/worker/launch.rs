@@ -31,11 +31,14 @@ impl<S: Clone + Send + Sync + 'static> Launcher<S> {
     pub(crate) fn launch(&self, keys: Keys, delivery: Delivery, slot: OwnedSemaphorePermit) {
         let shared = self.shared.clone();
         let done = self.done.clone();
-        self.jobs.spawn(async move {
+        // A job's future is several KB (the handler, middleware, timeout and cancel states);
+        // boxed, the task holds a pointer and the runtime moves 16 bytes, not the whole state,
+        // each time it stores or finishes the task.
+        self.jobs.spawn(Box::pin(async move {
             if let Some(completion) = executor::execute(shared, keys, delivery, slot).await {
                 // The finisher outlives every job task, so the send cannot fail.
                 let _ = done.send(completion);
             }
-        });
+        }));
     }
 }

@@ -39,7 +39,7 @@ pub async fn drain(ctx: &Ctx) -> Vec<Row> {
         let cpu = ctx.server.cpu_seconds().await;
         let took = floor::consume(&mut conn, JOBS, None, None).await;
         floor_runs.push(JOBS as f64 / took.as_secs_f64());
-        floor_cpu = per_job_us(ctx.server.cpu_seconds().await - cpu);
+        floor_cpu = per_job_us(ctx.server.cpu_seconds().await - cpu, JOBS);
         print_commandstats(&mut conn).await;
     }
     let floor_rate = median(&floor_runs);
@@ -66,8 +66,8 @@ pub async fn drain(ctx: &Ctx) -> Vec<Row> {
             let report = worker(ctx, concurrency, jobs, Work::Noop).report().await;
             let took = Duration::from_nanos(report.acked_ns - report.started_ns);
             runs.push(jobs as f64 / took.as_secs_f64());
-            redis_cpu = (ctx.server.cpu_seconds().await - cpu) * 1e6 / jobs as f64;
-            worker_cpu = report.cpu_s * 1e6 / jobs as f64;
+            redis_cpu = per_job_us(ctx.server.cpu_seconds().await - cpu, jobs);
+            worker_cpu = per_job_us(report.cpu_s, jobs);
             print_commandstats(&mut conn).await;
         }
         println!(
@@ -129,8 +129,9 @@ pub async fn wait_idle(ctx: &Ctx) {
     floor::wait_blocked(&mut ctx.server.conn().await).await;
 }
 
-fn per_job_us(cpu_s: f64) -> f64 {
-    cpu_s * 1e6 / JOBS as f64
+/// CPU seconds spent on `jobs` jobs, as µs per job.
+fn per_job_us(cpu_s: f64, jobs: u64) -> f64 {
+    cpu_s * 1e6 / jobs as f64
 }
 
 /// With `BENCH_COMMANDSTATS` set: prints Redis's per-command statistics of the run just ended

@@ -1,6 +1,7 @@
 //! Finish: success, retry and dead for batches of jobs, and the hand-back at shutdown. Each is
 //! one script call; each script checks that this consumer still owns every entry it touches.
 
+use super::read::id_order;
 use super::{Broker, reply, track_key};
 use crate::error::{Error, Result};
 use crate::job::duration_ms;
@@ -113,16 +114,13 @@ impl Broker {
         let mut order: Vec<(Priority, (u64, u64), usize)> = jobs
             .iter()
             .enumerate()
-            .map(|(i, j)| (j.entry.priority, entry_order(&j.entry.entry_id), i))
+            .map(|(i, j)| (j.entry.priority, id_order(&j.entry.entry_id), i))
             .collect();
         order.sort_unstable();
         let mut script_keys = keys.streams().to_vec();
-        let mut args = vec![
-            keys.group().as_str().as_bytes().to_vec(),
-            consumer.as_bytes().to_vec(),
-        ];
-        let streams_at = args.len();
-        args.push(Vec::new());
+        // The header's count is the number of streams, known once they are written.
+        let mut args = header(keys, consumer, None, 0);
+        let streams_at = args.len() - 1;
         let mut streams = 0;
         for run in order.chunk_by(|a, b| a.0 == b.0) {
             streams += 1;
@@ -322,15 +320,6 @@ impl Broker {
         )
         .await
     }
-}
-
-/// A stream entry id as (milliseconds, sequence), for sorting; an id that does not parse
-/// sorts first (Redis rejects it in the script's range, and it is reported stale).
-fn entry_order(entry_id: &str) -> (u64, u64) {
-    entry_id
-        .split_once('-')
-        .and_then(|(ms, seq)| Some((ms.parse().ok()?, seq.parse().ok()?)))
-        .unwrap_or((0, 0))
 }
 
 /// ARGV common to the finishing scripts: group, consumer, [wake channel,] job count.

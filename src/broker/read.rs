@@ -240,7 +240,8 @@ fn group_state(info: Value, group: &str) -> Option<GroupState> {
     None
 }
 
-/// A stream id as (milliseconds, sequence) for comparison; what does not parse sorts first.
+/// A stream id as (milliseconds, sequence), for comparing and sorting ids; what does not
+/// parse sorts first (Redis then rejects it, and a finish reports it stale).
 pub(crate) fn id_order(id: &str) -> (u64, u64) {
     id.split_once('-')
         .and_then(|(ms, seq)| Some((ms.parse().ok()?, seq.parse().ok()?)))
@@ -269,25 +270,23 @@ fn parse_read(priority: Priority, value: Value) -> Result<Vec<Delivery>> {
 fn parse_read_entries(priority: Priority, entries: Value) -> Result<Vec<Delivery>> {
     const OP: &str = "read";
     let mut out = Vec::new();
-    {
-        for entry in reply::array(OP, entries)? {
-            let mut pair = reply::array(OP, entry)?.into_iter();
-            let (Some(id), Some(fields)) = (pair.next(), pair.next()) else {
-                return Err(Error::Protocol {
-                    op: OP,
-                    detail: "an entry without id and fields".into(),
-                });
-            };
-            out.push(Delivery {
-                priority,
-                entry_id: reply::string(OP, &id)?,
-                fields: match fields {
-                    Value::Nil => None,
-                    other => Some(reply::pairs(OP, other)?),
-                },
-                deliveries: 1,
+    for entry in reply::array(OP, entries)? {
+        let mut pair = reply::array(OP, entry)?.into_iter();
+        let (Some(id), Some(fields)) = (pair.next(), pair.next()) else {
+            return Err(Error::Protocol {
+                op: OP,
+                detail: "an entry without id and fields".into(),
             });
-        }
+        };
+        out.push(Delivery {
+            priority,
+            entry_id: reply::string(OP, &id)?,
+            fields: match fields {
+                Value::Nil => None,
+                other => Some(reply::pairs(OP, other)?),
+            },
+            deliveries: 1,
+        });
     }
     Ok(out)
 }

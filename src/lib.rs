@@ -44,7 +44,6 @@
 
 pub mod admin;
 mod backoff;
-mod batch;
 mod broker;
 pub mod cli;
 mod client;
@@ -62,13 +61,11 @@ mod schedule;
 mod scheduler;
 mod scripts;
 mod task;
-mod unique;
 mod wake;
 mod worker;
 
 pub use backoff::Backoff;
-pub use batch::JobBatch;
-pub use client::{CancelOutcome, Client, JobState, JobStatus};
+pub use client::{CancelOutcome, Client, JobBatch, JobState, JobStatus};
 pub use context::{JobContext, State};
 pub use error::{Error, Result};
 pub use job::{

@@ -8,6 +8,8 @@
 //! JSON args, default options, and the entry id as job id. Unknown fields are kept and ignored.
 //! Entries written by earlier versions (`args` with `enc` = `msgpack`) still decode.
 
+mod unique;
+
 use crate::error::{Error, Result};
 use crate::keys::{GroupName, validate_name};
 use crate::priority::Priority;
@@ -327,7 +329,7 @@ impl Job {
     pub fn unique_for(mut self, ttl: Duration) -> Job {
         self.unique_ttl = Some(ttl);
         if self.unique_key.is_none() {
-            self.unique_key = Some(crate::unique::derived_key(&self.task, &self.payload));
+            self.unique_key = Some(unique::derived_key(&self.task, &self.payload));
         }
         self
     }

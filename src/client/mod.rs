@@ -1,6 +1,9 @@
 //! The producer side: [`Client`] enqueues jobs and reads the status of tracked ones.
 
-use crate::batch::JobBatch;
+mod batch;
+
+pub use batch::JobBatch;
+
 use crate::broker::{Broker, CancelReply, Enqueued, LockArg, RawStatus};
 use crate::error::{Error, Result};
 use crate::job::{DEFAULT_MAX_PAYLOAD_BYTES, Job, JobId};

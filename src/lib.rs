@@ -28,16 +28,20 @@
 //!
 //! # Layout
 //! - [`keys`]: every Redis key, under one hash tag per group.
-//! - `job`: the wire format ([`Job`] for producers, decoding for workers).
+//! - `job`: everything stored per job, each name spelled once: the stream fields ([`Job`]
+//!   writes them, workers decode them), [`JobId`], [`Payload`], unique keys, the status
+//!   record ([`JobStatus`], [`JobState`]) and what a dead entry adds.
 //! - [`Client`]: enqueue, bulk and atomic enqueue, status, wait for a result, cancel;
 //!   [`JobBatch`] sends a request's jobs only when it commits; [`Job::unique_for`] makes a
 //!   job unique.
 //! - [`Worker`]: fetcher, executor and finisher per worker; promoter per group.
-//! - [`Schedule`] and [`Scheduler`]: periodic jobs, each tick enqueued once across schedulers.
+//! - [`Schedule`] and [`Scheduler`]: periodic jobs, each tick enqueued once across schedulers;
+//!   `schedule` holds the tick arithmetic and a schedule's stored form.
 //! - `broker`: the only code that sends commands to Redis; `scripts` embeds `lua/`.
 //! - [`Metrics`]: Prometheus metrics of a worker, served with `--metrics-addr`.
 //! - [`admin`]: the operations queries and repairs (status, pending, dead, delayed, pause).
 //! - [`cli`]: the `streamworker` command line, reusable in your own binary.
+//! - `time`: milliseconds since the epoch to and from Rust times, and times as UTC text.
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 #![forbid(unsafe_code)]
@@ -61,15 +65,17 @@ mod schedule;
 mod scheduler;
 mod scripts;
 mod task;
+mod time;
 mod wake;
 mod worker;
 
 pub use backoff::Backoff;
-pub use client::{CancelOutcome, Client, JobBatch, JobState, JobStatus};
+pub use client::{CancelOutcome, Client, JobBatch};
 pub use context::{JobContext, State};
 pub use error::{Error, Result};
 pub use job::{
-    DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, Encoding, Job, JobId, Payload,
+    DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, Encoding, Job, JobId,
+    JobState, JobStatus, Payload,
 };
 pub use keys::GroupName;
 pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, Metrics};

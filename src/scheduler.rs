@@ -10,7 +10,9 @@ use crate::broker::Enqueued;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::keys::Keys;
+use crate::schedule::stored::definition_key;
 use crate::schedule::{Missed, Schedule};
+use crate::time::format_ms;
 use std::collections::HashSet;
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -258,8 +260,8 @@ impl Scheduler {
             .iter()
             .map(|(k, name, def)| {
                 let mut def = def.clone();
-                def["seen_ms"] = now.into();
-                def["by"] = self.by.clone().into();
+                def[definition_key::SEEN_MS] = now.into();
+                def[definition_key::BY] = self.by.clone().into();
                 (*k, *name, def.to_string())
             })
             .collect();
@@ -273,8 +275,8 @@ impl Scheduler {
             let by = theirs
                 .as_object_mut()
                 .and_then(|o| {
-                    o.remove("seen_ms");
-                    o.remove("by")
+                    o.remove(definition_key::SEEN_MS);
+                    o.remove(definition_key::BY)
                 })
                 .unwrap_or_default();
             if &theirs != ours && self.warned.insert(i) {
@@ -290,13 +292,4 @@ impl Scheduler {
         );
         Ok(())
     }
-}
-
-/// A time in ms since the epoch as RFC 3339 UTC, or `never`.
-pub(crate) fn format_ms(ms: Option<u64>) -> String {
-    ms.and_then(|ms| chrono::DateTime::from_timestamp_millis(ms as i64))
-        .map_or_else(
-            || "never".to_string(),
-            |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        )
 }

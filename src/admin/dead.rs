@@ -3,6 +3,7 @@
 use super::Admin;
 use super::fields::{JobFields, entry_order};
 use crate::error::{Error, Result};
+use crate::job::dead;
 use crate::keys::Keys;
 use crate::priority::Priority;
 use serde::Serialize;
@@ -40,10 +41,10 @@ impl DeadJob {
         DeadJob {
             job_id: fields.job_id(&entry_id),
             task: fields.task(),
-            priority: fields.text("priority").and_then(|p| p.parse().ok()),
+            priority: fields.text(dead::PRIORITY).and_then(|p| p.parse().ok()),
             attempt: fields.attempt(),
-            reason: fields.text("reason").unwrap_or_default(),
-            dead_ms: fields.number("dead_ms"),
+            reason: fields.text(dead::REASON).unwrap_or_default(),
+            dead_ms: fields.number(dead::DEAD_MS),
             args: fields.args_json(),
             fields: fields.others(),
             entry_id,

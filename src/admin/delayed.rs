@@ -5,6 +5,7 @@ use super::Admin;
 use super::fields::{JobFields, unpack_delayed};
 use crate::broker::RunNow;
 use crate::error::{Error, Result};
+use crate::job::field;
 use crate::keys::validate_name;
 use crate::priority::Priority;
 use serde::Serialize;
@@ -47,7 +48,7 @@ impl Admin {
                     task: fields.task(),
                     priority,
                     attempt: fields.attempt(),
-                    last_error: fields.text("last_error"),
+                    last_error: fields.text(field::LAST_ERROR),
                 }
             })
             .collect())

@@ -2,7 +2,7 @@
 //! display: nothing read here is trusted or required to be well formed.
 
 use crate::broker::Fields;
-use crate::job::{Encoding, field, stored_args};
+use crate::job::{Encoding, dead, field, stored_args};
 use crate::priority::Priority;
 use std::collections::BTreeMap;
 
@@ -14,9 +14,9 @@ const SHOWN: [&str; 9] = [
     field::ID,
     field::ENC,
     field::ATTEMPT,
-    "last_error",
-    "reason",
-    "dead_ms",
+    field::LAST_ERROR,
+    dead::REASON,
+    dead::DEAD_MS,
 ];
 
 /// One job's stored fields.
@@ -85,7 +85,7 @@ impl JobFields {
                     String::from_utf8_lossy(v).into_owned(),
                 )
             })
-            .filter(|(k, _)| !SHOWN.contains(&k.as_str()) && k != "priority")
+            .filter(|(k, _)| !SHOWN.contains(&k.as_str()) && k != dead::PRIORITY)
             .collect()
     }
 }
@@ -116,11 +116,6 @@ pub(crate) fn unpack_delayed(packed: &[u8]) -> Option<(Priority, JobFields)> {
         fields.push((k, v));
     }
     Some((priority, JobFields(fields)))
-}
-
-/// The time part of a stream entry id (`<ms>-<seq>`), in ms since the epoch.
-pub(crate) fn entry_ms(entry_id: &str) -> Option<u64> {
-    entry_id.split_once('-')?.0.parse().ok()
 }
 
 /// A stream entry id as `(ms, seq)`, for ordering; ids that do not parse sort first.
@@ -207,6 +202,5 @@ mod tests {
         assert!(is_entry_id("1700000000000-0"));
         assert!(!is_entry_id("01JABCDEF"));
         assert!(!is_entry_id("1-"));
-        assert_eq!(entry_ms("1700000000000-3"), Some(1_700_000_000_000));
     }
 }

@@ -1,10 +1,13 @@
 //! `job`: where one job is now, with its attempts, last error and result.
 
 use super::Admin;
-use super::fields::{JobFields, entry_ms, is_entry_id, unpack_delayed};
+use super::fields::{JobFields, is_entry_id, unpack_delayed};
 use crate::error::{Error, Result};
+use crate::job::status::field as record;
+use crate::job::{dead, field, state};
 use crate::keys::{Keys, validate_name};
 use crate::priority::Priority;
+use crate::time::entry_ms;
 use serde::Serialize;
 
 /// Most entries read from one stream while looking for a job id.
@@ -123,18 +126,18 @@ impl Admin {
             group: group.to_string(),
             id: id.to_string(),
             place: JobPlace::Succeeded { finished_ms: None },
-            task: text("task"),
-            attempt: text("attempt").and_then(|a| a.parse().ok()),
-            last_error: text("last_error"),
+            task: text(record::TASK),
+            attempt: text(record::ATTEMPT).and_then(|a| a.parse().ok()),
+            last_error: text(record::LAST_ERROR),
             result: None,
             args: None,
             tracked: status.is_some(),
         };
-        if text("state").as_deref() == Some("succeeded") {
+        if text(record::STATE).as_deref() == Some(state::SUCCEEDED) {
             report.place = JobPlace::Succeeded {
-                finished_ms: text("finished_ms").and_then(|v| v.parse().ok()),
+                finished_ms: text(record::FINISHED_MS).and_then(|v| v.parse().ok()),
             };
-            report.result = text("result");
+            report.result = text(record::RESULT);
             return Ok(report);
         }
         let mut searched = Vec::new();
@@ -143,7 +146,7 @@ impl Admin {
             report.task = fields.task().or(report.task);
             report.args = fields.args_json();
             report.attempt = Some(fields.attempt());
-            if let Some(e) = fields.text("last_error") {
+            if let Some(e) = fields.text(field::LAST_ERROR) {
                 report.last_error = Some(e);
             }
             if let JobPlace::Dead { reason, .. } = &report.place {
@@ -151,11 +154,11 @@ impl Admin {
             }
             return Ok(report);
         }
-        if text("state").as_deref() == Some("dead") {
+        if text(record::STATE).as_deref() == Some(state::DEAD) {
             report.place = JobPlace::Dead {
                 entry_id: None,
-                reason: text("last_error").unwrap_or_default(),
-                dead_ms: text("finished_ms").and_then(|v| v.parse().ok()),
+                reason: text(record::LAST_ERROR).unwrap_or_default(),
+                dead_ms: text(record::FINISHED_MS).and_then(|v| v.parse().ok()),
             };
             return Ok(report);
         }
@@ -209,8 +212,8 @@ impl Admin {
         }
         if let Some((entry_id, fields)) = self.search(&keys.dead(), id, searched).await? {
             let place = JobPlace::Dead {
-                reason: fields.text("reason").unwrap_or_default(),
-                dead_ms: fields.number("dead_ms"),
+                reason: fields.text(dead::REASON).unwrap_or_default(),
+                dead_ms: fields.number(dead::DEAD_MS),
                 entry_id: Some(entry_id),
             };
             return Ok(Some((place, fields)));

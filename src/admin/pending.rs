@@ -4,8 +4,8 @@
 use super::Admin;
 use super::fields::JobFields;
 use crate::error::Result;
-use crate::job::duration_ms;
 use crate::priority::Priority;
+use crate::time::duration_ms;
 use serde::Serialize;
 use std::time::Duration;
 

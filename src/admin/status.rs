@@ -1,10 +1,10 @@
 //! `status`: the figures of a group at a glance.
 
 use super::Admin;
-use super::fields::entry_ms;
 use crate::broker::RawQueues;
 use crate::error::Result;
 use crate::priority::Priority;
+use crate::time::entry_ms;
 use serde::Serialize;
 use std::collections::BTreeMap;
 

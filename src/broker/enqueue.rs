@@ -2,8 +2,9 @@
 
 use super::{Broker, reply, track_key};
 use crate::error::{Error, Result};
-use crate::job::{Job, duration_ms};
+use crate::job::Job;
 use crate::keys::Keys;
+use crate::time::duration_ms;
 use deadpool_redis::redis::{self, Pipeline, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;

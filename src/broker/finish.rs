@@ -4,9 +4,9 @@
 use super::read::id_order;
 use super::{Broker, reply, track_key};
 use crate::error::{Error, Result};
-use crate::job::duration_ms;
 use crate::keys::Keys;
 use crate::priority::Priority;
+use crate::time::duration_ms;
 use deadpool_redis::redis::Value;
 use std::time::Duration;
 

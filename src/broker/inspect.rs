@@ -6,6 +6,7 @@ use super::{Broker, reply};
 use crate::error::{Error, Result};
 use crate::keys::{GROUP_SCAN_PATTERN, GroupName, Keys, group_of_key};
 use crate::priority::Priority;
+use crate::time::time_reply_ms;
 use deadpool_redis::redis::{self, Value};
 use std::collections::{BTreeSet, HashMap};
 
@@ -92,7 +93,7 @@ impl Broker {
             .query_async(&mut conn)
             .await
             .map_err(Error::redis("time"))?;
-        Ok(secs * 1000 + micros / 1000)
+        Ok(time_reply_ms(secs, micros))
     }
 
     /// Every group with a stream, a delayed set, a dead stream or a pause flag in Redis, found
@@ -203,7 +204,7 @@ impl Broker {
             });
         }
         Ok(RawQueues {
-            now_ms: secs * 1000 + micros / 1000,
+            now_ms: time_reply_ms(secs, micros),
             streams,
             delayed,
             next_due_ms: first_due.first().map(|(_, score)| *score as u64),

@@ -5,9 +5,9 @@
 use super::Delivery;
 use super::{Broker, reply};
 use crate::error::{Error, Result};
-use crate::job::duration_ms;
 use crate::keys::Keys;
 use crate::priority::Priority;
+use crate::time::duration_ms;
 use deadpool_redis::redis::Value;
 use std::time::Duration;
 

@@ -25,7 +25,6 @@ pub(crate) use lease::{ReapPage, SCAN_START};
 pub(crate) use read::{Delivery, GroupState, is_missing_group};
 pub(crate) use repair::RunNow;
 pub(crate) use server::ServerFacts;
-pub(crate) use status::RawStatus;
 
 use crate::error::{Error, Result};
 use crate::keys::Keys;

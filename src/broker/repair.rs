@@ -3,8 +3,8 @@
 
 use super::{Broker, reply, track_key};
 use crate::error::{Error, Result};
-use crate::job::duration_ms;
 use crate::keys::Keys;
+use crate::time::duration_ms;
 use deadpool_redis::redis::{self, Value};
 use std::time::Duration;
 

@@ -4,6 +4,7 @@
 use super::{Broker, reply};
 use crate::error::{Error, Result};
 use crate::keys::{Keys, validate_name};
+use crate::schedule::stored::state_field;
 use deadpool_redis::redis::{self, Value};
 use std::collections::HashMap;
 
@@ -22,7 +23,9 @@ impl Broker {
     pub(crate) async fn last_ticks(&self, schedules: &[(&Keys, &str)]) -> Result<Vec<Option<u64>>> {
         let mut pipe = redis::pipe();
         for (keys, name) in schedules {
-            pipe.cmd("HGET").arg(keys.schedule(name)).arg("tick_ms");
+            pipe.cmd("HGET")
+                .arg(keys.schedule(name))
+                .arg(state_field::TICK_MS);
         }
         let mut conn = self.conn().await?;
         let replies: Vec<Option<u64>> = pipe
@@ -38,7 +41,7 @@ impl Broker {
         let mut conn = self.conn().await?;
         redis::cmd("HSETNX")
             .arg(keys.schedule(name))
-            .arg("tick_ms")
+            .arg(state_field::TICK_MS)
             .arg(now_ms)
             .query_async::<()>(&mut conn)
             .await

@@ -2,8 +2,10 @@
 
 use super::{Broker, EntryRef};
 use crate::error::{Error, Result};
-use crate::job::duration_ms;
+use crate::job::state;
+use crate::job::status::field;
 use crate::keys::Keys;
+use crate::time::duration_ms;
 use deadpool_redis::redis;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -55,15 +57,15 @@ impl Broker {
         redis::pipe()
             .cmd("HSET")
             .arg(&key)
-            .arg("state")
-            .arg("running")
-            .arg("consumer")
+            .arg(field::STATE)
+            .arg(state::RUNNING)
+            .arg(field::CONSUMER)
             .arg(consumer)
-            .arg("attempt")
+            .arg(field::ATTEMPT)
             .arg(attempt)
-            .arg("entry")
+            .arg(field::ENTRY)
             .arg(&entry.entry_id)
-            .arg("priority")
+            .arg(field::PRIORITY)
             .arg(entry.priority.index())
             .ignore()
             .cmd("PEXPIRE")

@@ -1,8 +1,9 @@
 //! `streamworker dead --group G list|show|retry|purge`: the jobs that will not be tried again.
 
-use super::table::{Table, clip, opt_ms, print_json, utc};
+use super::table::{Table, clip, opt_ms, print_json};
 use crate::admin::{Admin, DeadJob, Redriven};
 use crate::error::Result;
+use crate::time::{now_ms, utc};
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -102,9 +103,7 @@ fn render_list(group: &str, jobs: &[DeadJob]) -> String {
     if jobs.is_empty() {
         return format!("no dead jobs in group {group}\n");
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let now = now_ms();
     let mut table = Table::new(&["DIED", "JOB ID", "TASK", "PRIORITY", "ATTEMPT", "REASON"]);
     for j in jobs {
         table.row(vec![

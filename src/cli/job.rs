@@ -1,8 +1,9 @@
 //! `streamworker job ID --group G`: where one job is now.
 
-use super::table::{print_json, short_ms, utc};
+use super::table::{print_json, short_ms};
 use crate::admin::{Admin, JobPlace, JobReport};
 use crate::error::Result;
+use crate::time::utc;
 use std::fmt::Write;
 
 /// Flags of `streamworker job`.

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::job::Job;
 use crate::priority::Priority;
 use crate::schedule::{Missed, Schedule};
-use crate::scheduler::format_ms;
+use crate::time::format_ms;
 
 /// What `--schedule` accepts, for error messages.
 const SPEC_SHAPE: &str = "name=NAME;cron=EXPR|every=DURATION;task=TASK[;tz=ZONE][;missed=catch-up|skip][;grace=DURATION][;priority=P][;group=G][;args=JSON]";

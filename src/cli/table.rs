@@ -106,14 +106,6 @@ pub(crate) fn clip(text: &str, max: usize) -> String {
     }
 }
 
-/// A wall-clock time in ms since the epoch as UTC RFC 3339, to the second.
-pub(crate) fn utc(ms: u64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp((ms / 1000) as i64)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| ms.to_string())
-}
-
 /// Prints `value` as pretty JSON on stdout.
 pub(crate) fn print_json<T: Serialize + ?Sized>(value: &T) -> crate::Result<()> {
     let text =
@@ -142,6 +134,5 @@ mod tests {
         assert_eq!(short_ms(3 * 3_600_000 + 5 * 60_000), "3h05m");
         assert_eq!(short_ms(2 * 86_400_000 + 3 * 3_600_000), "2d03h");
         assert_eq!(clip("a\nbcdef", 4), "a b…");
-        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
     }
 }

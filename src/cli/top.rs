@@ -2,10 +2,11 @@
 //! refreshed every second; `q`, Esc or Ctrl-C quits. When stdout is not a terminal it prints
 //! one frame and exits, so it can be piped or watched by scripts.
 
-use super::table::{Table, opt_ms, print_json, short_ms, utc};
+use super::table::{Table, opt_ms, print_json, short_ms};
 use crate::admin::{Admin, GroupStatus};
 use crate::error::{Error, Result};
 use crate::redis::redact_url;
+use crate::time::utc;
 use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyModifiers};
 use crossterm::{cursor, execute, queue, terminal};
 use futures_util::StreamExt;

@@ -1,7 +1,8 @@
 //! [`JobBatch`]: enqueues collected while a request or a database transaction runs, sent
 //! together, all-or-none, on commit, and never if the work is rolled back.
 
-use crate::client::Client;
+use super::submit::submit;
+use crate::broker::Broker;
 use crate::error::Result;
 use crate::job::{Job, JobId};
 
@@ -32,14 +33,18 @@ use crate::job::{Job, JobId};
 #[derive(Debug)]
 #[must_use = "a JobBatch sends nothing until commit() is called"]
 pub struct JobBatch {
-    client: Client,
+    broker: Broker,
+    /// The limit of the client that started the batch.
+    max_payload_bytes: usize,
     jobs: Vec<Job>,
 }
 
 impl JobBatch {
-    pub(crate) fn new(client: Client) -> JobBatch {
+    /// An empty batch sent through `broker`, checking jobs against `max_payload_bytes`.
+    pub(super) fn new(broker: Broker, max_payload_bytes: usize) -> JobBatch {
         JobBatch {
-            client,
+            broker,
+            max_payload_bytes,
             jobs: Vec::new(),
         }
     }
@@ -47,7 +52,7 @@ impl JobBatch {
     /// Adds `job` and returns its id (allocated already). The job is checked now (payload
     /// size, timeout, uniqueness settings), so a bad job fails the request, not the commit.
     pub fn push(&mut self, job: Job) -> Result<JobId> {
-        self.client.check(&job)?;
+        job.check(self.max_payload_bytes)?;
         let id = job.id().clone();
         self.jobs.push(job);
         Ok(id)
@@ -69,11 +74,12 @@ impl JobBatch {
     }
 
     /// Submits every collected job in one atomic round trip (see
-    /// [`Client::enqueue_atomic`]): all are stored or none. Returns their ids; a
-    /// [unique](Job::unique_for) job whose lock is held yields the holder's id.
+    /// [`Client::enqueue_atomic`](crate::Client::enqueue_atomic)): all are stored or none.
+    /// Returns their ids; a [unique](Job::unique_for) job whose lock is held yields the
+    /// holder's id.
     pub async fn commit(mut self) -> Result<Vec<JobId>> {
         let jobs = std::mem::take(&mut self.jobs);
-        self.client.enqueue_atomic(jobs).await
+        submit(&self.broker, jobs, self.max_payload_bytes, true).await
     }
 
     /// Drops every collected job without sending anything (what dropping the batch does).

@@ -1,15 +1,19 @@
 //! The producer side: [`Client`] enqueues jobs and reads the status of tracked ones.
+//!
+//! - this file: [`Client`] and [`CancelOutcome`];
+//! - `batch`: [`JobBatch`], jobs sent together when a request commits;
+//! - `submit`: the checks and the round trip both of them enqueue with.
 
 mod batch;
+mod submit;
 
 pub use batch::JobBatch;
 
-use crate::broker::{Broker, CancelReply, Enqueued, LockArg, RawStatus};
+use crate::broker::{Broker, CancelReply, LockArg};
 use crate::error::{Error, Result};
-use crate::job::{DEFAULT_MAX_PAYLOAD_BYTES, Job, JobId};
+use crate::job::{DEFAULT_MAX_PAYLOAD_BYTES, Job, JobId, JobState, JobStatus};
 use crate::keys::{GroupName, Keys, validate_name};
 use crate::schedule::ScheduleInfo;
-use serde::de::DeserializeOwned;
 use std::time::{Duration, Instant};
 
 /// Enqueues jobs and reads their status. Cheap to clone; build one per application and share
@@ -29,113 +33,6 @@ use std::time::{Duration, Instant};
 pub struct Client {
     broker: Broker,
     max_payload_bytes: usize,
-}
-
-/// Where a tracked job is in its life.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum JobState {
-    /// In its priority stream, waiting for a worker.
-    Queued,
-    /// Waiting for its due time.
-    Scheduled {
-        /// Due time in ms since the Unix epoch.
-        due_ms: u64,
-    },
-    /// Being run by a worker.
-    Running {
-        /// The worker's consumer name.
-        consumer: String,
-    },
-    /// Failed; waiting for its next attempt.
-    RetryScheduled {
-        /// Due time of the next attempt, in ms since the Unix epoch.
-        due_ms: u64,
-    },
-    /// Finished successfully.
-    Succeeded,
-    /// In the dead stream: it will not be tried again.
-    Dead,
-    /// Cancelled with [`Client::cancel`] before or while it ran.
-    Cancelled,
-}
-
-impl JobState {
-    /// Whether the job will not change state again.
-    pub fn is_finished(&self) -> bool {
-        matches!(
-            self,
-            JobState::Succeeded | JobState::Dead | JobState::Cancelled
-        )
-    }
-
-    /// A one-word name: queued, scheduled, running, retry_scheduled, succeeded, dead,
-    /// cancelled.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            JobState::Queued => "queued",
-            JobState::Scheduled { .. } => "scheduled",
-            JobState::Running { .. } => "running",
-            JobState::RetryScheduled { .. } => "retry_scheduled",
-            JobState::Succeeded => "succeeded",
-            JobState::Dead => "dead",
-            JobState::Cancelled => "cancelled",
-        }
-    }
-}
-
-/// The status record of a job enqueued with [`Job::keep_result`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobStatus {
-    /// Where the job is.
-    pub state: JobState,
-    /// The attempt running or last run (1-based).
-    pub attempt: u32,
-    /// The error of the last failed attempt, or the reason it is dead.
-    pub last_error: Option<String>,
-    /// The result bytes (JSON from Rust handlers, stdout from `--exec`), once succeeded.
-    pub result: Option<Vec<u8>>,
-}
-
-impl JobStatus {
-    /// Decodes the result as JSON into `T`; `None` when there is no result yet.
-    pub fn result_json<T: DeserializeOwned>(&self) -> Option<Result<T, serde_json::Error>> {
-        self.result.as_deref().map(serde_json::from_slice)
-    }
-
-    fn from_raw(raw: RawStatus) -> JobStatus {
-        let text = |name: &str| {
-            raw.fields
-                .get(name)
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-        };
-        let num = |name: &str| text(name).and_then(|v| v.parse::<u64>().ok());
-        let due_ms = raw.delayed_until_ms;
-        let state = match text("state").as_deref() {
-            Some("succeeded") => JobState::Succeeded,
-            Some("dead") => JobState::Dead,
-            Some("cancelled") => JobState::Cancelled,
-            Some("running") => JobState::Running {
-                consumer: text("consumer").unwrap_or_default(),
-            },
-            // A delayed job that is no longer in the delayed set was promoted: it waits.
-            Some("scheduled") => {
-                due_ms.map_or(JobState::Queued, |due_ms| JobState::Scheduled { due_ms })
-            }
-            Some("retry_scheduled") => due_ms.map_or(JobState::Queued, |due_ms| {
-                JobState::RetryScheduled { due_ms }
-            }),
-            _ => JobState::Queued,
-        };
-        JobStatus {
-            result: matches!(state, JobState::Succeeded)
-                .then(|| raw.fields.get("result").cloned())
-                .flatten(),
-            state,
-            attempt: num("attempt").unwrap_or(1) as u32,
-            last_error: text("last_error"),
-        }
-    }
 }
 
 /// Entries read per cancel round trip while scanning the streams for a job.
@@ -165,21 +62,6 @@ pub enum CancelOutcome {
     /// No job with this id is waiting, scheduled or running in the group (finished jobs are
     /// only known when they kept their result).
     NotFound,
-}
-
-/// Pairs each job with what the enqueue did: its own id, or the id of the job holding its
-/// uniqueness lock.
-fn resolve(jobs: Vec<Job>, outcome: Vec<Enqueued>) -> Result<Vec<JobId>> {
-    jobs.into_iter()
-        .zip(outcome)
-        .map(|(job, what)| match what {
-            Enqueued::Duplicate(holder) => JobId::parse(holder).map_err(|_| Error::Protocol {
-                op: "enqueue",
-                detail: "the uniqueness lock holds an invalid job id".into(),
-            }),
-            _ => Ok(job.id),
-        })
-        .collect()
 }
 
 impl Client {
@@ -228,39 +110,9 @@ impl Client {
         self
     }
 
+    /// Checks `job` as an enqueue through this client would (see [`Job::check`]).
     pub(crate) fn check(&self, job: &Job) -> Result<()> {
-        if let Some(key) = &job.unique_key {
-            validate_name("unique key", key)?;
-            match job.unique_ttl {
-                None => {
-                    return Err(Error::Config(format!(
-                        "job {}: unique_key needs unique_for(ttl) too, which bounds how long the lock lives",
-                        job.id
-                    )));
-                }
-                Some(ttl) if ttl.is_zero() => {
-                    return Err(Error::Config(format!(
-                        "job {}: unique_for must be more than 0",
-                        job.id
-                    )));
-                }
-                Some(_) => {}
-            }
-        }
-        if job.timeout.is_some_and(|t| t.is_zero()) {
-            return Err(Error::Config(format!(
-                "job {}: timeout must be more than 0",
-                job.id
-            )));
-        }
-        let size = job.payload.bytes().len();
-        if size > self.max_payload_bytes {
-            return Err(Error::PayloadTooLarge {
-                size,
-                limit: self.max_payload_bytes,
-            });
-        }
-        Ok(())
+        job.check(self.max_payload_bytes)
     }
 
     /// Enqueues one job and returns its id (the one [`Job::id`] showed before). For a
@@ -272,7 +124,7 @@ impl Client {
             .broker
             .enqueue(std::slice::from_ref(&job), false)
             .await?;
-        let mut ids = resolve(vec![job], outcome)?;
+        let mut ids = submit::resolve(vec![job], outcome)?;
         Ok(ids.remove(0))
     }
 
@@ -292,20 +144,13 @@ impl Client {
     }
 
     async fn submit(&self, jobs: Vec<Job>, atomic: bool) -> Result<Vec<JobId>> {
-        for job in &jobs {
-            self.check(job)?;
-        }
-        if jobs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let outcome = self.broker.enqueue(&jobs, atomic).await?;
-        resolve(jobs, outcome)
+        submit::submit(&self.broker, jobs, self.max_payload_bytes, atomic).await
     }
 
     /// Starts collecting jobs that are submitted together, all-or-none, only when
     /// [`JobBatch::commit`] is called: enqueue with your request's database transaction.
     pub fn batch(&self) -> JobBatch {
-        JobBatch::new(self.clone())
+        JobBatch::new(self.broker.clone(), self.max_payload_bytes)
     }
 
     /// The periodic schedules registered for `group` by the schedulers that run them, sorted
@@ -384,11 +229,7 @@ impl Client {
                     listeners,
                 },
                 CancelReply::Finished(state) => {
-                    CancelOutcome::AlreadyFinished(match state.as_str() {
-                        "succeeded" => JobState::Succeeded,
-                        "dead" => JobState::Dead,
-                        _ => JobState::Cancelled,
-                    })
+                    CancelOutcome::AlreadyFinished(JobState::finished(&state))
                 }
                 CancelReply::NotFound(_) => CancelOutcome::NotFound,
             });
@@ -404,7 +245,7 @@ impl Client {
             .broker
             .job_status(&keys, id.as_str())
             .await?
-            .map(JobStatus::from_raw))
+            .map(|raw| JobStatus::from_record(&raw.fields, raw.delayed_until_ms)))
     }
 
     /// Waits until a tracked job has finished (succeeded or dead) and returns its status, or

@@ -1,25 +1,30 @@
 //! Periodic jobs: a [`Schedule`] binds a cron expression or a fixed interval to a job, and says
-//! what to do about ticks missed while no scheduler ran. Pure time arithmetic; the
-//! [`Scheduler`](crate::Scheduler) loop does the I/O.
+//! what to do about ticks missed while no scheduler ran. Nothing here does I/O: the
+//! [`Scheduler`](crate::Scheduler) loop does.
+//!
+//! - this file: [`Schedule`], its options and [`Missed`];
+//! - `when`: when a schedule fires (pure time arithmetic);
+//! - `stored`: its stored form (definition and state) and [`ScheduleInfo`], read back from it.
+
+pub(crate) mod stored;
+mod when;
+
+pub use stored::ScheduleInfo;
+pub(crate) use when::When;
 
 use crate::error::{Error, Result};
-use crate::job::{Job, JobId, Tick, system_time_ms};
+use crate::job::{Job, JobId, Tick};
 use crate::keys::validate_name;
-use chrono::{DateTime, TimeZone, Timelike};
-use chrono_tz::Tz;
-use croner::Cron;
-use croner::parser::{CronParser, Seconds};
+use crate::time::{ms_system_time, system_time_ms};
 use std::fmt;
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 /// Longest schedule name: a tick's job id is `{name}.{tick in ms}` and must fit in 64
 /// characters.
 pub const MAX_SCHEDULE_NAME_LEN: usize = 48;
 /// How late a tick may be enqueued and still count as on time (see [`Schedule::grace`]).
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(60);
-/// Most missed ticks counted for a log line; beyond it the count says "at least".
-const MAX_COUNTED: usize = 10_000;
 
 /// What a scheduler does with ticks that passed while no scheduler ran (or Redis could not be
 /// reached) and that are now later than the schedule's [grace](Schedule::grace).
@@ -59,131 +64,6 @@ impl FromStr for Missed {
 impl fmt::Display for Missed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// When a schedule fires.
-#[derive(Debug, Clone)]
-pub(crate) enum When {
-    /// A cron expression (5 fields, or 6 with seconds first) evaluated in a time zone.
-    Cron {
-        expr: String,
-        cron: Box<Cron>,
-        tz: Tz,
-    },
-    /// Every `interval`, at the multiples of it since the Unix epoch (UTC), so every scheduler
-    /// agrees on the ticks without talking to the others.
-    Every(Duration),
-}
-
-impl When {
-    pub(crate) fn cron(expr: &str, tz: Option<&str>) -> Result<When> {
-        let cron = CronParser::builder()
-            .seconds(Seconds::Optional)
-            .build()
-            .parse(expr)
-            .map_err(|e| {
-                Error::Config(format!(
-                    "cron expression {expr:?} does not parse: {e} (use 5 fields, \
-                     `min hour day month weekday`, or 6 with seconds first)"
-                ))
-            })?;
-        let tz = match tz {
-            None => Tz::UTC,
-            Some(name) => name.parse::<Tz>().map_err(|_| {
-                Error::Config(format!(
-                    "unknown time zone {name:?}: use an IANA name such as Europe/Paris or UTC"
-                ))
-            })?,
-        };
-        Ok(When::Cron {
-            expr: expr.to_string(),
-            cron: Box::new(cron),
-            tz,
-        })
-    }
-
-    pub(crate) fn every(interval: Duration) -> Result<When> {
-        if interval < Duration::from_secs(1) || interval.subsec_millis() != 0 {
-            return Err(Error::Config(format!(
-                "interval {} is not a whole number of seconds of at least 1 s",
-                humantime::format_duration(interval)
-            )));
-        }
-        Ok(When::Every(interval))
-    }
-
-    /// `cron 0 */5 * * * * (Europe/Paris)` or `every 5m`.
-    pub(crate) fn describe(&self) -> String {
-        match self {
-            When::Cron { expr, tz, .. } => format!("cron {expr} ({tz})"),
-            When::Every(iv) => format!("every {}", humantime::format_duration(*iv)),
-        }
-    }
-
-    fn interval_ms(iv: &Duration) -> u64 {
-        iv.as_millis() as u64
-    }
-
-    fn at(tz: &Tz, ms: u64) -> Option<DateTime<Tz>> {
-        // croner works in whole seconds: drop the milliseconds.
-        tz.timestamp_millis_opt(i64::try_from(ms).ok()?)
-            .single()?
-            .with_nanosecond(0)
-    }
-
-    /// The latest tick at or before `now_ms`.
-    pub(crate) fn latest_at_or_before(&self, now_ms: u64) -> Option<u64> {
-        match self {
-            When::Every(iv) => {
-                let iv = When::interval_ms(iv);
-                Some(now_ms - now_ms % iv)
-            }
-            When::Cron { cron, tz, .. } => {
-                let now = When::at(tz, now_ms)?;
-                let t = cron.find_previous_occurrence(&now, true).ok()?;
-                u64::try_from(t.timestamp_millis()).ok()
-            }
-        }
-    }
-
-    /// The first tick after `now_ms`.
-    pub(crate) fn next_after(&self, now_ms: u64) -> Option<u64> {
-        match self {
-            When::Every(iv) => {
-                let iv = When::interval_ms(iv);
-                Some(now_ms - now_ms % iv + iv)
-            }
-            When::Cron { cron, tz, .. } => {
-                let now = When::at(tz, now_ms)?;
-                let t = cron.find_next_occurrence(&now, false).ok()?;
-                u64::try_from(t.timestamp_millis()).ok()
-            }
-        }
-    }
-
-    /// How many ticks fall in `(after_ms, up_to_ms]`, counting at most [`MAX_COUNTED`].
-    pub(crate) fn ticks_between(&self, after_ms: u64, up_to_ms: u64) -> usize {
-        if up_to_ms <= after_ms {
-            return 0;
-        }
-        match self {
-            When::Every(iv) => {
-                let iv = When::interval_ms(iv);
-                ((up_to_ms / iv - after_ms / iv) as usize).min(MAX_COUNTED)
-            }
-            When::Cron { cron, tz, .. } => {
-                let Some(after) = When::at(tz, after_ms) else {
-                    return 0;
-                };
-                cron.iter_after(after)
-                    .take(MAX_COUNTED)
-                    .take_while(|t| {
-                        u64::try_from(t.timestamp_millis()).is_ok_and(|t| t <= up_to_ms)
-                    })
-                    .count()
-            }
-        }
     }
 }
 
@@ -318,7 +198,7 @@ impl Schedule {
     pub fn next_after(&self, time: SystemTime) -> Option<SystemTime> {
         self.when
             .next_after(system_time_ms(time))
-            .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
+            .map(ms_system_time)
     }
 
     pub(crate) fn when(&self) -> &When {
@@ -344,168 +224,14 @@ impl Schedule {
         });
         job
     }
-
-    /// The definition stored in Redis for `streamworker schedules`.
-    pub(crate) fn definition(&self) -> serde_json::Value {
-        let mut def = serde_json::json!({
-            "task": self.job.task,
-            "priority": self.job.priority.as_str(),
-            "missed": self.missed.as_str(),
-            "grace_ms": self.grace.as_millis() as u64,
-        });
-        match &self.when {
-            When::Cron { expr, tz, .. } => {
-                def["cron"] = expr.clone().into();
-                def["tz"] = tz.name().into();
-            }
-            When::Every(iv) => def["every_ms"] = (iv.as_millis() as u64).into(),
-        }
-        if let Ok(json) = self.job.payload.to_json()
-            && let Ok(args) = serde_json::from_slice::<serde_json::Value>(&json)
-        {
-            def["args"] = args;
-        }
-        def
-    }
-}
-
-/// A schedule as registered in Redis by the schedulers running it, with its next and last run:
-/// what `streamworker schedules` lists. Read with [`Client::schedules`](crate::Client::schedules).
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct ScheduleInfo {
-    /// The schedule's name.
-    pub name: String,
-    /// When it fires: `cron 0 */5 * * * * (UTC)` or `every 5m`; `?` when the stored
-    /// definition cannot be read.
-    pub when: String,
-    /// The task its jobs call.
-    pub task: String,
-    /// The missed-ticks policy: `catch-up` or `skip`.
-    pub missed: String,
-    /// The next tick after now (Redis's clock), in ms since the Unix epoch.
-    pub next_run_ms: Option<u64>,
-    /// When the last job was enqueued (Redis's clock), in ms since the Unix epoch.
-    pub last_run_ms: Option<u64>,
-    /// The tick that job was for.
-    pub last_run_tick_ms: Option<u64>,
-    /// That job's id.
-    pub last_job_id: Option<String>,
-    /// The latest tick handled, enqueued or skipped.
-    pub last_tick_ms: Option<u64>,
-    /// When a scheduler last registered the definition: a schedule no scheduler runs any
-    /// more keeps its old time.
-    pub seen_ms: Option<u64>,
-    /// The stored definition (JSON).
-    pub definition: serde_json::Value,
-}
-
-impl ScheduleInfo {
-    pub(crate) fn from_stored(
-        now_ms: u64,
-        name: String,
-        definition: serde_json::Value,
-        state: &std::collections::HashMap<String, String>,
-    ) -> ScheduleInfo {
-        let when = when_from_definition(&definition);
-        let num = |k: &str| state.get(k).and_then(|v| v.parse::<u64>().ok());
-        let text = |k: &str| {
-            definition
-                .get(k)
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-        };
-        ScheduleInfo {
-            name,
-            when: when
-                .as_ref()
-                .map_or_else(|| "?".to_string(), When::describe),
-            task: text("task").unwrap_or_else(|| "?".into()),
-            missed: text("missed").unwrap_or_else(|| "?".into()),
-            next_run_ms: when.as_ref().and_then(|w| w.next_after(now_ms)),
-            last_run_ms: num("last_run_ms"),
-            last_run_tick_ms: num("last_run_tick_ms"),
-            last_job_id: state.get("last_job_id").cloned(),
-            last_tick_ms: num("tick_ms"),
-            seen_ms: definition.get("seen_ms").and_then(|v| v.as_u64()),
-            definition,
-        }
-    }
-}
-
-/// Reads the `when` part of a stored definition back.
-pub(crate) fn when_from_definition(def: &serde_json::Value) -> Option<When> {
-    if let Some(expr) = def.get("cron").and_then(|v| v.as_str()) {
-        return When::cron(expr, def.get("tz").and_then(|v| v.as_str())).ok();
-    }
-    let ms = def.get("every_ms")?.as_u64()?;
-    When::every(Duration::from_millis(ms)).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const MIN: u64 = 60_000;
-    const HOUR: u64 = 60 * MIN;
-    /// 2026-03-29T00:30:00Z, the night Europe/Paris moves from UTC+1 to UTC+2 at 01:00 UTC.
-    const DST_NIGHT: u64 = 1_774_744_200_000;
-
     fn job() -> Job {
         Job::new("g", "t", &()).unwrap()
-    }
-
-    #[test]
-    fn cron_ticks_with_and_without_seconds() {
-        let five = When::cron("*/5 * * * *", None).unwrap();
-        assert_eq!(five.latest_at_or_before(7 * MIN + 1), Some(5 * MIN));
-        assert_eq!(
-            five.latest_at_or_before(5 * MIN),
-            Some(5 * MIN),
-            "inclusive"
-        );
-        assert_eq!(five.next_after(5 * MIN), Some(10 * MIN), "exclusive");
-        assert_eq!(five.next_after(5 * MIN + 500), Some(10 * MIN));
-        assert_eq!(five.ticks_between(0, HOUR), 12);
-        let six = When::cron("*/10 * * * * *", None).unwrap();
-        assert_eq!(six.latest_at_or_before(25_400), Some(20_000));
-        assert_eq!(six.next_after(25_400), Some(30_000));
-        assert!(When::cron("61 * * * *", None).is_err());
-        assert!(When::cron("* * *", None).is_err());
-    }
-
-    #[test]
-    fn a_cron_time_zone_follows_local_time_through_daylight_saving() {
-        let utc = When::cron("0 0 9 * * *", None).unwrap();
-        let paris = When::cron("0 0 9 * * *", Some("Europe/Paris")).unwrap();
-        // The day before the change Paris is UTC+1; the day after, UTC+2.
-        assert_eq!(
-            utc.next_after(DST_NIGHT),
-            Some(DST_NIGHT + 8 * HOUR + 30 * MIN)
-        );
-        assert_eq!(
-            paris.next_after(DST_NIGHT),
-            Some(DST_NIGHT + 6 * HOUR + 30 * MIN),
-            "09:00 CEST = 07:00 UTC"
-        );
-        assert_eq!(
-            paris.next_after(DST_NIGHT - 24 * HOUR),
-            Some(DST_NIGHT - 24 * HOUR + 7 * HOUR + 30 * MIN),
-            "09:00 CET = 08:00 UTC"
-        );
-        assert!(When::cron("* * * * *", Some("Mars/Olympus")).is_err());
-    }
-
-    #[test]
-    fn intervals_tick_at_multiples_since_the_epoch() {
-        let every = When::every(Duration::from_secs(300)).unwrap();
-        assert_eq!(every.latest_at_or_before(7 * MIN), Some(5 * MIN));
-        assert_eq!(every.next_after(7 * MIN), Some(10 * MIN));
-        assert_eq!(every.next_after(10 * MIN), Some(15 * MIN));
-        assert_eq!(every.ticks_between(5 * MIN, 20 * MIN), 3);
-        assert_eq!(every.ticks_between(20 * MIN, 20 * MIN), 0);
-        assert!(When::every(Duration::from_millis(500)).is_err());
-        assert!(When::every(Duration::from_millis(1500)).is_err());
     }
 
     #[test]
@@ -531,18 +257,5 @@ mod tests {
         // A tick in the year 5138 still fits.
         let id = longest.job_for(99_999_999_999_999, true);
         assert!(JobId::parse(id.id().as_str()).is_ok(), "fits the id limit");
-    }
-
-    #[test]
-    fn a_stored_definition_reads_back_as_the_same_ticks() {
-        let s = Schedule::cron("n", "0 9 * * MON-FRI", job())
-            .unwrap()
-            .time_zone("America/New_York")
-            .unwrap();
-        let back = when_from_definition(&s.definition()).unwrap();
-        assert_eq!(back.next_after(DST_NIGHT), s.when().next_after(DST_NIGHT));
-        let e = Schedule::every("e", Duration::from_secs(90), job()).unwrap();
-        let back = when_from_definition(&e.definition()).unwrap();
-        assert_eq!(back.describe(), "every 1m 30s");
     }
 }

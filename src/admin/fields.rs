@@ -2,7 +2,7 @@
 //! display: nothing read here is trusted or required to be well formed.
 
 use crate::broker::Fields;
-use crate::job::{Encoding, dead, field, stored_args};
+use crate::job::{Encoding, dead, delayed, field, stored_args};
 use crate::priority::Priority;
 use std::collections::BTreeMap;
 
@@ -90,32 +90,9 @@ impl JobFields {
     }
 }
 
-/// Decodes a delayed job's payload (`delayed:jobs`): a MessagePack array of strings, the
-/// priority index then field, value, field, value...
+/// Decodes a delayed job's payload (see [`delayed::unpack`]) for display.
 pub(crate) fn unpack_delayed(packed: &[u8]) -> Option<(Priority, JobFields)> {
-    let mut rd = packed;
-    let n = rmp::decode::read_array_len(&mut rd).ok()? as usize;
-    let mut items = Vec::with_capacity(n.min(64));
-    for _ in 0..n {
-        let len = rmp::decode::read_str_len(&mut rd).ok()? as usize;
-        if len > rd.len() {
-            return None;
-        }
-        let (item, rest) = rd.split_at(len);
-        items.push(item.to_vec());
-        rd = rest;
-    }
-    let mut items = items.into_iter();
-    let priority = std::str::from_utf8(&items.next()?)
-        .ok()?
-        .parse::<i64>()
-        .ok()
-        .and_then(Priority::from_index)?;
-    let mut fields = Vec::with_capacity(n / 2);
-    while let (Some(k), Some(v)) = (items.next(), items.next()) {
-        fields.push((k, v));
-    }
-    Some((priority, JobFields(fields)))
+    delayed::unpack(packed).map(|(priority, fields)| (priority, JobFields(fields)))
 }
 
 /// A stream entry id as `(ms, seq)`, for ordering; ids that do not parse sort first.
@@ -148,7 +125,6 @@ mod tests {
         assert_eq!(f.task().as_deref(), Some("t"));
         assert_eq!(f.attempt(), 2);
         assert!(unpack_delayed(b"junk").is_none());
-        assert!(unpack_delayed(&rmp_serde::to_vec(&["9", "task", "t"]).unwrap()).is_none());
     }
 
     fn fields(pairs: &[(&str, &[u8])]) -> JobFields {

@@ -6,12 +6,14 @@
 //! - [`field`]: the field names of a job's stream entry; [`wire`]: a [`Job`] as those fields;
 //!   [`envelope`]: an entry decoded back, on the worker side;
 //! - [`state`]: [`JobState`] and its names; [`status`]: the status record of a tracked job
-//!   ([`JobStatus`]); [`dead`]: the fields a dead entry adds.
+//!   ([`JobStatus`]); [`dead`]: the fields a dead entry adds; [`delayed`]: a delayed job's
+//!   stored payload.
 //!
 //! Every field name and state name is spelled once here in Rust; the Lua scripts in `lua/`
 //! spell the same strings as literals.
 
 pub(crate) mod dead;
+pub(crate) mod delayed;
 mod envelope;
 pub(crate) mod field;
 mod id;

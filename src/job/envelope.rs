@@ -1,6 +1,6 @@
 //! The worker side: decoding a stream entry into an [`Envelope`], or into the reason it is
-//! [`Undecodable`] (the job then goes to the dead stream with it). On the hot path: the only
-//! copies made are the id, the task name and the arguments the handler receives.
+//! [`Undecodable`] (the job then goes to the dead stream with it). On the hot path of every
+//! job run: it allocates only the values an [`Envelope`] owns.
 
 use super::field;
 use super::id::JobId;

@@ -34,6 +34,7 @@ impl JobId {
     }
 
     /// An id the worker-side decoder read: a validated `id` field, or the entry id.
+    #[inline]
     pub(super) fn decoded(id: String) -> JobId {
         JobId(id)
     }

@@ -24,6 +24,7 @@ impl Encoding {
     }
 
     /// The stream field holding arguments of this encoding.
+    #[inline]
     pub(crate) fn field(self) -> &'static str {
         match self {
             Encoding::Msgpack => field::ARGS_MSGPACK,
@@ -78,6 +79,7 @@ pub struct Payload {
 
 impl Payload {
     /// Arguments already encoded as `encoding`.
+    #[inline]
     pub(crate) fn new(encoding: Encoding, bytes: Vec<u8>) -> Payload {
         Payload { encoding, bytes }
     }

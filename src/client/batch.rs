@@ -33,9 +33,11 @@ use crate::job::{Job, JobId};
 #[derive(Debug)]
 #[must_use = "a JobBatch sends nothing until commit() is called"]
 pub struct JobBatch {
+    /// Where the jobs go on commit.
     broker: Broker,
     /// The limit of the client that started the batch.
     max_payload_bytes: usize,
+    /// The jobs collected, in order.
     jobs: Vec<Job>,
 }
 

@@ -31,7 +31,9 @@ use std::time::{Duration, Instant};
 /// ```
 #[derive(Debug, Clone)]
 pub struct Client {
+    /// Where its commands go.
     broker: Broker,
+    /// Largest encoded arguments accepted (see [`Client::max_payload_bytes`]).
     max_payload_bytes: usize,
 }
 
@@ -86,6 +88,7 @@ impl Client {
         }
     }
 
+    /// The broker the client sends through.
     pub(crate) fn broker(&self) -> &Broker {
         &self.broker
     }
@@ -143,6 +146,7 @@ impl Client {
         self.submit(jobs.into_iter().collect(), true).await
     }
 
+    /// Checks and enqueues `jobs` in one round trip, all-or-none when `atomic`.
     async fn submit(&self, jobs: Vec<Job>, atomic: bool) -> Result<Vec<JobId>> {
         submit::submit(&self.broker, jobs, self.max_payload_bytes, atomic).await
     }

@@ -11,14 +11,19 @@ use std::time::Duration;
 /// A job as a worker read it from a stream.
 #[derive(Debug, Clone)]
 pub(crate) struct Envelope {
+    /// The job id (the entry id when the entry has no `id` field).
     pub(crate) id: JobId,
+    /// The task to run (validated).
     pub(crate) task: String,
+    /// The arguments, as the handler receives them.
     pub(crate) payload: Payload,
+    /// The attempt this run is (1-based).
     pub(crate) attempt: u32,
     /// The job's own retry limit; `None` lets the task's or the worker's default apply.
     pub(crate) max_retries: Option<u32>,
     /// The job's own timeout; `None` lets the task's or the worker's default apply.
     pub(crate) timeout: Option<Duration>,
+    /// How long the job's status record is kept after it finishes; `None` = not tracked.
     pub(crate) keep_result: Option<Duration>,
     /// The uniqueness lock the job holds, released when it finishes.
     pub(crate) unique_key: Option<String>,
@@ -31,6 +36,7 @@ pub(crate) struct Undecodable {
     pub(crate) id: String,
     /// Whether the entry asked to keep its result, so its status is recorded too.
     pub(crate) keep_result: Option<Duration>,
+    /// Why the entry is not a job a worker can run.
     pub(crate) reason: String,
 }
 

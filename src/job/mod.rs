@@ -64,14 +64,23 @@ pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 512 * 1024;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Job {
+    /// The group it is enqueued into.
     pub(crate) group: GroupName,
+    /// The task's name (validated).
     pub(crate) task: String,
+    /// Its id, allocated when the job is built.
     pub(crate) id: JobId,
+    /// Its encoded arguments.
     pub(crate) payload: Payload,
+    /// The priority stream it goes to.
     pub(crate) priority: Priority,
+    /// When it is due; `None` = now.
     pub(crate) due: Option<SystemTime>,
+    /// Its own retry limit, if set.
     pub(crate) max_retries: Option<u32>,
+    /// Its own timeout per attempt, if set.
     pub(crate) timeout: Option<Duration>,
+    /// How long its status record is kept after it finishes; `None` = not tracked.
     pub(crate) keep_result: Option<Duration>,
     /// Uniqueness lock: its key (explicit, or derived from task and args by `unique_for`).
     pub(crate) unique_key: Option<String>,
@@ -106,6 +115,7 @@ impl Job {
         Job::with_payload(group, task, Encoding::Json, json.as_bytes().to_vec())
     }
 
+    /// A job with default options and a new id, after checking the task's name.
     fn with_payload(group: &str, task: &str, encoding: Encoding, bytes: Vec<u8>) -> Result<Job> {
         validate_name("task", task)?;
         Ok(Job {

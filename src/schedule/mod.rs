@@ -119,6 +119,7 @@ impl Schedule {
         Schedule::new(name, When::every(interval)?, job)
     }
 
+    /// A schedule firing `when`, after checking its name and that `job` has no due time.
     pub(crate) fn new(name: &str, when: When, job: Job) -> Result<Schedule> {
         validate_name("schedule", name)?;
         if name.len() > MAX_SCHEDULE_NAME_LEN {
@@ -201,14 +202,17 @@ impl Schedule {
             .map(ms_system_time)
     }
 
+    /// When it fires.
     pub(crate) fn when(&self) -> &When {
         &self.when
     }
 
+    /// What it does with missed ticks.
     pub(crate) fn missed_policy(&self) -> Missed {
         self.missed
     }
 
+    /// How late a tick may be and still count as on time.
     pub(crate) fn grace_period(&self) -> Duration {
         self.grace
     }

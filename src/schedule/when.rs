@@ -17,8 +17,11 @@ const MAX_COUNTED: usize = 10_000;
 pub(crate) enum When {
     /// A cron expression (5 fields, or 6 with seconds first) evaluated in a time zone.
     Cron {
+        /// The expression as given.
         expr: String,
+        /// The expression parsed.
         cron: Box<Cron>,
+        /// The zone it is evaluated in.
         tz: Tz,
     },
     /// Every `interval`, at the multiples of it since the Unix epoch (UTC), so every scheduler
@@ -27,6 +30,7 @@ pub(crate) enum When {
 }
 
 impl When {
+    /// Fires at the times of the cron expression `expr` in the IANA zone `tz` (default UTC).
     pub(crate) fn cron(expr: &str, tz: Option<&str>) -> Result<When> {
         let cron = CronParser::builder()
             .seconds(Seconds::Optional)
@@ -53,6 +57,7 @@ impl When {
         })
     }
 
+    /// Fires every `interval`: a whole number of seconds, at least 1 s.
     pub(crate) fn every(interval: Duration) -> Result<When> {
         if interval < Duration::from_secs(1) || interval.subsec_millis() != 0 {
             return Err(Error::Config(format!(
@@ -71,10 +76,12 @@ impl When {
         }
     }
 
+    /// An interval in ms.
     fn interval_ms(iv: &Duration) -> u64 {
         iv.as_millis() as u64
     }
 
+    /// The time `ms` in zone `tz`, to the whole second.
     fn at(tz: &Tz, ms: u64) -> Option<DateTime<Tz>> {
         // croner works in whole seconds: drop the milliseconds.
         tz.timestamp_millis_opt(i64::try_from(ms).ok()?)

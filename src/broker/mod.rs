@@ -13,6 +13,7 @@ mod read;
 mod repair;
 mod reply;
 mod schedule;
+mod scripts;
 mod server;
 mod status;
 
@@ -28,10 +29,9 @@ pub(crate) use server::ServerFacts;
 pub(crate) use status::RawStatus;
 
 use crate::error::{Error, Result};
-use crate::keys::Keys;
 use crate::redis::redact_url;
-use crate::scripts::Scripts;
 use deadpool_redis::redis;
+use scripts::Scripts;
 use std::sync::Arc;
 
 /// Redis access shared by clients and workers: the connections for short commands plus the
@@ -50,17 +50,6 @@ impl std::fmt::Debug for Broker {
         f.debug_struct("Broker")
             .field("url", &self.url.as_deref().map(redact_url))
             .finish_non_exhaustive()
-    }
-}
-
-/// Appends job `job_id`'s status key to a script's KEYS when `track`, and returns its 1-based
-/// index there (the scripts' ARGV refer to it), or 0 for an untracked job.
-fn track_key(keys: &Keys, script_keys: &mut Vec<String>, job_id: &str, track: bool) -> usize {
-    if track {
-        script_keys.push(keys.job(job_id));
-        script_keys.len()
-    } else {
-        0
     }
 }
 

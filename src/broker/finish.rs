@@ -129,17 +129,17 @@ impl Broker {
             }
         }
         f.count(streams);
-        let tracked = f.call.count_slot();
-        let mut n = 0;
+        let tracked_at = f.call.count_slot();
+        let mut tracked = 0;
         for (number, &(_, _, i)) in order.iter().enumerate() {
             let Some((ttl, result)) = &jobs[i].keep else {
                 continue;
             };
-            n += 1;
+            tracked += 1;
             f.call.arg(number + 1);
             f.status(&jobs[i].entry.job_id, Some(*ttl)).arg(result);
         }
-        f.call.fill_count(tracked, n);
+        f.call.fill_count(tracked_at, tracked);
         f.locks(order.iter().map(|&(_, _, i)| &jobs[i].entry));
         f.call.key(keys.stats());
         self.run_finish(

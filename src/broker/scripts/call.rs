@@ -23,6 +23,7 @@ pub(crate) struct ScriptCall<'a> {
 pub(crate) struct CountSlot(usize);
 
 impl<'a> ScriptCall<'a> {
+    /// A call of `lua` with no KEYS or ARGV yet.
     pub(super) fn new(lua: &'a Lua) -> ScriptCall<'a> {
         ScriptCall {
             lua,

@@ -85,6 +85,23 @@ fn the_crate_embeds_the_assembled_scripts() {
 }
 
 #[test]
+fn every_script_of_lua_is_embedded() {
+    let mut files: Vec<String> = std::fs::read_dir(lua_dir())
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().into_string().ok())
+        .filter_map(|name| name.strip_suffix(".lua").map(str::to_string))
+        .collect();
+    files.sort();
+    let mut embedded: Vec<String> = Scripts::new()
+        .all()
+        .iter()
+        .map(|(name, _)| name.to_string())
+        .collect();
+    embedded.sort();
+    assert_eq!(files, embedded);
+}
+
+#[test]
 fn every_fragment_is_used_and_says_what_it_defines() {
     let scripts = Scripts::new();
     for entry in std::fs::read_dir(lua_dir().join("lib")).unwrap() {

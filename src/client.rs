@@ -205,7 +205,8 @@ impl Client {
         &self.broker
     }
 
-    /// Uses an existing connection pool (the one the application already has).
+    /// Uses an existing connection pool, a `deadpool_redis::Pool` (the one the application
+    /// already has).
     ///
     /// Each call checks a connection out of the pool, and `deadpool_redis`'s manager sends a
     /// PING (and UNWATCH) on every checkout of an open connection: a command costs two round

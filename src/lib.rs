@@ -34,7 +34,8 @@
 //!   job unique.
 //! - [`Worker`]: fetcher, executor and finisher per worker; promoter per group.
 //! - [`Schedule`] and [`Scheduler`]: periodic jobs, each tick enqueued once across schedulers.
-//! - `broker`: the only code that sends commands to Redis; `scripts` embeds `lua/`.
+//! - `broker`: the only code that talks to Redis (its connections, commands and reply
+//!   parsers); `scripts` embeds `lua/`.
 //! - [`Metrics`]: Prometheus metrics of a worker, served with `--metrics-addr`.
 //! - [`admin`]: the operations queries and repairs (status, pending, dead, delayed, pause).
 //! - [`cli`]: the `streamworker` command line, reusable in your own binary.

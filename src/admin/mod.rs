@@ -60,9 +60,9 @@ impl Admin {
         Ok(admin)
     }
 
-    /// Uses an existing connection pool. Each call checks a connection out of it, which
-    /// `deadpool_redis`'s manager does with a round trip of its own (PING); [`Admin::connect`]
-    /// shares one multiplexed connection instead.
+    /// Uses an existing connection pool, a `deadpool_redis::Pool`. Each call checks a
+    /// connection out of it, which `deadpool_redis`'s manager does with a round trip of its own
+    /// (PING); [`Admin::connect`] shares one multiplexed connection instead.
     pub fn from_pool(pool: Pool) -> Admin {
         Admin {
             broker: Broker::pooled(pool),

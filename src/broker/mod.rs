@@ -1,6 +1,17 @@
-//! The broker: the only code that talks to Redis for the runtime. Components ask it domain
-//! questions (enqueue these, read up to N, finish these, promote what is due) and never build
-//! commands themselves.
+//! The broker: the only code that talks to Redis. Components ask it domain questions (enqueue
+//! these, read up to N, finish these, promote what is due) and never build commands, open
+//! connections or read raw replies themselves.
+//!
+//! # Layout
+//! - `conn`: every connection and timeout: the shared connection or an application's pool
+//!   for short commands, a [`Reader`] for a fetcher's blocking reads, a [`Subscription`] for
+//!   pub/sub.
+//! - `reply`: every reader of raw replies (values, stream entries, consumer-group facts, the
+//!   error replies the broker acts on).
+//! - Commands by domain: `enqueue`; `read` (consumer groups, fetches, the wait for new
+//!   entries); `finish`; `lease` (reaper, heartbeat, gone consumers); `delayed` (promotion);
+//!   `cancel`; `status` (tracked jobs); `schedule`; `server` (start-up checks); `inspect` and
+//!   `repair` (the operations commands).
 
 mod cancel;
 mod conn;

@@ -48,8 +48,8 @@ use deadpool_redis::redis;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Redis access shared by clients and workers: the connections for short commands plus the
-/// scripts.
+/// Redis access shared by clients and workers: the connections for short commands, the URL
+/// that dedicated connections are opened from (when known), and the scripts.
 #[derive(Clone)]
 pub(crate) struct Broker {
     connections: Connections,

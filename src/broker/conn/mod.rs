@@ -54,6 +54,14 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// [`Error::Connect`] for a failure to reach the Redis at `url`, without its password.
+fn connect_error(url: &str, source: RedisError) -> Error {
+    Error::Connect {
+        url: redact_url(url),
+        source,
+    }
+}
+
 /// Checks that `url` is a Redis URL the client library accepts; no connection is made.
 pub(crate) fn check_url(url: &str) -> Result<()> {
     Endpoint::open(url).map(drop)
@@ -85,16 +93,11 @@ pub(crate) struct Endpoint {
 impl Endpoint {
     /// Parses `url`; [`Error::Connect`] when the client library rejects it.
     pub(crate) fn open(url: &str) -> Result<Endpoint> {
-        match redis::Client::open(url) {
-            Ok(client) => Ok(Endpoint {
-                url: url.to_string(),
-                client,
-            }),
-            Err(source) => Err(Error::Connect {
-                url: redact_url(url),
-                source,
-            }),
-        }
+        let client = redis::Client::open(url).map_err(|source| connect_error(url, source))?;
+        Ok(Endpoint {
+            url: url.to_string(),
+            client,
+        })
     }
 
     /// The URL as given (it may hold a password: print it with [`redact_url`]).
@@ -111,20 +114,12 @@ impl Endpoint {
     pub(crate) async fn reader(&self, block: Duration) -> Result<Reader> {
         Reader::open(&self.client, &blocking_read_config(block))
             .await
-            .map_err(|source| self.connect_error(source))
+            .map_err(|source| connect_error(&self.url, source))
     }
 
     /// A new pub/sub connection subscribed to `channels`.
     pub(crate) async fn subscribe(&self, channels: &[&str]) -> Result<Subscription, PubSubError> {
         Subscription::open(&self.client, channels).await
-    }
-
-    /// [`Error::Connect`] for this URL, without its password.
-    fn connect_error(&self, source: RedisError) -> Error {
-        Error::Connect {
-            url: redact_url(&self.url),
-            source,
-        }
     }
 }
 

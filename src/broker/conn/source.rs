@@ -2,7 +2,7 @@
 //! (one round trip per command), or a `deadpool_redis::Pool` an application handed over (its
 //! manager checks each connection out with a round trip of its own).
 
-use super::redact_url;
+use super::connect_error;
 use super::shared::{SharedConnection, SharedHandle};
 use crate::error::{Error, Result};
 use redis::aio::ConnectionLike;
@@ -32,22 +32,25 @@ impl Connections {
     /// A connection for a short command or a few. A failure to connect names `url` (without
     /// its password), or the pool's Redis when there is no URL.
     pub(crate) async fn get(&self, url: Option<&str>) -> Result<Connection> {
-        let connect_error = |source| Error::Connect {
-            url: url.map_or_else(|| "the pool's Redis".to_string(), redact_url),
-            source,
+        let cannot_connect = |source| match url {
+            Some(url) => connect_error(url, source),
+            None => Error::Connect {
+                url: "the pool's Redis".to_string(),
+                source,
+            },
         };
         match self {
             Connections::Shared(shared) => shared
                 .get()
                 .await
                 .map(Connection::Shared)
-                .map_err(connect_error),
+                .map_err(cannot_connect),
             Connections::Pool(pool) => {
                 pool.get()
                     .await
                     .map(Connection::Pooled)
                     .map_err(|e| match e {
-                        deadpool_redis::PoolError::Backend(source) => connect_error(source),
+                        deadpool_redis::PoolError::Backend(source) => cannot_connect(source),
                         other => Error::Pool(other.to_string()),
                     })
             }

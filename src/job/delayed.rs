@@ -1,7 +1,6 @@
 //! A delayed job as stored beside the delayed set (`delayed:jobs`, job id → payload): a
 //! MessagePack array of strings, its priority index, then its stream fields as field, value,
-//! field, value... `lua/enqueue.lua` and `lua/finish_retry.lua` pack it; `lua/promote.lua`
-//! and `lua/run_now.lua` unpack it into a stream entry.
+//! field, value... The scripts pack and unpack it with `lua/lib/delayed.lua`.
 
 use crate::priority::Priority;
 

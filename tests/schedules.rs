@@ -5,24 +5,17 @@
 mod support;
 
 use std::collections::{BTreeSet, HashMap};
-use std::process::{Command, Stdio};
 use std::time::Duration;
-use streamworker::{Client, Job, Missed, Schedule, Scheduler};
-use support::{RedisServer, stream_entries, unique_group, wait_until};
-use tokio_util::sync::CancellationToken;
+use streamworker::{Job, Missed, Schedule, Scheduler};
+use support::cli::{json, ok};
+use support::inspect::{hash, redis_now_ms, stream_entries};
+use support::keys::{key, unique_group};
+use support::process::WorkerProcess;
+use support::server::RedisServer;
+use support::wait::{WAIT, until, wait_until};
+use support::workers::{Running, client};
 
-/// How long any awaited condition may take before the test fails.
-const WAIT: Duration = Duration::from_secs(20);
 const HOUR_MS: u64 = 3_600_000;
-
-fn key(group: &str, suffix: &str) -> String {
-    format!("streamworker:{{{group}}}:{suffix}")
-}
-
-fn redis_now_ms(conn: &mut redis::Connection) -> u64 {
-    let (s, us): (u64, u64) = redis::cmd("TIME").query(conn).unwrap();
-    s * 1000 + us / 1000
-}
 
 /// The ticks (from the job ids `{schedule}.{tick}`) of the jobs in `stream`, in stream order.
 fn ticks_in(conn: &mut redis::Connection, stream: &str, schedule: &str) -> Vec<u64> {
@@ -37,34 +30,19 @@ fn ticks_in(conn: &mut redis::Connection, stream: &str, schedule: &str) -> Vec<u
         .collect()
 }
 
+/// The state hash of `schedule` in `group`.
 fn state(conn: &mut redis::Connection, group: &str, schedule: &str) -> HashMap<String, String> {
-    redis::cmd("HGETALL")
-        .arg(key(group, &format!("schedule:{schedule}")))
-        .query(conn)
-        .unwrap()
+    hash(conn, &key(group, &format!("schedule:{schedule}")))
 }
 
-struct Running {
-    stop: CancellationToken,
-    handle: tokio::task::JoinHandle<streamworker::Result<()>>,
-}
-
-impl Running {
-    async fn stop(self) {
-        self.stop.cancel();
-        self.handle.await.unwrap().unwrap();
-    }
-}
-
-async fn start(url: &str, schedules: Vec<Schedule>) -> Running {
-    let client = Client::connect(url).await.unwrap();
+/// Runs one scheduler with `schedules`.
+async fn start(redis: &RedisServer, schedules: Vec<Schedule>) -> Running {
+    let client = client(redis).await;
     let mut scheduler = Scheduler::new(&client);
     for s in schedules {
         scheduler = scheduler.schedule(s);
     }
-    let stop = CancellationToken::new();
-    let handle = tokio::spawn(scheduler.run(stop.clone().cancelled_owned()));
-    Running { stop, handle }
+    Running::scheduler(scheduler)
 }
 
 fn every_second(group: &str, name: &str) -> Schedule {
@@ -83,7 +61,7 @@ async fn three_schedulers_enqueue_each_tick_once() {
     let stream = key(&group, "default");
     let mut schedulers = Vec::new();
     for _ in 0..3 {
-        schedulers.push(start(&redis.url(), vec![every_second(&group, "ping")]).await);
+        schedulers.push(start(&redis, vec![every_second(&group, "ping")]).await);
     }
     wait_until(WAIT, "four ticks enqueued", || {
         let mut conn = redis.conn();
@@ -159,7 +137,7 @@ async fn after_all_schedulers_were_down_missed_ticks_run_once_or_are_skipped() {
             hourly("skip", Missed::Skip),
         ]
     };
-    let scheduler = start(&redis.url(), schedules()).await;
+    let scheduler = start(&redis, schedules()).await;
     wait_until(WAIT, "both schedules to handle the missed ticks", || {
         let mut conn = redis.conn();
         let group = group.clone();
@@ -184,8 +162,8 @@ async fn after_all_schedulers_were_down_missed_ticks_run_once_or_are_skipped() {
     assert!(!state(&mut conn, &group, "skip").contains_key("last_job_id"));
 
     // A scheduler started again enqueues nothing more until the next tick.
-    let again = start(&redis.url(), schedules()).await;
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let again = start(&redis, schedules()).await;
+    let client = client(&redis).await;
     wait_until(WAIT, "the new scheduler to register", || {
         let client = client.clone();
         let group = group.clone();
@@ -206,7 +184,7 @@ async fn after_a_real_pause_catch_up_enqueues_one_job_not_one_per_missed_tick() 
             .grace(Duration::from_millis(300))
             .missed(Missed::CatchUp)
     };
-    let first = start(&redis.url(), vec![schedule()]).await;
+    let first = start(&redis, vec![schedule()]).await;
     wait_until(WAIT, "a first tick", || {
         let mut conn = redis.conn();
         let n = ticks_in(&mut conn, &stream, "beat").len();
@@ -223,7 +201,7 @@ async fn after_a_real_pause_catch_up_enqueues_one_job_not_one_per_missed_tick() 
         async move { redis_now_ms(&mut conn) >= last_before + 3500 }
     })
     .await;
-    let second = start(&redis.url(), vec![schedule()]).await;
+    let second = start(&redis, vec![schedule()]).await;
     let count_before = before.len();
     wait_until(WAIT, "two ticks after the restart", || {
         let mut conn = redis.conn();
@@ -263,7 +241,7 @@ async fn a_unique_scheduled_job_does_not_overlap_itself() {
             .unique_for(Duration::from_secs(3600)),
     )
     .unwrap();
-    let scheduler = start(&redis.url(), vec![schedule]).await;
+    let scheduler = start(&redis, vec![schedule]).await;
     let mut conn = redis.conn();
     wait_until(WAIT, "a first job", || {
         let mut conn = redis.conn();
@@ -295,7 +273,7 @@ async fn a_unique_scheduled_job_does_not_overlap_itself() {
 async fn a_schedule_name_used_twice_is_refused() {
     let redis = RedisServer::start();
     let group = unique_group("sched-dup");
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
     let err = Scheduler::new(&client)
         .schedule(every_second(&group, "same"))
         .schedule(every_second(&group, "same"))
@@ -309,13 +287,11 @@ async fn a_schedule_name_used_twice_is_refused() {
 async fn the_cli_runs_schedules_in_a_worker_and_lists_them() {
     let redis = RedisServer::start();
     let group = unique_group("sched-cli");
-    let url = redis.url();
     let out_dir = tempfile::tempdir().unwrap();
-    let log = out_dir.path().join("worker.log");
-    let mut worker = Command::new(support::bin())
-        .args([
-            "--redis",
-            &url,
+    let _worker = WorkerProcess::start(
+        &redis.url(),
+        out_dir.path(),
+        &[
             "--group",
             &group,
             "--exec",
@@ -324,41 +300,19 @@ async fn the_cli_runs_schedules_in_a_worker_and_lists_them() {
             r#"name=beat;every=1s;task=ping;missed=skip;args={"n":1}"#,
             "--schedule",
             "name=nightly;cron=0 30 2 * * *;tz=Europe/Paris;task=report",
-        ])
-        .env_remove("REDIS_URL")
-        .env("OUT", out_dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let ran = wait_until(WAIT, "a scheduled job to run", || {
+        ],
+    );
+    until("a scheduled job to run", || {
         let found = std::fs::read_dir(out_dir.path())
             .unwrap()
             .filter_map(|e| e.ok())
             .find(|e| e.file_name().to_string_lossy().starts_with("beat."))
             .and_then(|e| std::fs::read_to_string(e.path()).ok());
-        async move { found.as_deref() == Some(r#"{"n":1}"#) }
-    });
-    let ran = tokio::time::timeout(WAIT + Duration::from_secs(1), ran).await;
-    if ran.is_err() {
-        let _ = worker.kill();
-        panic!("{}", std::fs::read_to_string(&log).unwrap_or_default());
-    }
+        found.as_deref() == Some(r#"{"n":1}"#)
+    })
+    .await;
 
-    let list = Command::new(support::bin())
-        .args(["--redis", &url, "schedules", "--group", &group])
-        .env_remove("REDIS_URL")
-        .output()
-        .unwrap();
-    let _ = worker.kill();
-    let _ = worker.wait();
-    let table = String::from_utf8_lossy(&list.stdout).into_owned();
-    assert!(
-        list.status.success(),
-        "{}",
-        String::from_utf8_lossy(&list.stderr)
-    );
+    let table = ok(&redis, &["schedules", "--group", &group]).await;
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 3, "{table}");
     assert!(
@@ -377,12 +331,7 @@ async fn the_cli_runs_schedules_in_a_worker_and_lists_them() {
         "{table}"
     );
 
-    let json = Command::new(support::bin())
-        .args(["--redis", &url, "schedules", "--group", &group, "--json"])
-        .env_remove("REDIS_URL")
-        .output()
-        .unwrap();
-    let rows: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let rows = json(&redis, &["schedules", "--group", &group, "--json"]).await;
     let nightly = &rows[1];
     assert_eq!(nightly["name"], "nightly");
     let next = nightly["next_run_ms"].as_u64().unwrap();

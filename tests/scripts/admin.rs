@@ -1,6 +1,6 @@
 //! The repair moves of the operations commands: `dead_retry.lua` and `run_now.lua`.
 
-use crate::support::inspect::{hash, pttl, stream_entries, xlen};
+use crate::support::inspect::{hash, hkeys, pttl, stream_entries, xlen, zmembers};
 use crate::support::keys::{DEAD, DEFAULT, DELAYED, DELAYED_JOBS, HIGH, LOW, STREAMS};
 use crate::support::lua::script;
 use crate::support::seed::{delayed, hset, setup, xadd};
@@ -192,21 +192,13 @@ fn run_now_moves_one_delayed_job_into_its_stream() {
         Value::Int(-1),
         "member without payload"
     );
-    let members: Vec<String> = redis::cmd("ZRANGE")
-        .arg(DELAYED)
-        .arg(0)
-        .arg(-1)
-        .query(&mut conn)
-        .unwrap();
+    let members = zmembers(&mut conn, DELAYED);
     assert_eq!(
         members,
         vec!["other"],
         "the untouched job and nothing else stays"
     );
-    let payloads: Vec<String> = redis::cmd("HKEYS")
-        .arg(DELAYED_JOBS)
-        .query(&mut conn)
-        .unwrap();
+    let payloads = hkeys(&mut conn, DELAYED_JOBS);
     assert_eq!(payloads, vec!["other"]);
     assert_eq!(xlen(&mut conn, HIGH), 0);
     assert!(

@@ -1,7 +1,7 @@
 //! `enqueue.lua` (ready, delayed and tracked jobs; unique locks; schedule ticks) and `promote.lua`
 //! (due delayed jobs into their stream): how a job enters a stream.
 
-use crate::support::inspect::{get, hash, stream_entries, xlen};
+use crate::support::inspect::{get, hash, hkeys, stream_entries, xlen};
 use crate::support::keys::{
     DEFAULT, DELAYED, DELAYED_JOBS, HIGH, LOCK, LOW, SCHEDULE, STREAMS, WAKE,
 };
@@ -129,10 +129,7 @@ fn promote_moves_only_due_jobs_into_their_priority_stream() {
     assert_eq!(stream_entries(&mut conn, HIGH)[0]["id"], "due-high");
     assert_eq!(stream_entries(&mut conn, LOW)[0]["id"], "due-low");
     assert_eq!(xlen(&mut conn, DEFAULT), 0);
-    let left: Vec<String> = redis::cmd("HKEYS")
-        .arg(DELAYED_JOBS)
-        .query(&mut conn)
-        .unwrap();
+    let left = hkeys(&mut conn, DELAYED_JOBS);
     assert_eq!(left, vec!["later"]);
 }
 

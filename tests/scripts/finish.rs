@@ -4,7 +4,7 @@
 
 use crate::codes;
 use crate::support::inspect::{
-    entry_ids, get, hash, pending_count, pttl, redis_now_ms, stream_entries, xlen,
+    entry_ids, get, hash, pending_count, pttl, redis_now_ms, stream_entries, xlen, zmembers,
 };
 use crate::support::keys::{
     DEAD, DEFAULT, DELAYED, DELAYED_JOBS, G, HIGH, LOCK, LOW, STATS, STREAMS, WAKE,
@@ -159,12 +159,7 @@ fn finish_retry_moves_the_entry_to_delayed_with_the_next_attempt() {
         0,
         "the deleted entry was acknowledged too"
     );
-    let members: Vec<String> = redis::cmd("ZRANGE")
-        .arg(DELAYED)
-        .arg(0)
-        .arg(-1)
-        .query(&mut conn)
-        .unwrap();
+    let members = zmembers(&mut conn, DELAYED);
     assert_eq!(
         members,
         vec![eid.clone()],

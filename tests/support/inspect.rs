@@ -78,6 +78,21 @@ pub fn zcard(conn: &mut Connection, key: &str) -> usize {
     redis::cmd("ZCARD").arg(key).query(conn).unwrap()
 }
 
+/// The members of a sorted set, lowest score first.
+pub fn zmembers(conn: &mut Connection, key: &str) -> Vec<String> {
+    redis::cmd("ZRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .query(conn)
+        .unwrap()
+}
+
+/// The field names of a hash.
+pub fn hkeys(conn: &mut Connection, key: &str) -> Vec<String> {
+    redis::cmd("HKEYS").arg(key).query(conn).unwrap()
+}
+
 /// Every field of a hash (empty when there is no such key).
 pub fn hash(conn: &mut Connection, key: &str) -> HashMap<String, String> {
     redis::cmd("HGETALL").arg(key).query(conn).unwrap()

@@ -32,3 +32,18 @@ pub async fn until(what: &str, mut condition: impl FnMut() -> bool) {
     })
     .await
 }
+
+/// Polls `observe` until it returns `expected`, for up to [`WAIT`]; then fails showing both.
+pub async fn until_eq<T: PartialEq + std::fmt::Debug>(
+    what: &str,
+    expected: &T,
+    mut observe: impl FnMut() -> T,
+) {
+    let deadline = Instant::now() + WAIT;
+    let mut seen = observe();
+    while seen != *expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        seen = observe();
+    }
+    assert_eq!(&seen, expected, "{what}");
+}

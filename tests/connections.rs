@@ -6,11 +6,11 @@ mod support;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use streamworker::{Client, Job, JobState, Worker};
+use streamworker::{Client, Job, JobState};
 use support::keys::unique_group;
 use support::server::RedisServer;
 use support::wait::wait_until;
-use support::workers::{Running, client, noop};
+use support::workers::{client, noop_worker};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Nothing {
@@ -108,13 +108,7 @@ async fn a_worker_finishes_jobs_without_checkout_round_trips() {
         .unwrap();
     reset_stats(&mut raw);
     let started = Instant::now();
-    let worker = Running::worker(
-        Worker::builder(redis.url())
-            .group(&group)
-            .task("nothing", noop)
-            .build()
-            .unwrap(),
-    );
+    let worker = noop_worker(&redis.url(), &group, "nothing");
     for id in &ids {
         let status = client
             .wait_for_result(&group, id, Duration::from_secs(20))

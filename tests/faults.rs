@@ -11,13 +11,13 @@ mod support;
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::time::{Duration, Instant};
-use streamworker::{Job, JobId, JobState, Worker};
+use streamworker::{Job, JobId, JobState};
 use support::cli::{ok, redis_cli};
 use support::process::WorkerProcess;
 use support::scene::{Scene, VISIBILITY};
 use support::server::RedisServer;
 use support::wait::{WAIT, until, wait_until};
-use support::workers::{Running, client, noop};
+use support::workers::{client, noop_worker};
 
 /// A worker SIGKILLed while it runs a job: another worker finishes the job within the
 /// visibility timeout plus the reaper interval.
@@ -431,13 +431,7 @@ async fn a_worker_survives_a_flushed_script_cache() {
             .unwrap()
             .keep_result(Duration::from_secs(60))
     };
-    let worker = Running::worker(
-        Worker::builder(redis.url())
-            .group(&group)
-            .task("noop", noop)
-            .build()
-            .unwrap(),
-    );
+    let worker = noop_worker(&redis.url(), &group, "noop");
     let first = client.enqueue(job()).await.unwrap();
     client.wait_for_result(&group, &first, WAIT).await.unwrap();
     let _: () = redis::cmd("SCRIPT")

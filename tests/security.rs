@@ -6,8 +6,7 @@ mod support;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use support::cli::{run, run_env, text};
+use support::cli::{run, run_env, text, tool};
 use support::inspect::xlen;
 use support::keys::{key, unique_group};
 use support::process::WorkerProcess;
@@ -134,19 +133,7 @@ async fn a_wrong_password_is_a_clear_error_without_the_password() {
 
 /// Makes a CA and a server certificate for 127.0.0.1 signed by it, with `openssl`.
 fn make_certificates(dir: &Path) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .output()
-            .expect("openssl must be installed (apt-get install openssl)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            text(&out.stderr)
-        );
-    };
+    let run = |args: &[&str]| tool("openssl", "openssl", args, Some(dir));
     let ec = [
         "-newkey",
         "ec",

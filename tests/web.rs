@@ -10,12 +10,12 @@ mod web;
 
 use std::collections::HashMap;
 use std::time::Duration;
-use streamworker::{Job, JobId, JobState, Worker};
+use streamworker::{Job, JobId, JobState};
 use support::inspect::{keys, xlen};
 use support::keys::{key, unique_group};
 use support::server::RedisServer;
 use support::wait::{WAIT, wait_until};
-use support::workers::{Running, client, noop};
+use support::workers::{Running, client, noop_worker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A response as the test reads it.
@@ -195,13 +195,7 @@ async fn a_job_batch_sends_everything_on_commit_and_nothing_when_dropped() {
     assert_eq!(xlen(&mut conn, &emails), 2);
 
     // And the committed jobs run.
-    let worker = Running::worker(
-        Worker::builder(redis.url())
-            .group(&emails)
-            .task("welcome", noop)
-            .build()
-            .unwrap(),
-    );
+    let worker = noop_worker(&redis.url(), &emails, "welcome");
     let done = client.wait_for_result(&emails, &a, WAIT).await.unwrap();
     assert_eq!(done.state, JobState::Succeeded);
     worker.stop().await;

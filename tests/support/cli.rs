@@ -3,6 +3,7 @@
 use super::process::bin;
 use super::server::RedisServer;
 use super::wait::WAIT;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 /// Output bytes as text.
@@ -77,16 +78,29 @@ pub async fn enqueue(redis: &RedisServer, group: &str, flags: &[&str]) -> String
 
 /// Runs the real `redis-cli` against `redis`; returns its trimmed stdout.
 pub fn redis_cli(redis: &RedisServer, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .arg("-p")
-        .arg(redis.port().to_string())
+    let port = redis.port().to_string();
+    let all: Vec<&str> = ["-p", port.as_str()]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    tool("redis-cli", "redis-tools", &all, None)
+}
+
+/// Runs `program ARGS` (from Debian's `package`) in `dir`, asserts exit 0 and returns its
+/// trimmed stdout.
+pub fn tool(program: &str, package: &str, args: &[&str], dir: Option<&Path>) -> String {
+    let mut cmd = Command::new(program);
+    if let Some(dir) = dir {
+        cmd.current_dir(dir);
+    }
+    let out = cmd
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .expect("redis-cli must be installed (apt-get install redis-tools)");
+        .unwrap_or_else(|e| panic!("{program} must be installed (apt-get install {package}): {e}"));
     assert!(
         out.status.success(),
-        "redis-cli {args:?}: {}",
+        "{program} {args:?}: {}",
         text(&out.stderr)
     );
     text(&out.stdout).trim().to_string()

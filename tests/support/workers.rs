@@ -33,6 +33,17 @@ impl Running {
     }
 }
 
+/// A worker serving `group` whose only task, `task`, succeeds at once ([`noop`]).
+pub fn noop_worker(url: &str, group: &str, task: &str) -> Running {
+    Running::worker(
+        Worker::builder(url)
+            .group(group)
+            .task(task, noop)
+            .build()
+            .unwrap(),
+    )
+}
+
 /// A client of the test's Redis.
 pub async fn client(redis: &RedisServer) -> Client {
     Client::connect(&redis.url()).await.unwrap()

@@ -11,6 +11,7 @@ use support::cli::{json, ok};
 use support::inspect::{hash, redis_now_ms, stream_entries};
 use support::keys::{key, unique_group};
 use support::process::WorkerProcess;
+use support::seed::hset;
 use support::server::RedisServer;
 use support::wait::{WAIT, until, wait_until};
 use support::workers::{Running, client};
@@ -63,16 +64,14 @@ async fn three_schedulers_enqueue_each_tick_once() {
     for _ in 0..3 {
         schedulers.push(start(&redis, vec![every_second(&group, "ping")]).await);
     }
-    wait_until(WAIT, "four ticks enqueued", || {
-        let mut conn = redis.conn();
-        let n = ticks_in(&mut conn, &stream, "ping").len();
-        async move { n >= 4 }
+    let mut conn = redis.conn();
+    until("four ticks enqueued", || {
+        ticks_in(&mut conn, &stream, "ping").len() >= 4
     })
     .await;
     for s in schedulers {
         s.stop().await;
     }
-    let mut conn = redis.conn();
     let ticks = ticks_in(&mut conn, &stream, "ping");
     let distinct: BTreeSet<u64> = ticks.iter().copied().collect();
     assert_eq!(
@@ -107,19 +106,18 @@ async fn after_all_schedulers_were_down_missed_ticks_run_once_or_are_skipped() {
     if now - latest > HOUR_MS - 5000 {
         latest += HOUR_MS;
     }
-    wait_until(WAIT, "the hour's tick to be 2 s old", || {
-        let mut conn = redis.conn();
-        async move { redis_now_ms(&mut conn) >= latest + 2000 }
+    until("the hour's tick to be 2 s old", || {
+        redis_now_ms(&mut conn) >= latest + 2000
     })
     .await;
     // Both schedules last ran five hours ago; every scheduler was down since.
     for name in ["catch", "skip"] {
-        let _: () = redis::cmd("HSET")
-            .arg(key(&group, &format!("schedule:{name}")))
-            .arg("tick_ms")
-            .arg(latest - 5 * HOUR_MS)
-            .query(&mut conn)
-            .unwrap();
+        let state = key(&group, &format!("schedule:{name}"));
+        hset(
+            &mut conn,
+            &state,
+            &[("tick_ms", &(latest - 5 * HOUR_MS).to_string())],
+        );
     }
     let hourly = |name: &str, missed: Missed| {
         Schedule::every(
@@ -138,14 +136,10 @@ async fn after_all_schedulers_were_down_missed_ticks_run_once_or_are_skipped() {
         ]
     };
     let scheduler = start(&redis, schedules()).await;
-    wait_until(WAIT, "both schedules to handle the missed ticks", || {
-        let mut conn = redis.conn();
-        let group = group.clone();
-        async move {
-            ["catch", "skip"].iter().all(|name| {
-                state(&mut conn, &group, name).get("tick_ms") == Some(&latest.to_string())
-            })
-        }
+    until("both schedules to handle the missed ticks", || {
+        ["catch", "skip"]
+            .iter()
+            .all(|name| state(&mut conn, &group, name).get("tick_ms") == Some(&latest.to_string()))
     })
     .await;
     scheduler.stop().await;
@@ -185,28 +179,23 @@ async fn after_a_real_pause_catch_up_enqueues_one_job_not_one_per_missed_tick() 
             .missed(Missed::CatchUp)
     };
     let first = start(&redis, vec![schedule()]).await;
-    wait_until(WAIT, "a first tick", || {
-        let mut conn = redis.conn();
-        let n = ticks_in(&mut conn, &stream, "beat").len();
-        async move { n >= 1 }
+    let mut conn = redis.conn();
+    until("a first tick", || {
+        !ticks_in(&mut conn, &stream, "beat").is_empty()
     })
     .await;
     first.stop().await;
-    let mut conn = redis.conn();
     let before = ticks_in(&mut conn, &stream, "beat");
     let last_before = *before.last().unwrap();
     // All schedulers down for more than three ticks.
-    wait_until(WAIT, "three ticks to pass", || {
-        let mut conn = redis.conn();
-        async move { redis_now_ms(&mut conn) >= last_before + 3500 }
+    until("three ticks to pass", || {
+        redis_now_ms(&mut conn) >= last_before + 3500
     })
     .await;
     let second = start(&redis, vec![schedule()]).await;
     let count_before = before.len();
-    wait_until(WAIT, "two ticks after the restart", || {
-        let mut conn = redis.conn();
-        let n = ticks_in(&mut conn, &stream, "beat").len();
-        async move { n >= count_before + 2 }
+    until("two ticks after the restart", || {
+        ticks_in(&mut conn, &stream, "beat").len() >= count_before + 2
     })
     .await;
     second.stop().await;
@@ -243,22 +232,16 @@ async fn a_unique_scheduled_job_does_not_overlap_itself() {
     .unwrap();
     let scheduler = start(&redis, vec![schedule]).await;
     let mut conn = redis.conn();
-    wait_until(WAIT, "a first job", || {
-        let mut conn = redis.conn();
-        let n = ticks_in(&mut conn, &stream, "long").len();
-        async move { n == 1 }
+    until("a first job", || {
+        ticks_in(&mut conn, &stream, "long").len() == 1
     })
     .await;
     let first = ticks_in(&mut conn, &stream, "long")[0];
-    wait_until(WAIT, "two more ticks to be taken", || {
-        let mut conn = redis.conn();
-        let group = group.clone();
-        async move {
-            state(&mut conn, &group, "long")
-                .get("tick_ms")
-                .and_then(|t| t.parse::<u64>().ok())
-                .is_some_and(|t| t >= first + 2000)
-        }
+    until("two more ticks to be taken", || {
+        state(&mut conn, &group, "long")
+            .get("tick_ms")
+            .and_then(|t| t.parse::<u64>().ok())
+            .is_some_and(|t| t >= first + 2000)
     })
     .await;
     scheduler.stop().await;

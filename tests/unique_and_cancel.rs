@@ -30,14 +30,14 @@ fn unique_locks(conn: &mut redis::Connection, group: &str) -> Vec<String> {
 /// Waits until a worker listens on the group's cancel channel (it subscribes as it starts).
 async fn cancel_listener(redis: &RedisServer, group: &str) {
     let channel = key(group, "cancel");
-    wait_until(WAIT, "a worker to listen for cancel requests", || {
-        let mut conn = redis.conn();
+    let mut conn = redis.conn();
+    until("a worker to listen for cancel requests", || {
         let (_, n): (String, usize) = redis::cmd("PUBSUB")
             .arg("NUMSUB")
             .arg(&channel)
             .query(&mut conn)
             .unwrap();
-        async move { n >= 1 }
+        n >= 1
     })
     .await;
 }
@@ -155,10 +155,8 @@ async fn a_unique_job_enqueued_twice_is_stored_once_and_again_after_it_finished(
         .await
         .unwrap();
     assert_eq!(done.state, JobState::Succeeded);
-    wait_until(WAIT, "both jobs ran and released their locks", || {
-        let mut conn = redis.conn();
-        let group = group.clone();
-        async move { unique_locks(&mut conn, &group).is_empty() }
+    until("both jobs ran and released their locks", || {
+        unique_locks(&mut conn, &group).is_empty()
     })
     .await;
     assert_eq!(seen.runs.load(Ordering::SeqCst), 2);
@@ -231,10 +229,8 @@ async fn a_unique_lock_is_released_by_dead_jobs_and_expires_by_its_ttl() {
     let short_id = client.enqueue(short).await.unwrap();
     let dup = report(&group, "build", 9).unique_for(Duration::from_millis(300));
     assert_eq!(client.enqueue(dup).await.unwrap(), short_id);
-    wait_until(WAIT, "the lock to expire", || {
-        let mut conn = redis.conn();
-        let group = group.clone();
-        async move { unique_locks(&mut conn, &group).is_empty() }
+    until("the lock to expire", || {
+        unique_locks(&mut conn, &group).is_empty()
     })
     .await;
     let later = report(&group, "build", 9).unique_for(Duration::from_millis(300));

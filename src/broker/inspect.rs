@@ -2,18 +2,13 @@
 //! entries, and lookups in the streams, the delayed set and the dead stream. Nothing here
 //! moves a job; every read is bounded (COUNT, LIMIT, SCAN cursors).
 
-use super::{Broker, reply};
+use super::reply::{self, Entry, Fields};
+use super::{Broker, Connection};
 use crate::error::{Error, Result};
 use crate::keys::{GROUP_SCAN_PATTERN, GroupName, Keys, group_of_key};
 use crate::priority::Priority;
 use deadpool_redis::redis::{self, Value};
 use std::collections::{BTreeSet, HashMap};
-
-/// A stream entry's fields as raw bytes, in stream order.
-pub(crate) type Fields = Vec<(Vec<u8>, Vec<u8>)>;
-
-/// One stream entry: its id and fields.
-pub(crate) type Entry = (String, Fields);
 
 /// Keys looked at per SCAN call while discovering groups.
 const SCAN_COUNT: usize = 1000;
@@ -181,7 +176,8 @@ impl Broker {
                 None => "-".to_string(),
             };
             let oldest_ready = if len > 0 {
-                first_id(
+                reply::first_id(
+                    "range",
                     redis::cmd("XRANGE")
                         .arg(stream)
                         .arg(&from)
@@ -213,7 +209,7 @@ impl Broker {
         })
     }
 
-    async fn key_exists(&self, conn: &mut super::Connection, key: &str) -> Result<bool> {
+    async fn key_exists(&self, conn: &mut Connection, key: &str) -> Result<bool> {
         redis::cmd("EXISTS")
             .arg(key)
             .query_async(conn)
@@ -225,7 +221,7 @@ impl Broker {
     /// `None` when it does not exist.
     async fn group_info(
         &self,
-        conn: &mut super::Connection,
+        conn: &mut Connection,
         stream: &str,
         group: &str,
     ) -> Result<Option<RawGroupInfo>> {
@@ -236,23 +232,8 @@ impl Broker {
             .query_async(conn)
             .await
             .map_err(Error::redis(OP))?;
-        let mut found = None;
-        for g in reply::array(OP, groups)? {
-            let fields = map_of(OP, g)?;
-            if text_field(&fields, "name").as_deref() == Some(group) {
-                found = Some(fields);
-                break;
-            }
-        }
-        let Some(fields) = found else {
+        let Some(mut info) = reply::group_info(OP, groups, group)? else {
             return Ok(None);
-        };
-        let mut info = RawGroupInfo {
-            pending: int_field(&fields, "pending").unwrap_or(0),
-            lag: int_field(&fields, "lag"),
-            last_delivered: text_field(&fields, "last-delivered-id")
-                .unwrap_or_else(|| "0-0".into()),
-            consumers: Vec::new(),
         };
         let consumers: Value = redis::cmd("XINFO")
             .arg("CONSUMERS")
@@ -261,14 +242,7 @@ impl Broker {
             .query_async(conn)
             .await
             .map_err(Error::redis("xinfo consumers"))?;
-        for c in reply::array(OP, consumers)? {
-            let fields = map_of(OP, c)?;
-            info.consumers.push((
-                text_field(&fields, "name").unwrap_or_default(),
-                int_field(&fields, "pending").unwrap_or(0),
-                int_field(&fields, "idle").unwrap_or(0),
-            ));
-        }
+        info.consumers = reply::consumers(OP, consumers)?;
         Ok(Some(info))
     }
 
@@ -322,7 +296,10 @@ impl Broker {
                     consumer,
                     idle_ms,
                     deliveries,
-                    fields: entries_of(OP, entry)?.into_iter().next().map(|(_, f)| f),
+                    fields: reply::entries(OP, entry)?
+                        .into_iter()
+                        .next()
+                        .map(|(_, f)| f),
                 })
             })
             .collect()
@@ -379,7 +356,7 @@ impl Broker {
         };
         cmd.arg("COUNT").arg(count);
         let value: Value = cmd.query_async(&mut conn).await.map_err(Error::redis(OP))?;
-        entries_of(OP, value)
+        reply::entries(OP, value)
     }
 
     /// One entry of stream `key`, if it exists.
@@ -393,7 +370,10 @@ impl Broker {
             .query_async(&mut conn)
             .await
             .map_err(Error::redis(OP))?;
-        Ok(entries_of(OP, value)?.into_iter().next().map(|(_, f)| f))
+        Ok(reply::entries(OP, value)?
+            .into_iter()
+            .next()
+            .map(|(_, f)| f))
     }
 
     /// Up to `limit` delayed jobs from position `offset`, earliest due first: (job id, due ms,
@@ -452,70 +432,4 @@ impl Broker {
             .map_err(Error::redis("delayed job"))?;
         Ok(score.map(|s| (s as u64, payload)))
     }
-}
-
-/// The id of the first entry of an XRANGE reply.
-fn first_id(value: Value) -> Result<Option<String>> {
-    Ok(entries_of("range", value)?
-        .into_iter()
-        .next()
-        .map(|(id, _)| id))
-}
-
-/// Parses an XRANGE/XREVRANGE reply. An entry without fields (deleted while pending, seen
-/// through XCLAIM-style replies) gets an empty field list.
-pub(crate) fn entries_of(op: &'static str, value: Value) -> Result<Vec<Entry>> {
-    reply::array(op, value)?
-        .into_iter()
-        .map(|e| {
-            let mut parts = reply::array(op, e)?.into_iter();
-            let id = parts
-                .next()
-                .ok_or_else(|| Error::Protocol {
-                    op,
-                    detail: "entry without id".into(),
-                })
-                .and_then(|v| reply::string(op, &v))?;
-            let fields = match parts.next() {
-                None | Some(Value::Nil) => Vec::new(),
-                Some(f) => reply::pairs(op, f)?,
-            };
-            Ok((id, fields))
-        })
-        .collect()
-}
-
-/// A RESP3 map or a RESP2 flat `[name, value, ...]` array as (name, value) pairs.
-fn map_of(op: &'static str, v: Value) -> Result<Vec<(String, Value)>> {
-    let pairs = match v {
-        Value::Map(items) => items,
-        other => {
-            let items = reply::array(op, other)?;
-            let mut pairs = Vec::with_capacity(items.len() / 2);
-            let mut it = items.into_iter();
-            while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                pairs.push((k, v));
-            }
-            pairs
-        }
-    };
-    pairs
-        .into_iter()
-        .map(|(k, v)| Ok((reply::string(op, &k)?, v)))
-        .collect()
-}
-
-fn text_field(fields: &[(String, Value)], name: &str) -> Option<String> {
-    fields
-        .iter()
-        .find(|(k, _)| k == name)
-        .and_then(|(_, v)| reply::string("xinfo", v).ok())
-}
-
-fn int_field(fields: &[(String, Value)], name: &str) -> Option<u64> {
-    fields
-        .iter()
-        .find(|(k, _)| k == name)
-        .and_then(|(_, v)| reply::int("xinfo", v).ok())
-        .and_then(|n| u64::try_from(n).ok())
 }

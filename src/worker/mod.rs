@@ -16,7 +16,7 @@ mod preflight;
 mod reaper;
 
 use crate::backoff::Backoff;
-use crate::broker::Broker;
+use crate::broker::{self, Broker, redact_url};
 use crate::client::Client;
 use crate::context::JobContext;
 use crate::error::{Error, Result};
@@ -26,7 +26,6 @@ use crate::metrics::{DepthSampler, Metrics};
 use crate::middleware::Middleware;
 use crate::outage::Connectivity;
 use crate::promoter::Promoter;
-use crate::redis;
 use crate::schedule::Schedule;
 use crate::scheduler::Scheduler;
 use crate::task::{ErasedHandler, Handler, JobResult, Registry, TaskOptions};
@@ -171,7 +170,7 @@ pub struct WorkerBuilder<S = ()> {
 impl<S> std::fmt::Debug for WorkerBuilder<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WorkerBuilder")
-            .field("url", &redis::redact_url(&self.url))
+            .field("url", &redact_url(&self.url))
             .field("groups", &self.groups)
             .field("config", &self.config)
             .field("registry", &self.registry)
@@ -380,7 +379,7 @@ impl<S: Clone + Send + Sync + 'static> WorkerBuilder<S> {
                 groups.push(g);
             }
         }
-        redis::open(&self.url)?;
+        broker::check_url(&self.url)?;
         Ok(Worker {
             url: self.url,
             groups,
@@ -407,7 +406,7 @@ pub struct Worker<S = ()> {
 impl<S> std::fmt::Debug for Worker<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Worker")
-            .field("url", &redis::redact_url(&self.url))
+            .field("url", &redact_url(&self.url))
             .field("groups", &self.groups)
             .field("config", &self.config)
             .finish_non_exhaustive()
@@ -455,10 +454,9 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
     /// let in-flight jobs finish within the grace period, hand the rest back to their streams.
     /// Returns an error only when it cannot start (Redis unreachable, say).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
-        let client = redis::open(&self.url)?;
         let broker = Broker::connect(&self.url)?;
         broker.ping().await?;
-        preflight::check(&broker, &redis::redact_url(&self.url)).await?;
+        preflight::check(&broker, &redact_url(&self.url)).await?;
         let scheduler = (!self.schedules.is_empty()).then(|| {
             let client = Client::from_broker(broker.clone());
             let mut scheduler = Scheduler::new(&client);
@@ -495,7 +493,7 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
             visibility_timeout = %humantime::format_duration(config.visibility_timeout),
             max_deliveries = config.max_deliveries,
             shutdown_grace = %humantime::format_duration(config.shutdown_grace),
-            redis = %redis::redact_url(&self.url),
+            redis = %redact_url(&self.url),
             retry_backoff = %format!(
                 "{} doubling, capped at {}",
                 humantime::format_duration(config.backoff.ceiling(1)),
@@ -550,7 +548,7 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
             subscriptions.push((keys.cancel_channel(), OnMessage::Call(Arc::new(on_cancel))));
         }
         let listener = tokio::spawn(
-            WakeListener::new(client.clone(), connectivity.clone(), subscriptions)
+            WakeListener::new(broker.clone(), connectivity.clone(), subscriptions)
                 .run(stop_background.clone()),
         );
         let heartbeat = tokio::spawn(
@@ -572,7 +570,6 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
             promoters.push(tokio::spawn(promoter.run(stop_background.clone())));
             let fetcher = fetcher::Fetcher {
                 launcher: launcher.clone(),
-                client: client.clone(),
                 keys: keys.clone(),
                 slots: slots.clone(),
                 paused: Default::default(),

@@ -14,7 +14,7 @@ use support::inspect::{pending_count, stream_entries, zcard};
 use support::keys::{key, unique_group};
 use support::seed::xadd;
 use support::server::RedisServer;
-use support::wait::wait_until;
+use support::wait::{until, wait_until};
 use support::workers::{Running, client};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -368,19 +368,15 @@ async fn a_delayed_job_starts_after_and_close_to_its_due_time() {
     let seen = Seen::default();
     let worker = start(&redis.url(), &group, 2, &seen);
     // Let the worker settle into its idle wait, so the wake-up path is what is measured.
-    wait_until(
-        Duration::from_secs(5),
-        "the worker to join the group",
-        || {
-            let mut conn = redis.conn();
-            let groups: redis::Value = redis::cmd("XINFO")
-                .arg("GROUPS")
-                .arg(key(&group, "default"))
-                .query(&mut conn)
-                .unwrap_or(redis::Value::Nil);
-            async move { matches!(groups, redis::Value::Array(ref g) if !g.is_empty()) }
-        },
-    )
+    let mut conn = redis.conn();
+    until("the worker to join the group", || {
+        let groups: redis::Value = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(key(&group, "default"))
+            .query(&mut conn)
+            .unwrap_or(redis::Value::Nil);
+        matches!(groups, redis::Value::Array(ref g) if !g.is_empty())
+    })
     .await;
     let delays = [300u64, 600, 150];
     let mut due = HashMap::new();

@@ -1,5 +1,16 @@
-//! Test harness shared by every test binary, one concern a module: Redis servers, key names,
-//! seeded states, reading state, waiting, in-process workers, processes of the binary.
+//! Test harness shared by every test binary, one concern a module:
+//! - `server`: a `redis-server` per test, on a free port with its own temp dir;
+//! - `keys`: key names of a test's group, and group `g` of the Lua contract tests;
+//! - `seed`: states seeded by hand (entries added, delivered, abandoned, delayed);
+//! - `known`: the known state the operations tests read and repair;
+//! - `inspect`: reading what Redis holds;
+//! - `wait`: waiting for a condition, never for a fixed time;
+//! - `workers`: in-process workers and schedulers, clients, shared handlers;
+//! - `process`: worker processes of the binary;
+//! - `cli`: one-shot commands (`streamworker ...`, `redis-cli`, `openssl`);
+//! - `scene`: a group served by worker processes that record every run;
+//! - `lua`: the scripts of `lua/`;
+//! - `readme`: what README.md documents (the ACL line, the key table).
 #![allow(dead_code)]
 
 pub mod cli;

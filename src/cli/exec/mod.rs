@@ -1,6 +1,33 @@
-//! The `--exec` handler: runs a command per job. The command line is split into argv by shell
-//! quoting rules but no shell runs it, so nothing in a job can inject a command.
+//! The `--exec` handler: runs a command per job.
+//!
+//! The command line is split into argv by shell quoting rules but no shell runs it, so nothing
+//! in a job can inject a command. The job's args are the command's stdin (JSON), its facts are
+//! in `STREAMWORKER_JOB_ID`, `_TASK`, `_ATTEMPT` and `_GROUP`; exit 0 is success with stdout as
+//! the result, anything else a retryable failure with the tail of stderr.
+//!
+//! Every process of a job dies with the job and with its worker:
+//! - The command leads a process group of its own, and everything it starts is in that group
+//!   ([`group`]). When the command exits, the rest of its group is killed at once: a background
+//!   process it left behind does not run on unseen (and no longer holds the job open by
+//!   keeping stdout). When the job ends before the command (timeout, cancel, lost lease, stop
+//!   past `--shutdown-grace`), the whole group is killed.
+//! - One watchdog process per worker kills the groups of the jobs still running when the worker
+//!   ends, even by SIGKILL ([`watchdog`]): a killed worker leaves nothing running that another
+//!   worker may run again at the same time.
+//! - A terminal's Ctrl-C reaches the worker only; the jobs then get the worker's shutdown grace
+//!   as with SIGTERM.
+//!
+//! A process that leaves its group (`setsid`, `setpgid`, a daemon) is beyond reach of both.
+//!
+//! The program is checked when the worker starts ([`program`]): a missing or non-executable
+//! program is refused then, rather than failing every job.
 
+mod group;
+mod program;
+mod watchdog;
+
+use self::group::JobGroup;
+use self::watchdog::Watchdog;
 use crate::context::JobContext;
 use crate::error::{Error, Result};
 use crate::job::Payload;
@@ -19,31 +46,32 @@ const MAX_STDOUT: usize = 1024 * 1024;
 pub(crate) struct ExecHandler {
     program: String,
     args: Vec<String>,
+    /// Kills the jobs' groups if the worker dies.
+    watchdog: Watchdog,
 }
 
 impl ExecHandler {
-    /// Splits `command` into argv.
+    /// Splits `command` into argv, refuses a program that cannot run, and starts the watchdog
+    /// (so it must be called inside the tokio runtime).
     pub(crate) fn new(command: &str) -> Result<ExecHandler> {
-        let mut argv = shell_words::split(command)
-            .map_err(|e| Error::Config(format!("--exec {command:?} does not parse: {e}")))?;
-        if argv.is_empty() {
-            return Err(Error::Config("--exec needs a command".into()));
-        }
-        let program = argv.remove(0);
+        let (program, args) = split(command)?;
+        program::check(&program)?;
         Ok(ExecHandler {
             program,
-            args: argv,
+            args,
+            watchdog: Watchdog::start(),
         })
     }
 
     /// Runs the program for one job: args as JSON on stdin, job facts in the environment.
     /// Exit 0 = success with stdout as the result; anything else fails with stderr's tail.
-    /// The child is killed if the job is dropped (timeout, shutdown).
+    /// The command's process group is killed when it exits, or if the job is dropped first.
     pub(crate) async fn run(&self, payload: Payload, ctx: JobContext) -> JobResult {
         let json = payload
             .to_json()
             .map_err(|e| TaskError::fatal(format!("args cannot be read as JSON: {e}")))?;
-        let mut child = Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        command
             .args(&self.args)
             .env("STREAMWORKER_JOB_ID", ctx.job_id())
             .env("STREAMWORKER_TASK", ctx.task())
@@ -51,13 +79,13 @@ impl ExecHandler {
             .env("STREAMWORKER_GROUP", ctx.group().as_str())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
+            .stderr(Stdio::piped());
+        let mut job = JobGroup::spawn(&mut command, &self.watchdog)
             .map_err(|e| TaskError::retry(format!("cannot start {:?}: {e}", self.program)))?;
-        let mut stdin = child.stdin.take().expect("stdin is piped");
-        let mut stdout = child.stdout.take().expect("stdout is piped");
-        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let (stdin, stdout, stderr) = job.pipes();
+        let mut stdin = stdin.expect("stdin is piped");
+        let mut stdout = stdout.expect("stdout is piped");
+        let mut stderr = stderr.expect("stderr is piped");
         let write = async move {
             // A program that does not read its stdin closes the pipe: not an error.
             let _ = stdin.write_all(&json).await;
@@ -86,8 +114,13 @@ impl ExecHandler {
             }
             tail
         };
-        let ((), out, err) = tokio::join!(write, read_out, read_err);
-        let status = child
+        // Once the command exits, what it left in its group is killed, so the pipes close.
+        let end = async {
+            job.leader_exited().await;
+            job.end();
+        };
+        let ((), out, err, ()) = tokio::join!(write, read_out, read_err, end);
+        let status = job
             .wait()
             .await
             .map_err(|e| TaskError::retry(format!("waiting for {:?} failed: {e}", self.program)))?;
@@ -110,16 +143,27 @@ impl ExecHandler {
     }
 }
 
+/// Splits `command` by shell quoting rules into the program and its arguments.
+fn split(command: &str) -> Result<(String, Vec<String>)> {
+    let mut argv = shell_words::split(command)
+        .map_err(|e| Error::Config(format!("--exec {command:?} does not parse: {e}")))?;
+    if argv.is_empty() {
+        return Err(Error::Config("--exec needs a command".into()));
+    }
+    let program = argv.remove(0);
+    Ok((program, argv))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn splits_like_a_shell_without_running_one() {
-        let h = ExecHandler::new(r#"python3 -c 'print("hi; rm -rf /")' "two words""#).unwrap();
-        assert_eq!(h.program, "python3");
-        assert_eq!(h.args, vec!["-c", r#"print("hi; rm -rf /")"#, "two words"]);
-        assert!(ExecHandler::new("").is_err());
-        assert!(ExecHandler::new("echo 'unterminated").is_err());
+        let (program, args) = split(r#"python3 -c 'print("hi; rm -rf /")' "two words""#).unwrap();
+        assert_eq!(program, "python3");
+        assert_eq!(args, vec!["-c", r#"print("hi; rm -rf /")"#, "two words"]);
+        assert!(split("").is_err());
+        assert!(split("echo 'unterminated").is_err());
     }
 }

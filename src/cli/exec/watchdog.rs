@@ -19,8 +19,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The watchdog's program: `+PGID` registers a group, `-PGID` forgets it; at EOF every group
 /// still registered gets SIGKILL, in one `kill`. Ids 0 and 1 are never registered (`kill --
-/// -1` would signal every process of the user).
-const PROGRAM: &str = r#"{ op = substr($0, 1, 1); p = substr($0, 2) + 0 }
+/// -1` would signal every process of the user). Its first line names it in `ps`.
+const PROGRAM: &str = r#"# streamworker --exec watchdog: when its worker is gone, kills the process groups of its jobs
+{ op = substr($0, 1, 1); p = substr($0, 2) + 0 }
 op == "+" && p > 1 { g[p] = 1 }
 op == "-" { delete g[p] }
 END { for (p in g) s = s " -" p; if (s != "") system("kill -s KILL --" s) }"#;

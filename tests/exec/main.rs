@@ -2,6 +2,8 @@
 //! refused at start. Real worker processes of the project's own binary run a shell command that
 //! leaves a grandchild (`sleep 1000 &`) and records `LEADER GRANDCHILD` pids in `$OUT/pids`;
 //! each test then ends the job one way and awaits that no process of the job's group remains.
+//! Linux only: processes are looked at in `/proc`.
+#![cfg(target_os = "linux")]
 
 #[path = "../support/mod.rs"]
 mod support;

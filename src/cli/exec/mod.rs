@@ -6,18 +6,22 @@
 //! the result, anything else a retryable failure with the tail of stderr.
 //!
 //! Every process of a job dies with the job and with its worker:
-//! - The command leads a process group of its own, and everything it starts is in that group
+//! - The command leads a process group of its own, and what it starts is in that group
 //!   ([`group`]). When the command exits, the rest of its group is killed at once: a background
-//!   process it left behind does not run on unseen (and no longer holds the job open by
-//!   keeping stdout). When the job ends before the command (timeout, cancel, lost lease, stop
-//!   past `--shutdown-grace`), the whole group is killed.
-//! - One watchdog process per worker kills the groups of the jobs still running when the worker
-//!   ends, even by SIGKILL ([`watchdog`]): a killed worker leaves nothing running that another
-//!   worker may run again at the same time.
-//! - A terminal's Ctrl-C reaches the worker only; the jobs then get the worker's shutdown grace
+//!   process it left behind does not run on unseen (nor hold the job open by keeping stdout).
+//!   When the job ends before the command (timeout, cancel, lost lease, stop past
+//!   `--shutdown-grace`), the whole group is killed.
+//! - One watchdog process per worker, started with the handler, kills the groups of the jobs
+//!   still running when the worker ends, even by SIGKILL ([`watchdog`]): a killed worker leaves
+//!   nothing running that another worker may run again at the same time.
+//! - A terminal's Ctrl-C reaches the worker only; the jobs then get the worker's shutdown grace,
 //!   as with SIGTERM.
 //!
-//! A process that leaves its group (`setsid`, `setpgid`, a daemon) is beyond reach of both.
+//! Limits: a process that leaves its group (`setsid`, `setpgid`, a daemon) is out of reach. The
+//! watchdog needs `awk` on PATH; without it the worker warns once, and a killed worker's jobs
+//! run on. A worker killed between starting a command and telling the watchdog leaves that
+//! command running. Linux's `PR_SET_PDEATHSIG` is not used: it needs unsafe code, fires when
+//! the spawning thread (not the process) ends, and reaches the direct child only.
 //!
 //! The program is checked when the worker starts ([`program`]): a missing or non-executable
 //! program is refused then, rather than failing every job.

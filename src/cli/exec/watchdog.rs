@@ -49,7 +49,10 @@ impl Watchdog {
                 warned: AtomicBool::new(false),
             },
             Err(e) => {
-                tracing::warn!("cannot start the --exec watchdog (awk): {e}; {LOSS}");
+                tracing::warn!(
+                    "cannot start the --exec watchdog (awk): {e}; {LOSS}; put awk on PATH to have \
+                     them killed"
+                );
                 Watchdog {
                     pipe: None,
                     warned: AtomicBool::new(true),

@@ -35,7 +35,8 @@
 //! - [`Worker`]: fetcher, executor and finisher per worker; promoter per group.
 //! - [`Schedule`] and [`Scheduler`]: periodic jobs, each tick enqueued once across schedulers.
 //! - `broker`: the only code that talks to Redis (its connections, commands and reply
-//!   parsers); `scripts` embeds `lua/`.
+//!   parsers); its `scripts` embeds `lua/`, assembled by `build.rs` from the scripts and the
+//!   shared fragments of `lua/lib/`.
 //! - [`Metrics`]: Prometheus metrics of a worker, served with `--metrics-addr`.
 //! - [`admin`]: the operations queries and repairs (status, pending, dead, delayed, pause).
 //! - [`cli`]: the `streamworker` command line, reusable in your own binary.
@@ -60,7 +61,6 @@ mod priority;
 mod promoter;
 mod schedule;
 mod scheduler;
-mod scripts;
 mod task;
 mod unique;
 mod wake;

@@ -8,6 +8,8 @@
 //!   pub/sub.
 //! - `reply`: every reader of raw replies (values, stream entries, consumer-group facts, the
 //!   error replies the broker acts on).
+//! - `scripts`: the Lua scripts of `lua/`, embedded as `build.rs` assembles them, and
+//!   `ScriptCall`, the one way to call them.
 //! - Commands by domain: `enqueue`; `read` (consumer groups, fetches, the wait for new
 //!   entries); `finish`; `lease` (reaper, heartbeat, gone consumers); `delayed` (promotion);
 //!   `cancel`; `status` (tracked jobs); `schedule`; `server` (start-up checks); `inspect` and
@@ -24,6 +26,7 @@ mod read;
 mod repair;
 mod reply;
 mod schedule;
+mod scripts;
 mod server;
 mod status;
 
@@ -41,10 +44,9 @@ pub(crate) use server::ServerFacts;
 pub(crate) use status::RawStatus;
 
 use crate::error::{Error, Result};
-use crate::keys::Keys;
-use crate::scripts::Scripts;
 use conn::{Connections, Endpoint};
 use deadpool_redis::redis;
+use scripts::Scripts;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,17 +66,6 @@ impl std::fmt::Debug for Broker {
         f.debug_struct("Broker")
             .field("url", &self.url().map(redact_url))
             .finish_non_exhaustive()
-    }
-}
-
-/// Appends job `job_id`'s status key to a script's KEYS when `track`, and returns its 1-based
-/// index there (the scripts' ARGV refer to it), or 0 for an untracked job.
-fn track_key(keys: &Keys, script_keys: &mut Vec<String>, job_id: &str, track: bool) -> usize {
-    if track {
-        script_keys.push(keys.job(job_id));
-        script_keys.len()
-    } else {
-        0
     }
 }
 

@@ -13,13 +13,13 @@ mod procs;
 use procs::{KillOnFailure, children, cmdline, fd_target, group_of, members, runs_in};
 use std::fs;
 use std::path::Path;
-use std::process::{Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use support::cli::{ok, run, text};
+use support::keys::unique_group;
 use support::process::WorkerProcess;
-use support::{RedisServer, unique_group, wait_until};
+use support::server::RedisServer;
+use support::wait::{WAIT, until, wait_until};
 
-/// How long any awaited condition may take before the test fails.
-const WAIT: Duration = Duration::from_secs(30);
 /// How long the processes of an ended job may take to be gone.
 const GONE: Duration = Duration::from_secs(10);
 
@@ -41,13 +41,9 @@ struct JobPids {
 /// Waits for the job's command to record its pids in `out/pids`.
 async fn job_pids(out: &Path) -> JobPids {
     let file = out.join("pids");
-    wait_until(WAIT, "the job's command to record its pids", || {
-        let there = file.exists();
-        async move { there }
-    })
-    .await;
-    let text = fs::read_to_string(&file).unwrap();
-    let pids: Vec<i32> = text
+    until("the job's command to record its pids", || file.exists()).await;
+    let line = fs::read_to_string(&file).unwrap();
+    let pids: Vec<i32> = line
         .split_whitespace()
         .map(|p| p.parse().unwrap())
         .collect();
@@ -76,41 +72,11 @@ async fn assert_gone(pids: JobPids, after: &str) {
     .await;
 }
 
-/// Runs `streamworker ARGS` to completion, with REDIS_URL unset.
-async fn run(args: &[&str]) -> Output {
-    let mut cmd = tokio::process::Command::new(support::bin());
-    cmd.args(args)
-        .env_remove("REDIS_URL")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    tokio::time::timeout(WAIT, cmd.output())
-        .await
-        .unwrap_or_else(|_| panic!("streamworker {args:?} did not finish within {WAIT:?}"))
-        .expect("streamworker runs")
-}
-
-/// Output bytes as text.
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// `streamworker --redis URL ARGS` must succeed; returns its stdout.
-async fn ok(redis: &RedisServer, args: &[&str]) -> String {
-    let url = redis.url();
-    let all: Vec<&str> = ["--redis", url.as_str()]
-        .into_iter()
-        .chain(args.iter().copied())
-        .collect();
-    let out = run(&all).await;
-    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
-    text(&out.stdout)
-}
-
 /// Enqueues a job of task `t` in `group` with `flags`; returns its id.
 async fn enqueue(redis: &RedisServer, group: &str, flags: &[&str]) -> String {
-    let mut args = vec!["enqueue", "--group", group, "--task", "t"];
-    args.extend_from_slice(flags);
-    ok(redis, &args).await.trim().to_string()
+    let mut all = vec!["--task", "t"];
+    all.extend_from_slice(flags);
+    support::cli::enqueue(redis, group, &all).await
 }
 
 /// `streamworker --json job --group GROUP ID`; `None` while the job is between places.
@@ -129,14 +95,14 @@ async fn job_in_state(
     id: &str,
     state: &str,
 ) -> serde_json::Value {
-    let deadline = std::time::Instant::now() + WAIT;
+    let deadline = Instant::now() + WAIT;
     loop {
         let job = job(redis, group, id).await;
         if let Some(job) = job.as_ref().filter(|j| j["place"]["state"] == state) {
             return job.clone();
         }
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "job {id} is not {state} after {WAIT:?}: {job:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -236,11 +202,10 @@ async fn a_cancelled_job_leaves_no_process_behind() {
     let _cleanup = KillOnFailure(pids.leader);
 
     ok(&redis, &["cancel", &id, "--group", &group]).await;
-    wait_until(WAIT, "the worker to cancel the job", || {
-        let cancelled = worker
+    until("the worker to cancel the job", || {
+        worker
             .log()
-            .contains("job cancelled on request while running");
-        async move { cancelled }
+            .contains("job cancelled on request while running")
     })
     .await;
     assert_gone(pids, "after it was cancelled").await;
@@ -292,12 +257,11 @@ async fn the_watchdog_runs_apart_and_no_job_holds_its_pipe() {
     );
     let worker_pid = worker.pid() as i32;
     let mut watchdog = None;
-    wait_until(WAIT, "the worker's watchdog to start", || {
+    until("the worker's watchdog to start", || {
         watchdog = children(worker_pid)
             .into_iter()
             .find(|&pid| cmdline(pid).contains("streamworker --exec watchdog"));
-        let found = watchdog.is_some();
-        async move { found }
+        watchdog.is_some()
     })
     .await;
     let watchdog = watchdog.unwrap();

@@ -56,14 +56,12 @@ mod metrics;
 pub mod middleware;
 mod outage;
 mod priority;
-mod promoter;
 mod redis;
 mod schedule;
 mod scheduler;
 mod scripts;
 mod task;
 mod unique;
-mod wake;
 mod worker;
 
 pub use backoff::Backoff;

@@ -13,7 +13,10 @@ mod finisher;
 mod heartbeat;
 mod launch;
 mod preflight;
+mod promoter;
 mod reaper;
+mod sampler;
+mod wake;
 
 use crate::backoff::Backoff;
 use crate::broker::Broker;
@@ -22,15 +25,13 @@ use crate::context::JobContext;
 use crate::error::{Error, Result};
 use crate::job::{DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, Payload};
 use crate::keys::{GroupName, Keys};
-use crate::metrics::{DepthSampler, Metrics};
+use crate::metrics::Metrics;
 use crate::middleware::Middleware;
 use crate::outage::Connectivity;
-use crate::promoter::Promoter;
 use crate::redis;
 use crate::schedule::Schedule;
 use crate::scheduler::Scheduler;
 use crate::task::{ErasedHandler, Handler, JobResult, Registry, TaskOptions};
-use crate::wake::{OnMessage, WakeListener};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -41,6 +42,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub(crate) use executor::Completion;
+use promoter::Promoter;
+use sampler::DepthSampler;
+use wake::{OnMessage, WakeListener};
 
 /// Settings of a worker; [`Default`] holds every default in one place.
 #[derive(Debug, Clone)]

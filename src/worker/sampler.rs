@@ -2,9 +2,9 @@
 //! metrics (ready and in flight per priority, delayed, dead). Runs only when the worker has
 //! metrics.
 
-use super::Metrics;
 use crate::broker::Broker;
 use crate::keys::Keys;
+use crate::metrics::Metrics;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 

@@ -179,6 +179,43 @@ fn resolve(jobs: Vec<Job>, outcome: Vec<Enqueued>) -> Result<Vec<JobId>> {
         .collect()
 }
 
+/// Refuses a job no producer may send: a unique key without a TTL, a zero TTL or timeout,
+/// or encoded arguments over `max_payload_bytes`.
+pub(crate) fn check_job(job: &Job, max_payload_bytes: usize) -> Result<()> {
+    if let Some(key) = &job.unique_key {
+        validate_name("unique key", key)?;
+        match job.unique_ttl {
+            None => {
+                return Err(Error::Config(format!(
+                    "job {}: unique_key needs unique_for(ttl) too, which bounds how long the lock lives",
+                    job.id
+                )));
+            }
+            Some(ttl) if ttl.is_zero() => {
+                return Err(Error::Config(format!(
+                    "job {}: unique_for must be more than 0",
+                    job.id
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    if job.timeout.is_some_and(|t| t.is_zero()) {
+        return Err(Error::Config(format!(
+            "job {}: timeout must be more than 0",
+            job.id
+        )));
+    }
+    let size = job.payload.bytes().len();
+    if size > max_payload_bytes {
+        return Err(Error::PayloadTooLarge {
+            size,
+            limit: max_payload_bytes,
+        });
+    }
+    Ok(())
+}
+
 impl Client {
     /// Connects to the Redis at `url` (`redis://[user:password@]host:port[/db]`) and checks
     /// that it answers. The client and its clones send their commands on one shared
@@ -193,14 +230,7 @@ impl Client {
         Ok(client)
     }
 
-    /// A client over a broker a worker already has.
-    pub(crate) fn from_broker(broker: Broker) -> Client {
-        Client {
-            broker,
-            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
-        }
-    }
-
+    /// The broker this client sends through.
     pub(crate) fn broker(&self) -> &Broker {
         &self.broker
     }
@@ -225,39 +255,14 @@ impl Client {
         self
     }
 
+    /// Refuses a job this client may not send (see [`check_job`]).
     pub(crate) fn check(&self, job: &Job) -> Result<()> {
-        if let Some(key) = &job.unique_key {
-            validate_name("unique key", key)?;
-            match job.unique_ttl {
-                None => {
-                    return Err(Error::Config(format!(
-                        "job {}: unique_key needs unique_for(ttl) too, which bounds how long the lock lives",
-                        job.id
-                    )));
-                }
-                Some(ttl) if ttl.is_zero() => {
-                    return Err(Error::Config(format!(
-                        "job {}: unique_for must be more than 0",
-                        job.id
-                    )));
-                }
-                Some(_) => {}
-            }
-        }
-        if job.timeout.is_some_and(|t| t.is_zero()) {
-            return Err(Error::Config(format!(
-                "job {}: timeout must be more than 0",
-                job.id
-            )));
-        }
-        let size = job.payload.bytes().len();
-        if size > self.max_payload_bytes {
-            return Err(Error::PayloadTooLarge {
-                size,
-                limit: self.max_payload_bytes,
-            });
-        }
-        Ok(())
+        check_job(job, self.max_payload_bytes)
+    }
+
+    /// The largest encoded arguments this client accepts.
+    pub(crate) fn payload_limit(&self) -> usize {
+        self.max_payload_bytes
     }
 
     /// Enqueues one job and returns its id (the one [`Job::id`] showed before). For a

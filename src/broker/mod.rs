@@ -3,12 +3,14 @@
 //! commands themselves.
 
 mod cancel;
+mod clock;
 mod connection;
 mod delayed;
 mod enqueue;
 mod finish;
 mod inspect;
 mod lease;
+mod queues;
 mod read;
 mod repair;
 mod reply;
@@ -20,8 +22,9 @@ pub(crate) use cancel::{CancelReply, LockArg};
 pub(crate) use connection::{Connection, Connections};
 pub(crate) use enqueue::Enqueued;
 pub(crate) use finish::{Cancelled, Dead, Done, EntryRef, FinishReport, Retry};
-pub(crate) use inspect::{Fields, RawQueues};
+pub(crate) use inspect::Fields;
 pub(crate) use lease::{ReapPage, SCAN_START};
+pub(crate) use queues::RawQueues;
 pub(crate) use read::{Delivery, GroupState, is_missing_group};
 pub(crate) use repair::RunNow;
 pub(crate) use server::ServerFacts;

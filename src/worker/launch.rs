@@ -1,8 +1,8 @@
 //! Starts a job task for each delivered entry, whoever delivered it (the fetcher's fresh reads
 //! or the reaper's take-overs), and routes its outcome to the finisher.
 
-use super::Shared;
 use super::executor::{self, Completion};
+use super::shared::Shared;
 use crate::broker::Delivery;
 use crate::keys::Keys;
 use std::sync::Arc;

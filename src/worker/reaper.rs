@@ -143,12 +143,7 @@ impl<S: Clone + Send + Sync + 'static> Reaper<S> {
                 // An entry of this very worker that still runs here (its heartbeats failed
                 // for longer than the visibility timeout, e.g. while Redis was away): the
                 // claim renewed its lease; running it a second time would be a duplicate.
-                let running_here = shared
-                    .running
-                    .lock()
-                    .expect("running map")
-                    .contains_key(&(keys.group().clone(), delivery.entry_id.clone()));
-                if running_here {
+                if shared.running.contains(keys.group(), &delivery.entry_id) {
                     continue;
                 }
                 let slot = slots.split(1).expect("one slot per claimed entry");

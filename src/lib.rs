@@ -32,7 +32,9 @@
 //! - [`Client`]: enqueue, bulk and atomic enqueue, status, wait for a result, cancel;
 //!   [`JobBatch`] sends a request's jobs only when it commits; [`Job::unique_for`] makes a
 //!   job unique.
-//! - [`Worker`]: fetcher, executor and finisher per worker; promoter per group.
+//! - [`Worker`] (`worker/`, one file per role): per group a fetcher and a promoter; per worker a
+//!   reaper, a finisher, a heartbeat, a pub/sub listener and, when configured, a scheduler and
+//!   a depth sampler; every default in `worker/config.rs`.
 //! - [`Schedule`] and [`Scheduler`]: periodic jobs, each tick enqueued once across schedulers.
 //! - `broker`: the only code that sends commands to Redis; `scripts` embeds `lua/`.
 //! - [`Metrics`]: Prometheus metrics of a worker, served with `--metrics-addr`.

@@ -17,6 +17,7 @@ pub(crate) struct RawGroupInfo {
     pub(crate) pending: u64,
     /// Entries not delivered yet, when Redis can tell (`lag`).
     pub(crate) lag: Option<u64>,
+    /// The id of the last entry delivered to the group.
     pub(crate) last_delivered: String,
     /// (name, pending, idle ms) per consumer.
     pub(crate) consumers: Vec<(String, u64, u64)>,
@@ -25,7 +26,9 @@ pub(crate) struct RawGroupInfo {
 /// Figures of one priority stream.
 #[derive(Debug, Clone)]
 pub(crate) struct RawStream {
+    /// Which stream.
     pub(crate) priority: Priority,
+    /// Entries in the stream (XLEN).
     pub(crate) len: u64,
     /// `None` when no worker has created the consumer group yet.
     pub(crate) group: Option<RawGroupInfo>,
@@ -54,9 +57,13 @@ impl RawStream {
 pub(crate) struct RawQueues {
     /// Redis's clock, in ms since the epoch.
     pub(crate) now_ms: u64,
+    /// The high, default and low streams, in that order.
     pub(crate) streams: Vec<RawStream>,
+    /// Jobs in the delayed set.
     pub(crate) delayed: u64,
+    /// When the earliest delayed job is due, in ms since the epoch.
     pub(crate) next_due_ms: Option<u64>,
+    /// Entries in the dead stream.
     pub(crate) dead: u64,
     /// The pause flag's value (Redis time in ms when the pause began), when paused.
     pub(crate) paused: Option<String>,
@@ -144,6 +151,7 @@ impl Broker {
         })
     }
 
+    /// Whether `key` exists.
     async fn key_exists(&self, conn: &mut super::Connection, key: &str) -> Result<bool> {
         redis::cmd("EXISTS")
             .arg(key)

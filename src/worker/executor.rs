@@ -247,6 +247,7 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
     }
 }
 
+/// The text a handler panicked with.
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         s.to_string()

@@ -11,8 +11,11 @@ use tokio_util::task::TaskTracker;
 
 /// Spawns job tasks; see the module doc.
 pub(crate) struct Launcher<S> {
+    /// What each job's execution reads.
     pub(crate) shared: Arc<Shared<S>>,
+    /// The job tasks, which a stop waits for.
     pub(crate) jobs: TaskTracker,
+    /// Where outcomes go: the finisher.
     pub(crate) done: mpsc::UnboundedSender<Completion>,
 }
 

@@ -68,6 +68,7 @@ struct Inner {
 }
 
 impl RunningJobs {
+    /// Locks the jobs and requests; never held across an await.
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().expect("running jobs")
     }

@@ -22,6 +22,7 @@ use crate::keys::{GroupName, Keys};
 use crate::metrics::Metrics;
 use crate::outage::Connectivity;
 use crate::redis;
+use crate::schedule::Schedule;
 use crate::scheduler::Scheduler;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -39,21 +40,8 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
         let broker = Broker::connect(&self.url)?;
         broker.ping().await?;
         preflight::check(&broker, &redis::redact_url(&self.url)).await?;
-        let scheduler = (!self.schedules.is_empty()).then(|| {
-            // The worker's scheduler refuses jobs over the producers' default payload limit.
-            let mut scheduler = Scheduler::on_broker(broker.clone(), DEFAULT_MAX_PAYLOAD_BYTES);
-            for s in self.schedules {
-                scheduler = scheduler.schedule(s);
-            }
-            scheduler
-        });
-        if let Some(scheduler) = &scheduler {
-            scheduler.check()?;
-        }
-        let all_keys: Vec<Keys> = self.groups.iter().map(Keys::new).collect();
-        for keys in &all_keys {
-            broker.ensure_groups(keys).await?;
-        }
+        let scheduler = scheduler(&broker, self.schedules)?;
+        let all_keys = ensure_groups(&broker, &self.groups).await?;
         let mut config = self.config.clone();
         let metrics_server = bind_metrics(&mut config).await?;
         log_started(&self.url, &self.groups, &self.registry.names(), &config);
@@ -159,6 +147,29 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
             scheduler,
         })
     }
+}
+
+/// The scheduler of the worker's schedules, checked; none without schedules. It refuses jobs
+/// over the producers' default payload limit.
+fn scheduler(broker: &Broker, schedules: Vec<Schedule>) -> Result<Option<Scheduler>> {
+    if schedules.is_empty() {
+        return Ok(None);
+    }
+    let mut scheduler = Scheduler::on_broker(broker.clone(), DEFAULT_MAX_PAYLOAD_BYTES);
+    for s in schedules {
+        scheduler = scheduler.schedule(s);
+    }
+    scheduler.check()?;
+    Ok(Some(scheduler))
+}
+
+/// Creates the consumer groups of every group served that lack them; returns their keys.
+async fn ensure_groups(broker: &Broker, groups: &[GroupName]) -> Result<Vec<Keys>> {
+    let all_keys: Vec<Keys> = groups.iter().map(Keys::new).collect();
+    for keys in &all_keys {
+        broker.ensure_groups(keys).await?;
+    }
+    Ok(all_keys)
 }
 
 /// Binds the metrics endpoint when an address is set, creating the metrics to serve if none

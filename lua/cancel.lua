@@ -33,6 +33,11 @@
 --   {'continue', index, id}   not found within LIMIT entries: call again with this cursor
 --   {'not_found', state}      nowhere; state is the status record's state, or ''
 
+--#include lib/clock.lua
+--#include lib/fields.lua
+--#include lib/release_lock.lua
+--#include lib/delayed.lua
+
 local group, id, channel = ARGV[1], ARGV[2], ARGV[3]
 local given_lock = ARGV[7]
 local status = KEYS[6]
@@ -41,15 +46,7 @@ if state == 'succeeded' or state == 'dead' or state == 'cancelled' then
   return {'finished', state}
 end
 
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-
-local function field(fields, name)
-  for i = 1, #fields, 2 do
-    if fields[i] == name then return fields[i + 1] end
-  end
-  return nil
-end
+local now_ms = clock_ms()
 
 -- nil when the job's lock (if any) may be handled here, else the reply asking for it.
 local function lock_check(fields)
@@ -61,9 +58,7 @@ end
 -- The job was removed: release its lock, record its end.
 local function removed(fields)
   local key = field(fields, 'unique_key')
-  if key and key == given_lock and KEYS[7] and redis.call('GET', KEYS[7]) == id then
-    redis.call('DEL', KEYS[7])
-  end
+  if key and key == given_lock and KEYS[7] then release_lock(KEYS[7], id) end
   if redis.call('EXISTS', status) == 1 then
     redis.call('HSET', status, 'state', 'cancelled', 'finished_ms', now_ms)
     redis.call('HDEL', status, 'consumer', 'entry', 'priority')
@@ -76,8 +71,8 @@ if redis.call('ZSCORE', KEYS[4], id) then
   local packed = redis.call('HGET', KEYS[5], id)
   local fields = {}
   if packed then
-    local job = cmsgpack.unpack(packed)
-    for f = 2, #job do fields[f - 1] = job[f] end
+    local _, stored = unpack_delayed(packed)
+    fields = stored
   end
   local need = lock_check(fields)
   if need then return need end

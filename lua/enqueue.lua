@@ -32,8 +32,11 @@
 -- Errors: a malformed record or condition, or a delayed job whose id is already in the delayed
 --   set (it would replace that job), raises before any write.
 
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+--#include lib/clock.lua
+--#include lib/delayed.lua
+--#include lib/wake.lua
+
+local now_ms = clock_ms()
 
 -- Validate every record before the first write: a script error does not roll back writes.
 local jobs = {}
@@ -81,9 +84,7 @@ for c = 1, nconds do
   end
 end
 
-local earliest = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
-local earliest_due = tonumber(earliest[2])
-local wake = false
+wake_start(KEYS[4])
 local replies = {}
 -- Whether the job may be added: its tick is new and its uniqueness lock free (then taken).
 local function admit(j, job)
@@ -118,14 +119,9 @@ end
 local function add(j, job)
   local state
   if job.due > now_ms then
-    local packed = {tostring(job.prio)}
-    for f = 1, #job.fields do packed[f + 1] = job.fields[f] end
     redis.call('ZADD', KEYS[4], job.due, job.id)
-    redis.call('HSET', KEYS[5], job.id, cmsgpack.pack(packed))
-    if earliest_due == nil or job.due < earliest_due then
-      earliest_due = job.due
-      wake = true
-    end
+    redis.call('HSET', KEYS[5], job.id, pack_delayed(job.prio, job.fields))
+    wake_note(job.due)
     replies[j] = 'delayed'
     state = 'scheduled'
   else
@@ -151,7 +147,5 @@ end
 for j, job in ipairs(jobs) do
   if admit(j, job) then add(j, job) end
 end
-if wake then
-  redis.call('PUBLISH', ARGV[1], earliest_due)
-end
+wake_publish(ARGV[1])
 return replies

@@ -15,9 +15,12 @@
 --   when job j was finished here (reply 1) and the lock still names that job.
 -- Returns: one integer per job: 1 finished, 0 stale (not owned by this consumer).
 
+--#include lib/clock.lua
+--#include lib/owned.lua
+--#include lib/lock_trailer.lua
+
 local group, consumer = ARGV[1], ARGV[2]
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local now_ms = clock_ms()
 
 local replies = {}
 local pos = 4
@@ -25,8 +28,7 @@ for j = 1, tonumber(ARGV[3]) do
   local stream, eid = KEYS[tonumber(ARGV[pos])], ARGV[pos + 1]
   local key, ttl = tonumber(ARGV[pos + 2]), ARGV[pos + 3]
   pos = pos + 4
-  local pending = redis.call('XPENDING', stream, group, eid, eid, 1)
-  if pending[1] and pending[1][2] == consumer then
+  if owned(stream, group, eid, consumer) then
     redis.call('XACK', stream, group, eid)
     redis.call('XDEL', stream, eid)
     if key > 0 then
@@ -39,13 +41,5 @@ for j = 1, tonumber(ARGV[3]) do
     replies[j] = 0
   end
 end
--- Uniqueness locks of the jobs finished here.
-local nlocks = tonumber(ARGV[pos]) or 0
-for l = 1, nlocks do
-  local at = pos + 1 + (l - 1) * 3
-  local lock = KEYS[tonumber(ARGV[at + 1])]
-  if replies[tonumber(ARGV[at])] == 1 and redis.call('GET', lock) == ARGV[at + 2] then
-    redis.call('DEL', lock)
-  end
-end
+release_locks(pos, replies)
 return replies

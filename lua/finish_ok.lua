@@ -5,7 +5,7 @@
 --
 -- KEYS[1..3]  priority streams: high, default, low
 -- KEYS[4..]   status hashes of the tracked jobs in the batch, then uniqueness locks
--- KEYS[last]  stats hash of the group (outcome counters per 10 s; see the end)
+-- KEYS[last]  stats hash of the group (outcome counters per 10 s; see lib/count_outcome.lua)
 -- ARGV[1]     consumer group name
 -- ARGV[2]     consumer name
 -- ARGV[3]     number of streams S the batch touches
@@ -25,6 +25,10 @@
 -- cut is delivered (it precedes an entry of this batch) and not pending (it precedes the oldest
 -- pending entry), so it is finished: the trim removes exactly finished entries. Owned entries
 -- at or above the cut (an older job is still running) are deleted one by one.
+
+--#include lib/clock.lua
+--#include lib/lock_trailer.lua
+--#include lib/count_outcome.lua
 
 local group, consumer = ARGV[1], ARGV[2]
 
@@ -80,8 +84,7 @@ end
 local tracked = tonumber(ARGV[pos])
 pos = pos + 1
 if tracked > 0 then
-  local now = redis.call('TIME')
-  local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  local now_ms = clock_ms()
   for _ = 1, tracked do
     local j, key, ttl, result = tonumber(ARGV[pos]), KEYS[tonumber(ARGV[pos + 1])],
       ARGV[pos + 2], ARGV[pos + 3]
@@ -94,31 +97,7 @@ if tracked > 0 then
   end
 end
 
--- Uniqueness locks of the jobs finished here.
-local nlocks = tonumber(ARGV[pos]) or 0
-for l = 1, nlocks do
-  local at = pos + 1 + (l - 1) * 3
-  local lock = KEYS[tonumber(ARGV[at + 1])]
-  if replies[tonumber(ARGV[at])] == 1 and redis.call('GET', lock) == ARGV[at + 2] then
-    redis.call('DEL', lock)
-  end
-end
-
--- Outcome counters for `status` and `top` (KEYS[last], the stats hash): field `ok:<slot>`,
--- slot = Redis time / 10 s. The first count of a slot drops fields over an hour old, so the
--- hash stays small; an idle group's hash expires after two hours.
-local counted = 0
-for _, r in ipairs(replies) do counted = counted + r end
-if counted > 0 then
-  local now = redis.call('TIME')
-  local slot = math.floor(tonumber(now[1]) / 10)
-  local stats = KEYS[#KEYS]
-  if redis.call('HINCRBY', stats, 'ok:' .. slot, counted) == counted then
-    for _, f in ipairs(redis.call('HKEYS', stats)) do
-      local s = tonumber(string.match(f, ':(%d+)$'))
-      if s and s < slot - 360 then redis.call('HDEL', stats, f) end
-    end
-  end
-  redis.call('PEXPIRE', stats, 7200000)
-end
+release_locks(pos, replies)
+-- The clock is read here (as for the status hashes) only when something is counted.
+count_outcome(KEYS[#KEYS], 'ok', replies, nil)
 return replies

@@ -7,7 +7,7 @@
 -- KEYS[4]     delayed sorted set
 -- KEYS[5]     delayed payload hash
 -- KEYS[6..]   status hashes of the tracked jobs in the batch
--- KEYS[last]  stats hash of the group (outcome counters per 10 s; see the end)
+-- KEYS[last]  stats hash of the group (outcome counters per 10 s; see lib/count_outcome.lua)
 -- ARGV[1]     consumer group name
 -- ARGV[2]     consumer name
 -- ARGV[3]     wake-up channel of the group's promoters
@@ -18,21 +18,17 @@
 -- Returns: one integer per job: 1 moved to delayed, 0 stale, -1 entry payload missing (the
 --   entry was deleted while pending: acknowledged and reported, nothing to retry).
 
+--#include lib/clock.lua
+--#include lib/owned.lua
+--#include lib/fields.lua
+--#include lib/delayed.lua
+--#include lib/wake.lua
+--#include lib/count_outcome.lua
+
 local group, consumer = ARGV[1], ARGV[2]
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local now_ms = clock_ms()
 
-local function set_field(fields, name, value)
-  for i = 1, #fields, 2 do
-    if fields[i] == name then fields[i + 1] = value; return end
-  end
-  fields[#fields + 1] = name
-  fields[#fields + 1] = value
-end
-
-local earliest = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
-local earliest_due = tonumber(earliest[2])
-local wake = false
+wake_start(KEYS[4])
 local replies = {}
 local pos = 5
 for j = 1, tonumber(ARGV[4]) do
@@ -41,8 +37,7 @@ for j = 1, tonumber(ARGV[4]) do
   local attempt, backoff, err = ARGV[pos + 3], tonumber(ARGV[pos + 4]), ARGV[pos + 5]
   local key, ttl = tonumber(ARGV[pos + 6]), ARGV[pos + 7]
   pos = pos + 8
-  local pending = redis.call('XPENDING', stream, group, eid, eid, 1)
-  if not (pending[1] and pending[1][2] == consumer) then
+  if not owned(stream, group, eid, consumer) then
     replies[j] = 0
   else
     local entry = redis.call('XRANGE', stream, eid, eid)
@@ -55,15 +50,10 @@ for j = 1, tonumber(ARGV[4]) do
       set_field(fields, 'id', id)
       set_field(fields, 'attempt', attempt)
       set_field(fields, 'last_error', err)
-      local packed = {tostring(prio)}
-      for f = 1, #fields do packed[f + 1] = fields[f] end
       local due = now_ms + backoff
       redis.call('ZADD', KEYS[4], due, id)
-      redis.call('HSET', KEYS[5], id, cmsgpack.pack(packed))
-      if earliest_due == nil or due < earliest_due then
-        earliest_due = due
-        wake = true
-      end
+      redis.call('HSET', KEYS[5], id, pack_delayed(prio, fields))
+      wake_note(due)
       if key > 0 then
         redis.call('HSET', KEYS[key], 'state', 'retry_scheduled', 'attempt', attempt,
           'last_error', err, 'due_ms', due)
@@ -74,23 +64,6 @@ for j = 1, tonumber(ARGV[4]) do
     end
   end
 end
-if wake then
-  redis.call('PUBLISH', ARGV[3], earliest_due)
-end
-
--- Outcome counters for `status` and `top` (KEYS[last], the stats hash): field `retry:<slot>`,
--- slot = Redis time / 10 s. The first count of a slot drops fields over an hour old, so the
--- hash stays small; an idle group's hash expires after two hours.
-local counted = 0
-for _, r in ipairs(replies) do if r == 1 then counted = counted + 1 end end
-if counted > 0 then
-  local stats, slot = KEYS[#KEYS], math.floor(now_ms / 10000)
-  if redis.call('HINCRBY', stats, 'retry:' .. slot, counted) == counted then
-    for _, f in ipairs(redis.call('HKEYS', stats)) do
-      local s = tonumber(string.match(f, ':(%d+)$'))
-      if s and s < slot - 360 then redis.call('HDEL', stats, f) end
-    end
-  end
-  redis.call('PEXPIRE', stats, 7200000)
-end
+wake_publish(ARGV[3])
+count_outcome(KEYS[#KEYS], 'retry', replies, now_ms)
 return replies

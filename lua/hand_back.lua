@@ -12,6 +12,9 @@
 --   status hash (0 = not tracked; a tracked job's status goes back to queued)
 -- Returns: one integer per entry: 1 handed back, 0 not owned, -1 payload missing (acknowledged).
 
+--#include lib/owned.lua
+--#include lib/fields.lua
+
 local group, consumer = ARGV[1], ARGV[2]
 local replies = {}
 local pos = 4
@@ -19,8 +22,7 @@ for j = 1, tonumber(ARGV[3]) do
   local stream, eid, id = KEYS[tonumber(ARGV[pos])], ARGV[pos + 1], ARGV[pos + 2]
   local key = tonumber(ARGV[pos + 3])
   pos = pos + 4
-  local pending = redis.call('XPENDING', stream, group, eid, eid, 1)
-  if not (pending[1] and pending[1][2] == consumer) then
+  if not owned(stream, group, eid, consumer) then
     replies[j] = 0
   else
     local entry = redis.call('XRANGE', stream, eid, eid)
@@ -28,11 +30,7 @@ for j = 1, tonumber(ARGV[3]) do
     redis.call('XDEL', stream, eid)
     if entry[1] then
       local fields = entry[1][2]
-      local has_id = false
-      for i = 1, #fields, 2 do
-        if fields[i] == 'id' then has_id = true end
-      end
-      if not has_id then
+      if field(fields, 'id') == nil then
         fields[#fields + 1] = 'id'
         fields[#fields + 1] = id
       end

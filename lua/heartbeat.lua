@@ -11,14 +11,15 @@
 -- Returns: one integer per entry: 1 renewed, 0 lost (owned by another consumer, acknowledged,
 --          or gone).
 
+--#include lib/owned.lua
+
 local group, consumer = ARGV[1], ARGV[2]
 local replies = {}
 local pos = 4
 for j = 1, tonumber(ARGV[3]) do
   local stream, eid = KEYS[tonumber(ARGV[pos])], ARGV[pos + 1]
   pos = pos + 2
-  local pending = redis.call('XPENDING', stream, group, eid, eid, 1)
-  if pending[1] and pending[1][2] == consumer then
+  if owned(stream, group, eid, consumer) then
     redis.call('XCLAIM', stream, group, consumer, 0, eid, 'JUSTID')
     replies[j] = 1
   else

@@ -9,18 +9,17 @@
 --   orphans, µs of Redis time past that ms}; orphans counts members that had no payload
 --   (removed; never expected).
 
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+--#include lib/clock.lua
+--#include lib/delayed.lua
+
+local now_ms, now_us = clock_ms()
 local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now_ms, 'LIMIT', 0, tonumber(ARGV[1]))
 local moved, orphans = 0, 0
 for _, id in ipairs(due) do
   local packed = redis.call('HGET', KEYS[5], id)
   redis.call('ZREM', KEYS[4], id)
   if packed then
-    local job = cmsgpack.unpack(packed)
-    local prio = tonumber(job[1])
-    local fields = {}
-    for f = 2, #job do fields[f - 1] = job[f] end
+    local prio, fields = unpack_delayed(packed)
     redis.call('XADD', KEYS[prio], '*', unpack(fields))
     redis.call('HDEL', KEYS[5], id)
     moved = moved + 1
@@ -31,4 +30,4 @@ end
 local next_due = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
 local next_ms = -1
 if next_due[2] then next_ms = tonumber(next_due[2]) end
-return {moved, next_ms, now_ms, orphans, tonumber(now[2]) % 1000}
+return {moved, next_ms, now_ms, orphans, now_us}

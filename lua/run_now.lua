@@ -10,15 +10,15 @@
 -- Returns: the new entry id, or 0 when the job is not in the delayed set (promoted meanwhile,
 --   or never there). A member without payload is removed and reported as -1.
 
+--#include lib/delayed.lua
+
 local id = ARGV[1]
 if not redis.call('ZSCORE', KEYS[4], id) then return 0 end
 local packed = redis.call('HGET', KEYS[5], id)
 redis.call('ZREM', KEYS[4], id)
 if not packed then return -1 end
-local job = cmsgpack.unpack(packed)
-local fields = {}
-for f = 2, #job do fields[f - 1] = job[f] end
-local eid = redis.call('XADD', KEYS[tonumber(job[1])], '*', unpack(fields))
+local prio, fields = unpack_delayed(packed)
+local eid = redis.call('XADD', KEYS[prio], '*', unpack(fields))
 redis.call('HDEL', KEYS[5], id)
 if redis.call('EXISTS', KEYS[6]) == 1 then
   redis.call('HSET', KEYS[6], 'state', 'queued')

@@ -1,7 +1,7 @@
 //! The producer side: [`Client`] enqueues jobs and reads the status of tracked ones.
 
 use crate::batch::JobBatch;
-use crate::broker::{Broker, CancelReply, Enqueued, LockArg, RawStatus};
+use crate::broker::{Broker, CancelReply, Enqueued, LockArg, Pool, RawStatus};
 use crate::error::{Error, Result};
 use crate::job::{DEFAULT_MAX_PAYLOAD_BYTES, Job, JobId};
 use crate::keys::{GroupName, Keys, validate_name};
@@ -235,13 +235,14 @@ impl Client {
         &self.broker
     }
 
-    /// Uses an existing connection pool (the one the application already has).
+    /// Uses an existing connection pool, a `deadpool_redis::Pool` (the one the application
+    /// already has).
     ///
     /// Each call checks a connection out of the pool, and `deadpool_redis`'s manager sends a
     /// PING (and UNWATCH) on every checkout of an open connection: a command costs two round
     /// trips this way. [`Client::connect`] shares one multiplexed connection instead, where a
     /// command costs one.
-    pub fn from_pool(pool: deadpool_redis::Pool) -> Client {
+    pub fn from_pool(pool: Pool) -> Client {
         Client {
             broker: Broker::pooled(pool),
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,

@@ -45,6 +45,17 @@ pub enum Error {
         source: redis::RedisError,
     },
 
+    /// The consumer group of `group` is gone from one of its streams: Redis lost its data (a
+    /// restart without persistence, a flush, a fail-over) or someone deleted the stream. A
+    /// running worker recreates its consumer groups when it meets this.
+    #[error(
+        "consumer group {group} is missing from Redis (Redis lost its data, or its streams were deleted); a running worker recreates it"
+    )]
+    MissingGroup {
+        /// The group (also the consumer group's name).
+        group: String,
+    },
+
     /// The Redis server would lose jobs silently (it evicts keys) or is too old; the message
     /// says how to fix it.
     #[error("{0}")]

@@ -36,7 +36,9 @@
 //!   reaper, a finisher, a heartbeat, a pub/sub listener and, when configured, a scheduler and
 //!   a depth sampler; every default in `worker/config.rs`.
 //! - [`Schedule`] and [`Scheduler`]: periodic jobs, each tick enqueued once across schedulers.
-//! - `broker`: the only code that sends commands to Redis; `scripts` embeds `lua/`.
+//! - `broker`: the only code that talks to Redis (its connections, commands and reply
+//!   parsers); its `scripts` embeds `lua/`, assembled by `build.rs` from the scripts and the
+//!   shared fragments of `lua/lib/`.
 //! - [`Metrics`]: Prometheus metrics of a worker, served with `--metrics-addr`.
 //! - [`admin`]: the operations queries and repairs (status, pending, dead, delayed, pause).
 //! - [`cli`]: the `streamworker` command line, reusable in your own binary.
@@ -58,16 +60,15 @@ mod metrics;
 pub mod middleware;
 mod outage;
 mod priority;
-mod redis;
 mod schedule;
 mod scheduler;
-mod scripts;
 mod task;
 mod unique;
 mod worker;
 
 pub use backoff::Backoff;
 pub use batch::JobBatch;
+pub use broker::{DEFAULT_REDIS_URL, redact_url};
 pub use client::{CancelOutcome, Client, JobState, JobStatus};
 pub use context::{JobContext, State};
 pub use error::{Error, Result};
@@ -78,7 +79,6 @@ pub use keys::GroupName;
 pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, Metrics};
 pub use middleware::{Middleware, Next};
 pub use priority::{ParsePriorityError, Priority};
-pub use redis::{DEFAULT_REDIS_URL, redact_url};
 pub use schedule::{DEFAULT_GRACE, MAX_SCHEDULE_NAME_LEN, Missed, Schedule, ScheduleInfo};
 pub use scheduler::Scheduler;
 pub use task::{Handler, IntoOutput, JobResult, Output, TaskError, TaskOptions};

@@ -40,7 +40,7 @@ pub use job::{JobPlace, JobReport};
 pub use pending::{PendingEntry, PendingQuery};
 pub use status::{ConsumerStatus, GroupStatus, QueueStatus, Rates};
 
-use crate::broker::Broker;
+use crate::broker::{Broker, Pool};
 use crate::error::{Error, Result};
 use crate::keys::{GroupName, Keys};
 
@@ -60,10 +60,10 @@ impl Admin {
         Ok(admin)
     }
 
-    /// Uses an existing connection pool. Each call checks a connection out of it, which
-    /// `deadpool_redis`'s manager does with a round trip of its own (PING); [`Admin::connect`]
-    /// shares one multiplexed connection instead.
-    pub fn from_pool(pool: deadpool_redis::Pool) -> Admin {
+    /// Uses an existing connection pool, a `deadpool_redis::Pool`. Each call checks a
+    /// connection out of it, which `deadpool_redis`'s manager does with a round trip of its own
+    /// (PING); [`Admin::connect`] shares one multiplexed connection instead.
+    pub fn from_pool(pool: Pool) -> Admin {
         Admin {
             broker: Broker::pooled(pool),
         }

@@ -8,7 +8,7 @@ use crate::priority::Priority;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// Width of one counter slot of the stats hash, in ms (10 s; see `lua/finish_ok.lua`).
+/// Width of one counter slot of the stats hash, in ms (10 s; see `lua/lib/count_outcome.lua`).
 const SLOT_MS: u64 = 10_000;
 /// Slots in the "last minute" window.
 const MINUTE_SLOTS: u64 = 6;

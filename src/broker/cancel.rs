@@ -45,32 +45,28 @@ impl Broker {
         lock: &LockArg,
     ) -> Result<CancelReply> {
         const OP: &str = "cancel";
-        let mut script_keys = keys.streams().to_vec();
-        script_keys.push(keys.delayed());
-        script_keys.push(keys.delayed_jobs());
-        script_keys.push(keys.job(id));
+        let mut call = self.scripts().cancel.call();
+        call.keys(keys.streams())
+            .key(keys.delayed())
+            .key(keys.delayed_jobs())
+            .key(keys.job(id));
         let lock_name = match lock {
             LockArg::Unknown => "",
             LockArg::LeaveToTtl => "*",
             LockArg::Key(k) => {
-                script_keys.push(keys.unique(k));
+                call.key(keys.unique(k));
                 k.as_str()
             }
         };
-        let mut conn = self.conn().await?;
-        let mut call = self.scripts().cancel.script().prepare_invoke();
-        call.key(script_keys)
-            .arg(keys.group().as_str())
+        call.arg(keys.group().as_str())
             .arg(id)
             .arg(keys.cancel_channel())
             .arg(cursor.0)
             .arg(cursor.1)
             .arg(limit.max(1))
             .arg(lock_name);
-        let value: Value = call
-            .invoke_async(&mut conn)
-            .await
-            .map_err(Error::redis(OP))?;
+        let mut conn = self.conn().await?;
+        let value: Value = call.invoke(&mut conn, OP).await?;
         parse(value)
     }
 }

@@ -25,15 +25,16 @@ impl Broker {
     pub(crate) async fn promote_due(&self, keys: &Keys, limit: usize) -> Result<Promoted> {
         const OP: &str = "promote";
         let mut conn = self.conn().await?;
-        let mut call = self.scripts().promote.script().prepare_invoke();
-        call.key(keys.streams().as_slice())
+        let reply: Value = self
+            .scripts()
+            .promote
+            .call()
+            .keys(keys.streams())
             .key(keys.delayed())
             .key(keys.delayed_jobs())
-            .arg(limit);
-        let reply: Value = call
-            .invoke_async(&mut conn)
-            .await
-            .map_err(Error::redis(OP))?;
+            .arg(limit)
+            .invoke(&mut conn, OP)
+            .await?;
         let items = reply::array(OP, reply)?;
         let [moved, next, now, orphans, micros] = items.as_slice() else {
             return Err(Error::Protocol {

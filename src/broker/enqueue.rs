@@ -1,6 +1,7 @@
 //! Enqueue: one job, many jobs in one round trip, or many jobs all-or-none.
 
-use super::{Broker, reply, track_key};
+use super::scripts::{Lua, ScriptCall};
+use super::{Broker, reply};
 use crate::error::{Error, Result};
 use crate::job::{Job, duration_ms};
 use crate::keys::Keys;
@@ -103,13 +104,9 @@ impl Broker {
                 .map_err(Error::redis(OP))?;
             return Ok(Enqueued::Added);
         }
-        let (script_keys, args) = enqueue_args(&keys, &[job]);
-        let mut call = self.scripts().enqueue.script().prepare_invoke();
-        call.key(script_keys).arg(args);
-        let reply: Value = call
-            .invoke_async(&mut conn)
-            .await
-            .map_err(Error::redis(OP))?;
+        let reply: Value = enqueue_call(&self.scripts().enqueue, &keys, &[job])
+            .invoke(&mut conn, OP)
+            .await?;
         match reply::array(OP, reply)?.first() {
             Some(value) => Enqueued::parse(OP, value),
             None => Err(Error::Protocol {
@@ -137,8 +134,7 @@ impl Broker {
             return None;
         }
         let batch: Vec<&Job> = scripted.iter().map(|&i| &jobs[i]).collect();
-        let (script_keys, args) = enqueue_args(keys, &batch);
-        pipe.add_command(self.scripts().enqueue.eval(&script_keys, args));
+        pipe.add_command(enqueue_call(&self.scripts().enqueue, keys, &batch).eval());
         Some(scripted)
     }
 }
@@ -162,67 +158,52 @@ fn xadd(keys: &Keys, job: &Job) -> redis::Cmd {
     cmd
 }
 
-/// KEYS and ARGV of `lua/enqueue.lua` for `jobs` (all of one group).
-fn enqueue_args(keys: &Keys, jobs: &[&Job]) -> (Vec<String>, Vec<Vec<u8>>) {
-    let mut script_keys: Vec<String> = keys.streams().to_vec();
-    script_keys.push(keys.delayed());
-    script_keys.push(keys.delayed_jobs());
-    let mut args: Vec<Vec<u8>> = vec![
-        keys.wake_channel().into_bytes(),
-        jobs.len().to_string().into_bytes(),
-    ];
-    let mut conditions: Vec<[Vec<u8>; 4]> = Vec::new();
-    let num = |n: u64| n.to_string().into_bytes();
+/// A call of `lua/enqueue.lua` (`lua`) for `jobs` (all of one group).
+fn enqueue_call<'a>(lua: &'a Lua, keys: &Keys, jobs: &[&Job]) -> ScriptCall<'a> {
+    let mut call = lua.call();
+    call.keys(keys.streams())
+        .key(keys.delayed())
+        .key(keys.delayed_jobs())
+        .arg(keys.wake_channel())
+        .arg(jobs.len());
+    // Per condition: job number, kind, index into KEYS, number.
+    let mut conditions: Vec<(usize, &str, usize, u64)> = Vec::new();
     for (j, job) in jobs.iter().enumerate() {
-        let key_index = track_key(
-            keys,
-            &mut script_keys,
-            job.id.as_str(),
-            job.keep_result.is_some(),
-        );
+        let key_index = call.status_index(keys, job.id.as_str(), job.keep_result.is_some());
         let ttl = job.keep_result.map_or(0, |k| duration_ms(k + STATUS_GRACE));
         let fields = job.fields();
-        args.push(job.priority.index().to_string().into_bytes());
-        args.push(job.due_ms().to_string().into_bytes());
-        args.push(job.id.as_str().as_bytes().to_vec());
-        args.push(key_index.to_string().into_bytes());
-        args.push(ttl.to_string().into_bytes());
-        args.push(fields.len().to_string().into_bytes());
+        call.arg(job.priority.index())
+            .arg(job.due_ms())
+            .arg(job.id.as_str())
+            .arg(key_index)
+            .arg(ttl)
+            .arg(fields.len());
         for (name, value) in fields {
-            args.push(name.as_bytes().to_vec());
-            args.push(value.into_owned());
+            call.arg(name).arg(&*value);
         }
-        let job_number = num(j as u64 + 1);
         if let Some(tick) = &job.tick {
-            script_keys.push(keys.schedule(&tick.schedule));
-            let kind: &[u8] = if tick.run { b"tick" } else { b"tick_skip" };
-            conditions.push([
-                job_number.clone(),
-                kind.to_vec(),
-                num(script_keys.len() as u64),
-                num(tick.at_ms),
-            ]);
+            let kind = if tick.run { "tick" } else { "tick_skip" };
+            let index = call.key_index(keys.schedule(&tick.schedule));
+            conditions.push((j + 1, kind, index, tick.at_ms));
         }
         if let (Some(key), Some(ttl)) = (&job.unique_key, job.unique_ttl) {
-            script_keys.push(keys.unique(key));
-            conditions.push([
-                job_number,
-                b"unique".to_vec(),
-                num(script_keys.len() as u64),
-                num(duration_ms(ttl).max(1)),
-            ]);
+            let index = call.key_index(keys.unique(key));
+            conditions.push((j + 1, "unique", index, duration_ms(ttl).max(1)));
         }
     }
     if !conditions.is_empty() {
-        args.push(num(conditions.len() as u64));
-        args.extend(conditions.into_iter().flatten());
+        call.arg(conditions.len());
+        for (j, kind, index, number) in conditions {
+            call.arg(j).arg(kind).arg(index).arg(number);
+        }
     }
-    (script_keys, args)
+    call
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::scripts::Scripts;
     use crate::job::Tick;
     use crate::keys::GroupName;
 
@@ -239,15 +220,17 @@ mod tests {
             at_ms: 1_000,
             run: true,
         });
-        let (script_keys, args) = enqueue_args(&keys, &[&plain, &tick]);
+        let scripts = Scripts::new();
+        let call = enqueue_call(&scripts.enqueue, &keys, &[&plain, &tick]);
         assert_eq!(
-            script_keys[5..],
+            call.written_keys()[5..],
             [
-                "streamworker:{g}:schedule:nightly".to_string(),
-                "streamworker:{g}:unique:k".to_string()
+                b"streamworker:{g}:schedule:nightly".to_vec(),
+                b"streamworker:{g}:unique:k".to_vec()
             ]
         );
-        let text: Vec<String> = args
+        let text: Vec<String> = call
+            .written_args()
             .iter()
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();

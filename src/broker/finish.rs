@@ -2,8 +2,9 @@
 //! one script call; each script checks that this consumer still owns every entry it touches.
 
 use super::read::id_order;
-use super::{Broker, reply, track_key};
-use crate::error::{Error, Result};
+use super::scripts::{Finishing, ScriptCall};
+use super::{Broker, reply};
+use crate::error::Result;
 use crate::job::duration_ms;
 use crate::keys::Keys;
 use crate::priority::Priority;
@@ -82,23 +83,16 @@ fn report(
 }
 
 impl Broker {
-    /// Runs finishing script `lua` and reads its per-entry replies, in the order of
+    /// Sends finishing script call `call` and reads its per-entry replies, in the order of
     /// `entry_ids`.
     async fn run_finish(
         &self,
         op: &'static str,
-        lua: &crate::scripts::Lua,
-        script_keys: Vec<String>,
-        args: Vec<Vec<u8>>,
+        call: &ScriptCall<'_>,
         entry_ids: impl Iterator<Item = String>,
     ) -> Result<FinishReport> {
         let mut conn = self.conn().await?;
-        let mut call = lua.script().prepare_invoke();
-        call.key(script_keys).arg(args);
-        let reply = call
-            .invoke_async(&mut conn)
-            .await
-            .map_err(Error::redis(op))?;
+        let reply: Value = call.invoke(&mut conn, op).await?;
         report(op, reply, entry_ids)
     }
 
@@ -117,53 +111,40 @@ impl Broker {
             .map(|(i, j)| (j.entry.priority, id_order(&j.entry.entry_id), i))
             .collect();
         order.sort_unstable();
-        let mut script_keys = keys.streams().to_vec();
+        let mut f = Finishing::new(&self.scripts().finish_ok, keys, consumer, None);
         // The header's count is the number of streams, known once they are written.
-        let mut args = header(keys, consumer, None, 0);
-        let streams_at = args.len() - 1;
         let mut streams = 0;
         for run in order.chunk_by(|a, b| a.0 == b.0) {
             streams += 1;
             let (first, last) = (&jobs[run[0].2].entry, &jobs[run[run.len() - 1].2].entry);
             let (ms, seq) = run[run.len() - 1].1;
-            args.push(first.priority.index().to_string().into_bytes());
-            args.push(run.len().to_string().into_bytes());
-            args.push(first.entry_id.clone().into_bytes());
-            args.push(last.entry_id.clone().into_bytes());
-            args.push(format!("{ms}-{}", seq.saturating_add(1)).into_bytes());
-            args.extend(
-                run.iter()
-                    .map(|&(_, _, i)| jobs[i].entry.entry_id.clone().into_bytes()),
-            );
+            f.call
+                .arg(first.priority.index())
+                .arg(run.len())
+                .arg(&first.entry_id)
+                .arg(&last.entry_id)
+                .arg(format!("{ms}-{}", seq.saturating_add(1)));
+            for &(_, _, i) in run {
+                f.call.arg(&jobs[i].entry.entry_id);
+            }
         }
-        args[streams_at] = streams.to_string().into_bytes();
-        let tracked_at = args.len();
-        args.push(Vec::new());
+        f.count(streams);
+        let tracked_at = f.call.count_slot();
         let mut tracked = 0;
         for (number, &(_, _, i)) in order.iter().enumerate() {
             let Some((ttl, result)) = &jobs[i].keep else {
                 continue;
             };
             tracked += 1;
-            let key = track_key(keys, &mut script_keys, &jobs[i].entry.job_id, true);
-            args.push((number + 1).to_string().into_bytes());
-            args.push(key.to_string().into_bytes());
-            args.push(duration_ms(*ttl).max(1).to_string().into_bytes());
-            args.push(result.clone());
+            f.call.arg(number + 1);
+            f.status(&jobs[i].entry.job_id, Some(*ttl)).arg(result);
         }
-        args[tracked_at] = tracked.to_string().into_bytes();
-        lock_trailer(
-            keys,
-            &mut script_keys,
-            &mut args,
-            order.iter().map(|&(_, _, i)| &jobs[i].entry),
-        );
-        script_keys.push(keys.stats());
+        f.call.fill_count(tracked_at, tracked);
+        f.locks(order.iter().map(|&(_, _, i)| &jobs[i].entry));
+        f.call.key(keys.stats());
         self.run_finish(
             "finish_ok",
-            &self.scripts().finish_ok,
-            script_keys,
-            args,
+            &f.call,
             order
                 .iter()
                 .map(|&(_, _, i)| jobs[i].entry.entry_id.clone()),
@@ -178,33 +159,22 @@ impl Broker {
         consumer: &str,
         jobs: &[Retry],
     ) -> Result<FinishReport> {
-        let mut script_keys = keys.streams().to_vec();
-        script_keys.push(keys.delayed());
-        script_keys.push(keys.delayed_jobs());
-        let mut args = header(keys, consumer, Some(keys.wake_channel()), jobs.len());
+        let channel = keys.wake_channel();
+        let mut f = Finishing::new(&self.scripts().finish_retry, keys, consumer, Some(&channel));
+        f.count(jobs.len());
+        f.call.key(keys.delayed()).key(keys.delayed_jobs());
         for job in jobs {
-            let key = track_key(
-                keys,
-                &mut script_keys,
-                &job.entry.job_id,
-                job.keep_result.is_some(),
-            );
-            let ttl = job.keep_result.map_or(1, |k| duration_ms(k + STATUS_GRACE));
-            args.push(job.entry.priority.index().to_string().into_bytes());
-            args.push(job.entry.entry_id.clone().into_bytes());
-            args.push(job.entry.job_id.clone().into_bytes());
-            args.push(job.next_attempt.to_string().into_bytes());
-            args.push(duration_ms(job.backoff).to_string().into_bytes());
-            args.push(job.error.clone().into_bytes());
-            args.push(key.to_string().into_bytes());
-            args.push(ttl.to_string().into_bytes());
+            f.entry(&job.entry)
+                .arg(&job.entry.job_id)
+                .arg(job.next_attempt)
+                .arg(duration_ms(job.backoff))
+                .arg(&job.error);
+            f.status(&job.entry.job_id, job.keep_result.map(|k| k + STATUS_GRACE));
         }
-        script_keys.push(keys.stats());
+        f.call.key(keys.stats());
         self.run_finish(
             "finish_retry",
-            &self.scripts().finish_retry,
-            script_keys,
-            args,
+            &f.call,
             jobs.iter().map(|j| j.entry.entry_id.clone()),
         )
         .await
@@ -217,36 +187,18 @@ impl Broker {
         consumer: &str,
         jobs: &[Dead],
     ) -> Result<FinishReport> {
-        let mut script_keys = keys.streams().to_vec();
-        script_keys.push(keys.dead());
-        let mut args = header(keys, consumer, None, jobs.len());
+        let mut f = Finishing::new(&self.scripts().finish_dead, keys, consumer, None);
+        f.count(jobs.len());
+        f.call.key(keys.dead());
         for job in jobs {
-            let key = track_key(
-                keys,
-                &mut script_keys,
-                &job.entry.job_id,
-                job.keep_result.is_some(),
-            );
-            let ttl = job.keep_result.map_or(1, duration_ms);
-            args.push(job.entry.priority.index().to_string().into_bytes());
-            args.push(job.entry.entry_id.clone().into_bytes());
-            args.push(job.entry.job_id.clone().into_bytes());
-            args.push(job.reason.clone().into_bytes());
-            args.push(key.to_string().into_bytes());
-            args.push(ttl.max(1).to_string().into_bytes());
+            f.entry(&job.entry).arg(&job.entry.job_id).arg(&job.reason);
+            f.status(&job.entry.job_id, job.keep_result);
         }
-        lock_trailer(
-            keys,
-            &mut script_keys,
-            &mut args,
-            jobs.iter().map(|j| &j.entry),
-        );
-        script_keys.push(keys.stats());
+        f.locks(jobs.iter().map(|j| &j.entry));
+        f.call.key(keys.stats());
         self.run_finish(
             "finish_dead",
-            &self.scripts().finish_dead,
-            script_keys,
-            args,
+            &f.call,
             jobs.iter().map(|j| j.entry.entry_id.clone()),
         )
         .await
@@ -259,37 +211,16 @@ impl Broker {
         consumer: &str,
         jobs: &[Cancelled],
     ) -> Result<FinishReport> {
-        let mut script_keys = keys.streams().to_vec();
-        let mut args = header(keys, consumer, None, jobs.len());
+        let mut f = Finishing::new(&self.scripts().finish_cancelled, keys, consumer, None);
+        f.count(jobs.len());
         for job in jobs {
-            let key = track_key(
-                keys,
-                &mut script_keys,
-                &job.entry.job_id,
-                job.keep_result.is_some(),
-            );
-            args.push(job.entry.priority.index().to_string().into_bytes());
-            args.push(job.entry.entry_id.clone().into_bytes());
-            args.push(key.to_string().into_bytes());
-            args.push(
-                job.keep_result
-                    .map_or(1, duration_ms)
-                    .max(1)
-                    .to_string()
-                    .into_bytes(),
-            );
+            f.entry(&job.entry);
+            f.status(&job.entry.job_id, job.keep_result);
         }
-        lock_trailer(
-            keys,
-            &mut script_keys,
-            &mut args,
-            jobs.iter().map(|j| &j.entry),
-        );
+        f.locks(jobs.iter().map(|j| &j.entry));
         self.run_finish(
             "finish_cancelled",
-            &self.scripts().finish_cancelled,
-            script_keys,
-            args,
+            &f.call,
             jobs.iter().map(|j| j.entry.entry_id.clone()),
         )
         .await
@@ -302,59 +233,17 @@ impl Broker {
         consumer: &str,
         entries: &[(EntryRef, bool)],
     ) -> Result<FinishReport> {
-        let mut script_keys = keys.streams().to_vec();
-        let mut args = header(keys, consumer, None, entries.len());
+        let mut f = Finishing::new(&self.scripts().hand_back, keys, consumer, None);
+        f.count(entries.len());
         for (e, tracked) in entries {
-            let key = track_key(keys, &mut script_keys, &e.job_id, *tracked);
-            args.push(e.priority.index().to_string().into_bytes());
-            args.push(e.entry_id.clone().into_bytes());
-            args.push(e.job_id.clone().into_bytes());
-            args.push(key.to_string().into_bytes());
+            f.entry(e).arg(&e.job_id);
+            f.status_key(&e.job_id, *tracked);
         }
         self.run_finish(
             "hand_back",
-            &self.scripts().hand_back,
-            script_keys,
-            args,
+            &f.call,
             entries.iter().map(|(e, _)| e.entry_id.clone()),
         )
         .await
-    }
-}
-
-/// ARGV common to the finishing scripts: group, consumer, [wake channel,] job count.
-fn header(keys: &Keys, consumer: &str, channel: Option<String>, n: usize) -> Vec<Vec<u8>> {
-    let mut args = vec![
-        keys.group().as_str().as_bytes().to_vec(),
-        consumer.as_bytes().to_vec(),
-    ];
-    if let Some(channel) = channel {
-        args.push(channel.into_bytes());
-    }
-    args.push(n.to_string().into_bytes());
-    args
-}
-
-/// Appends the optional trailer of the finishing scripts that end a job for good: per job
-/// holding a uniqueness lock, its number in the batch, the lock's index in KEYS and the job
-/// id. Nothing is appended when no job holds a lock.
-fn lock_trailer<'a>(
-    keys: &Keys,
-    script_keys: &mut Vec<String>,
-    args: &mut Vec<Vec<u8>>,
-    entries: impl Iterator<Item = &'a EntryRef>,
-) {
-    let mut triples = Vec::new();
-    for (j, entry) in entries.enumerate() {
-        if let Some(unique) = &entry.unique_key {
-            script_keys.push(keys.unique(unique));
-            triples.push((j + 1).to_string().into_bytes());
-            triples.push(script_keys.len().to_string().into_bytes());
-            triples.push(entry.job_id.clone().into_bytes());
-        }
-    }
-    if !triples.is_empty() {
-        args.push((triples.len() / 3).to_string().into_bytes());
-        args.extend(triples);
     }
 }

@@ -3,18 +3,13 @@
 //! every read is bounded (COUNT, LIMIT, SCAN cursors). Queue figures are in `queues`, Redis's
 //! clock in `clock`.
 
-use super::{Broker, reply};
+use super::Broker;
+use super::reply::{self, Entry, Fields};
 use crate::error::{Error, Result};
 use crate::keys::{GROUP_SCAN_PATTERN, GroupName, Keys, group_of_key};
 use crate::priority::Priority;
 use deadpool_redis::redis::{self, Value};
 use std::collections::BTreeSet;
-
-/// A stream entry's fields as raw bytes, in stream order.
-pub(crate) type Fields = Vec<(Vec<u8>, Vec<u8>)>;
-
-/// One stream entry: its id and fields.
-pub(crate) type Entry = (String, Fields);
 
 /// Keys looked at per SCAN call while discovering groups.
 const SCAN_COUNT: usize = 1000;
@@ -121,7 +116,10 @@ impl Broker {
                     consumer,
                     idle_ms,
                     deliveries,
-                    fields: entries_of(OP, entry)?.into_iter().next().map(|(_, f)| f),
+                    fields: reply::entries(OP, entry)?
+                        .into_iter()
+                        .next()
+                        .map(|(_, f)| f),
                 })
             })
             .collect()
@@ -178,7 +176,7 @@ impl Broker {
         };
         cmd.arg("COUNT").arg(count);
         let value: Value = cmd.query_async(&mut conn).await.map_err(Error::redis(OP))?;
-        entries_of(OP, value)
+        reply::entries(OP, value)
     }
 
     /// One entry of stream `key`, if it exists.
@@ -192,7 +190,10 @@ impl Broker {
             .query_async(&mut conn)
             .await
             .map_err(Error::redis(OP))?;
-        Ok(entries_of(OP, value)?.into_iter().next().map(|(_, f)| f))
+        Ok(reply::entries(OP, value)?
+            .into_iter()
+            .next()
+            .map(|(_, f)| f))
     }
 
     /// Up to `limit` delayed jobs from position `offset`, earliest due first: (job id, due ms,
@@ -251,27 +252,4 @@ impl Broker {
             .map_err(Error::redis("delayed job"))?;
         Ok(score.map(|s| (s as u64, payload)))
     }
-}
-
-/// Parses an XRANGE/XREVRANGE reply. An entry without fields (deleted while pending, seen
-/// through XCLAIM-style replies) gets an empty field list.
-pub(crate) fn entries_of(op: &'static str, value: Value) -> Result<Vec<Entry>> {
-    reply::array(op, value)?
-        .into_iter()
-        .map(|e| {
-            let mut parts = reply::array(op, e)?.into_iter();
-            let id = parts
-                .next()
-                .ok_or_else(|| Error::Protocol {
-                    op,
-                    detail: "entry without id".into(),
-                })
-                .and_then(|v| reply::string(op, &v))?;
-            let fields = match parts.next() {
-                None | Some(Value::Nil) => Vec::new(),
-                Some(f) => reply::pairs(op, f)?,
-            };
-            Ok((id, fields))
-        })
-        .collect()
 }

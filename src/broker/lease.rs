@@ -39,18 +39,19 @@ impl Broker {
     ) -> Result<Option<ReapPage>> {
         const OP: &str = "reap";
         let mut conn = self.conn().await?;
-        let mut call = self.scripts().reap.script().prepare_invoke();
-        call.key(keys.stream(priority))
+        let value: Value = self
+            .scripts()
+            .reap
+            .call()
+            .key(keys.stream(priority))
             .key(keys.paused())
             .arg(keys.group().as_str())
             .arg(consumer)
             .arg(duration_ms(min_idle))
             .arg(cursor)
-            .arg(count.max(1));
-        let value: Value = call
-            .invoke_async(&mut conn)
-            .await
-            .map_err(Error::redis(OP))?;
+            .arg(count.max(1))
+            .invoke(&mut conn, OP)
+            .await?;
         let mut parts = reply::array(OP, value)?.into_iter();
         let (Some(next), Some(claimed), Some(deleted)) = (parts.next(), parts.next(), parts.next())
         else {
@@ -95,18 +96,15 @@ impl Broker {
     ) -> Result<Vec<bool>> {
         const OP: &str = "heartbeat";
         let mut conn = self.conn().await?;
-        let mut call = self.scripts().heartbeat.script().prepare_invoke();
-        call.key(keys.streams().as_slice())
+        let mut call = self.scripts().heartbeat.call();
+        call.keys(keys.streams())
             .arg(keys.group().as_str())
             .arg(consumer)
             .arg(entries.len());
         for (priority, entry_id) in entries {
             call.arg(priority.index()).arg(entry_id);
         }
-        let value: Value = call
-            .invoke_async(&mut conn)
-            .await
-            .map_err(Error::redis(OP))?;
+        let value: Value = call.invoke(&mut conn, OP).await?;
         reply::array(OP, value)?
             .iter()
             .map(|v| Ok(reply::int(OP, v)? == 1))
@@ -123,15 +121,16 @@ impl Broker {
     ) -> Result<Vec<String>> {
         const OP: &str = "prune consumers";
         let mut conn = self.conn().await?;
-        let mut call = self.scripts().prune_consumers.script().prepare_invoke();
-        call.key(keys.streams().as_slice())
+        let value: Value = self
+            .scripts()
+            .prune_consumers
+            .call()
+            .keys(keys.streams())
             .arg(keys.group().as_str())
             .arg(duration_ms(min_idle))
-            .arg(consumer);
-        let value: Value = call
-            .invoke_async(&mut conn)
-            .await
-            .map_err(Error::redis(OP))?;
+            .arg(consumer)
+            .invoke(&mut conn, OP)
+            .await?;
         let items = reply::array(OP, value)?;
         let mut names: Vec<String> = items
             .chunks(2)

@@ -1,10 +1,24 @@
-//! The broker: the only code that talks to Redis for the runtime. Components ask it domain
-//! questions (enqueue these, read up to N, finish these, promote what is due) and never build
-//! commands themselves.
+//! The broker: the only code that talks to Redis. Components ask it domain questions (enqueue
+//! these, read up to N, finish these, promote what is due) and never build commands, open
+//! connections or read raw replies themselves.
+//!
+//! # Layout
+//! - `conn`: every connection and timeout: the shared connection or an application's pool
+//!   for short commands, a [`Reader`] for a fetcher's blocking reads, a [`Subscription`] for
+//!   pub/sub.
+//! - `reply`: every reader of raw replies (values, stream entries, consumer-group facts, the
+//!   error replies the broker acts on).
+//! - `scripts`: the Lua scripts of `lua/`, embedded as `build.rs` assembles them, and
+//!   `ScriptCall`, the one way to call them.
+//! - Commands by domain: `enqueue`; `read` (consumer groups, fetches, the wait for new
+//!   entries); `finish`; `lease` (reaper, heartbeat, gone consumers); `delayed` (promotion);
+//!   `cancel`; `status` (tracked jobs); `schedule`; `server` (start-up checks); `clock`
+//!   (Redis's `TIME`); `queues` (a group's queue figures, for `status` and the depth sampler);
+//!   `inspect` and `repair` (the operations commands).
 
 mod cancel;
 mod clock;
-mod connection;
+mod conn;
 mod delayed;
 mod enqueue;
 mod finish;
@@ -15,76 +29,68 @@ mod read;
 mod repair;
 mod reply;
 mod schedule;
+mod scripts;
 mod server;
 mod status;
 
 pub(crate) use cancel::{CancelReply, LockArg};
-pub(crate) use connection::{Connection, Connections};
+pub(crate) use conn::{Connection, Pool, PubSubError, Reader, Subscription, check_url};
+pub use conn::{DEFAULT_REDIS_URL, redact_url};
 pub(crate) use enqueue::Enqueued;
 pub(crate) use finish::{Cancelled, Dead, Done, EntryRef, FinishReport, Retry};
-pub(crate) use inspect::Fields;
 pub(crate) use lease::{ReapPage, SCAN_START};
 pub(crate) use queues::RawQueues;
-pub(crate) use read::{Delivery, GroupState, is_missing_group};
+pub(crate) use read::{Delivery, GroupState};
 pub(crate) use repair::RunNow;
+pub(crate) use reply::Fields;
 pub(crate) use server::ServerFacts;
 pub(crate) use status::RawStatus;
 
 use crate::error::{Error, Result};
-use crate::keys::Keys;
-use crate::redis::redact_url;
-use crate::scripts::Scripts;
+use conn::{Connections, Endpoint};
 use deadpool_redis::redis;
+use scripts::Scripts;
 use std::sync::Arc;
+use std::time::Duration;
 
-/// Redis access shared by clients and workers: the connections for short commands plus the
-/// scripts.
+/// Redis access shared by clients and workers: the connections for short commands, the URL
+/// that dedicated connections are opened from (when known), and the scripts.
 #[derive(Clone)]
 pub(crate) struct Broker {
     connections: Connections,
-    /// The URL the connections were opened from, when known; dedicated connections are opened
-    /// from it.
-    url: Option<String>,
+    /// The Redis the connections were opened from, when the broker was built from a URL;
+    /// dedicated connections (readers, subscriptions) are opened from it.
+    endpoint: Option<Endpoint>,
     scripts: Arc<Scripts>,
 }
 
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Broker")
-            .field("url", &self.url.as_deref().map(redact_url))
+            .field("url", &self.url().map(redact_url))
             .finish_non_exhaustive()
-    }
-}
-
-/// Appends job `job_id`'s status key to a script's KEYS when `track`, and returns its 1-based
-/// index there (the scripts' ARGV refer to it), or 0 for an untracked job.
-fn track_key(keys: &Keys, script_keys: &mut Vec<String>, job_id: &str, track: bool) -> usize {
-    if track {
-        script_keys.push(keys.job(job_id));
-        script_keys.len()
-    } else {
-        0
     }
 }
 
 impl Broker {
     /// A broker on the shared connection to `url` (opened on first use).
     pub(crate) fn connect(url: &str) -> Result<Broker> {
+        let endpoint = Endpoint::open(url)?;
         Ok(Broker::new(
-            Connections::Shared(crate::redis::shared(url)?),
-            Some(url.to_string()),
+            Connections::Shared(endpoint.shared()),
+            Some(endpoint),
         ))
     }
 
     /// A broker on an application's pool.
-    pub(crate) fn pooled(pool: deadpool_redis::Pool) -> Broker {
+    pub(crate) fn pooled(pool: Pool) -> Broker {
         Broker::new(Connections::Pool(pool), None)
     }
 
-    fn new(connections: Connections, url: Option<String>) -> Broker {
+    fn new(connections: Connections, endpoint: Option<Endpoint>) -> Broker {
         Broker {
             connections,
-            url,
+            endpoint,
             scripts: Arc::new(Scripts::new()),
         }
     }
@@ -94,34 +100,30 @@ impl Broker {
     }
 
     /// The URL, when the broker was built from one.
-    pub(crate) fn url(&self) -> Option<&str> {
-        self.url.as_deref()
+    fn url(&self) -> Option<&str> {
+        self.endpoint.as_ref().map(Endpoint::url)
     }
 
     /// A connection for a short command or a few.
     pub(crate) async fn conn(&self) -> Result<Connection> {
-        let connect_error = |source| Error::Connect {
-            url: self
-                .url
-                .as_deref()
-                .map_or_else(|| "the pool's Redis".to_string(), redact_url),
-            source,
-        };
-        match &self.connections {
-            Connections::Shared(shared) => shared
-                .get()
-                .await
-                .map(Connection::Shared)
-                .map_err(connect_error),
-            Connections::Pool(pool) => {
-                pool.get()
-                    .await
-                    .map(Connection::Pooled)
-                    .map_err(|e| match e {
-                        deadpool_redis::PoolError::Backend(source) => connect_error(source),
-                        other => Error::Pool(other.to_string()),
-                    })
-            }
+        self.connections.get(self.url()).await
+    }
+
+    /// A new reader: a connection of its own for blocking reads of up to `block`.
+    pub(crate) async fn reader(&self, block: Duration) -> Result<Reader> {
+        match &self.endpoint {
+            Some(endpoint) => endpoint.reader(block).await,
+            None => Err(Error::Config(
+                "blocking reads need a broker opened from a URL, not from a pool".into(),
+            )),
+        }
+    }
+
+    /// A new pub/sub connection subscribed to `channels`.
+    pub(crate) async fn subscribe(&self, channels: &[&str]) -> Result<Subscription, PubSubError> {
+        match &self.endpoint {
+            Some(endpoint) => endpoint.subscribe(channels).await,
+            None => Err(PubSubError::no_url()),
         }
     }
 

@@ -2,8 +2,7 @@
 //! groups, the delayed set, the dead stream, the pause flag and the outcome counts. `status`
 //! shows them and a worker's depth sampler records them.
 
-use super::inspect::entries_of;
-use super::{Broker, reply};
+use super::{Broker, Connection, reply};
 use crate::error::{Error, Result};
 use crate::keys::Keys;
 use crate::priority::Priority;
@@ -119,7 +118,8 @@ impl Broker {
                 None => "-".to_string(),
             };
             let oldest_ready = if len > 0 {
-                first_id(
+                reply::first_id(
+                    "range",
                     redis::cmd("XRANGE")
                         .arg(stream)
                         .arg(&from)
@@ -152,7 +152,7 @@ impl Broker {
     }
 
     /// Whether `key` exists.
-    async fn key_exists(&self, conn: &mut super::Connection, key: &str) -> Result<bool> {
+    async fn key_exists(&self, conn: &mut Connection, key: &str) -> Result<bool> {
         redis::cmd("EXISTS")
             .arg(key)
             .query_async(conn)
@@ -164,7 +164,7 @@ impl Broker {
     /// `None` when it does not exist.
     async fn group_info(
         &self,
-        conn: &mut super::Connection,
+        conn: &mut Connection,
         stream: &str,
         group: &str,
     ) -> Result<Option<RawGroupInfo>> {
@@ -175,23 +175,8 @@ impl Broker {
             .query_async(conn)
             .await
             .map_err(Error::redis(OP))?;
-        let mut found = None;
-        for g in reply::array(OP, groups)? {
-            let fields = map_of(OP, g)?;
-            if text_field(&fields, "name").as_deref() == Some(group) {
-                found = Some(fields);
-                break;
-            }
-        }
-        let Some(fields) = found else {
+        let Some(mut info) = reply::group_info(OP, groups, group)? else {
             return Ok(None);
-        };
-        let mut info = RawGroupInfo {
-            pending: int_field(&fields, "pending").unwrap_or(0),
-            lag: int_field(&fields, "lag"),
-            last_delivered: text_field(&fields, "last-delivered-id")
-                .unwrap_or_else(|| "0-0".into()),
-            consumers: Vec::new(),
         };
         let consumers: Value = redis::cmd("XINFO")
             .arg("CONSUMERS")
@@ -200,57 +185,7 @@ impl Broker {
             .query_async(conn)
             .await
             .map_err(Error::redis("xinfo consumers"))?;
-        for c in reply::array(OP, consumers)? {
-            let fields = map_of(OP, c)?;
-            info.consumers.push((
-                text_field(&fields, "name").unwrap_or_default(),
-                int_field(&fields, "pending").unwrap_or(0),
-                int_field(&fields, "idle").unwrap_or(0),
-            ));
-        }
+        info.consumers = reply::consumers(OP, consumers)?;
         Ok(Some(info))
     }
-}
-
-/// The id of the first entry of an XRANGE reply.
-fn first_id(value: Value) -> Result<Option<String>> {
-    Ok(entries_of("range", value)?
-        .into_iter()
-        .next()
-        .map(|(id, _)| id))
-}
-
-/// A RESP3 map or a RESP2 flat `[name, value, ...]` array as (name, value) pairs.
-fn map_of(op: &'static str, v: Value) -> Result<Vec<(String, Value)>> {
-    let pairs = match v {
-        Value::Map(items) => items,
-        other => {
-            let items = reply::array(op, other)?;
-            let mut pairs = Vec::with_capacity(items.len() / 2);
-            let mut it = items.into_iter();
-            while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                pairs.push((k, v));
-            }
-            pairs
-        }
-    };
-    pairs
-        .into_iter()
-        .map(|(k, v)| Ok((reply::string(op, &k)?, v)))
-        .collect()
-}
-
-fn text_field(fields: &[(String, Value)], name: &str) -> Option<String> {
-    fields
-        .iter()
-        .find(|(k, _)| k == name)
-        .and_then(|(_, v)| reply::string("xinfo", v).ok())
-}
-
-fn int_field(fields: &[(String, Value)], name: &str) -> Option<u64> {
-    fields
-        .iter()
-        .find(|(k, _)| k == name)
-        .and_then(|(_, v)| reply::int("xinfo", v).ok())
-        .and_then(|n| u64::try_from(n).ok())
 }

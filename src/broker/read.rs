@@ -1,11 +1,11 @@
 //! Fetch: consumer-group creation, strict-priority reads sized to free slots, and the
 //! blocking wait for new entries that claims nothing.
 
-use super::{Broker, reply};
+use super::{Broker, Reader, reply};
 use crate::error::{Error, Result};
 use crate::keys::Keys;
 use crate::priority::Priority;
-use deadpool_redis::redis::{self, Value, aio::MultiplexedConnection};
+use deadpool_redis::redis::{self, RedisError, Value};
 use std::time::Duration;
 
 /// One entry delivered to this consumer.
@@ -20,19 +20,23 @@ pub(crate) struct Delivery {
     pub(crate) deliveries: u32,
 }
 
-/// Whether an error says a stream or its consumer group is gone (Redis lost its data, or
-/// someone deleted the key).
-pub(crate) fn is_missing_group(e: &Error) -> bool {
-    match e {
-        Error::Redis { source, .. } => {
-            // In a pipeline the error comes wrapped ("Pipeline failure: [(Index 1, error:
-            // \"NOGROUP\": ...)]"), so the text is checked too.
-            let text = source.to_string();
-            source.code() == Some("NOGROUP")
-                || text.contains("NOGROUP")
-                || text.to_lowercase().contains("no such key")
+/// The error of a fetch's command during `op`: [`Error::MissingGroup`] when Redis says a
+/// stream of the group or its consumer group is gone (Redis lost its data, or someone deleted
+/// the key), else [`Error::Redis`].
+fn fetch_error<'a>(keys: &'a Keys, op: &'static str) -> impl FnOnce(RedisError) -> Error + 'a {
+    move |source| {
+        if reply::says_group_missing(&source) {
+            missing_group(keys)
+        } else {
+            Error::Redis { op, source }
         }
-        _ => false,
+    }
+}
+
+/// [`Error::MissingGroup`] for the group of `keys`.
+fn missing_group(keys: &Keys) -> Error {
+    Error::MissingGroup {
+        group: keys.group().as_str().to_string(),
     }
 }
 
@@ -70,11 +74,11 @@ impl Broker {
     /// trip rather than before: when it is set, the caller hands back what was delivered.
     pub(crate) async fn read_planned(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Reader,
         keys: &Keys,
         consumer: &str,
         plan: &[(Priority, usize)],
-    ) -> Result<(bool, Vec<Delivery>), redis::RedisError> {
+    ) -> Result<(bool, Vec<Delivery>)> {
         let mut pipe = redis::pipe();
         pipe.cmd("EXISTS").arg(keys.paused());
         for &(priority, count) in plan {
@@ -88,11 +92,14 @@ impl Broker {
                 .arg(keys.stream(priority))
                 .arg(">");
         }
-        let replies: Vec<Value> = pipe.query_async(conn).await?;
+        let replies: Vec<Value> = pipe
+            .query_async(conn)
+            .await
+            .map_err(fetch_error(keys, "read"))?;
         let paused = matches!(replies.first(), Some(Value::Int(1)));
         let mut deliveries = Vec::new();
         for (reply, &(priority, _)) in replies.into_iter().skip(1).zip(plan) {
-            deliveries.extend(parse_read(priority, reply).map_err(parse_error)?);
+            deliveries.extend(reply::deliveries(priority, reply)?);
         }
         Ok((paused, deliveries))
     }
@@ -102,10 +109,10 @@ impl Broker {
     /// entry (XREVRANGE) tells whether anything is undelivered.
     pub(crate) async fn group_states(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Reader,
         keys: &Keys,
         probe: &[Priority],
-    ) -> Result<Vec<GroupState>, redis::RedisError> {
+    ) -> Result<Vec<GroupState>> {
         let mut pipe = redis::pipe();
         for stream in keys.streams() {
             pipe.cmd("XINFO").arg("GROUPS").arg(stream);
@@ -118,20 +125,23 @@ impl Broker {
                 .arg("COUNT")
                 .arg(1);
         }
-        let mut infos: Vec<Value> = pipe.query_async(conn).await?;
+        let mut infos: Vec<Value> = pipe
+            .query_async(conn)
+            .await
+            .map_err(fetch_error(keys, "read"))?;
         let probes = infos.split_off(3);
         let mut streams = Vec::with_capacity(3);
         for info in infos {
-            let state = group_state(info, keys.group().as_str()).ok_or_else(missing_group)?;
+            let state = reply::group_state(info, keys.group().as_str())
+                .ok_or_else(|| missing_group(keys))?;
             streams.push(state);
         }
         for (reply, &priority) in probes.into_iter().zip(probe) {
             let state = &mut streams[priority.index() - 1];
             if state.lag.is_none() {
-                let newest = parse_read_entries(priority, reply).map_err(parse_error)?;
-                let beyond = newest
-                    .first()
-                    .is_some_and(|e| id_order(&e.entry_id) > id_order(&state.last_delivered));
+                let newest = reply::first_id("read", reply)?;
+                let beyond =
+                    newest.is_some_and(|id| id_order(&id) > id_order(&state.last_delivered));
                 if !beyond {
                     state.lag = Some(0);
                 }
@@ -146,11 +156,11 @@ impl Broker {
     /// streams where something arrived.
     pub(crate) async fn wait_for_new(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Reader,
         keys: &Keys,
         last_ids: &[String],
         block: Duration,
-    ) -> Result<Vec<Priority>, redis::RedisError> {
+    ) -> Result<Vec<Priority>> {
         let reply: Value = redis::cmd("XREAD")
             .arg("COUNT")
             .arg(1)
@@ -160,84 +170,25 @@ impl Broker {
             .arg(keys.streams().as_slice())
             .arg(last_ids)
             .query_async(conn)
-            .await?;
+            .await
+            .map_err(fetch_error(keys, "wait for jobs"))?;
         let streams = keys.streams();
-        let mut arrived = Vec::new();
-        if let Value::Array(items) = reply {
-            for item in items {
-                let key = match item {
-                    Value::Array(mut kv) if !kv.is_empty() => kv.swap_remove(0),
-                    _ => continue,
-                };
-                if let Ok(name) = reply::string("xread", &key)
-                    && let Some(i) = streams.iter().position(|s| *s == name)
-                {
-                    arrived.push(Priority::ALL[i]);
-                }
-            }
-        }
-        Ok(arrived)
+        Ok(reply::streams_listed(reply)
+            .into_iter()
+            .filter_map(|name| streams.iter().position(|s| *s == name))
+            .map(|i| Priority::ALL[i])
+            .collect())
     }
 }
 
 /// The consumer group's state on one stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct GroupState {
+    /// The id of the last entry delivered to the group.
     pub(crate) last_delivered: String,
     /// Entries not delivered yet; `None` when Redis cannot tell (entries were deleted past
     /// the group's position).
     pub(crate) lag: Option<u64>,
-}
-
-fn parse_error(e: crate::error::Error) -> redis::RedisError {
-    redis::RedisError::from((redis::ErrorKind::Parse, "fetch reply", e.to_string()))
-}
-
-fn missing_group() -> redis::RedisError {
-    redis::RedisError::from((
-        redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError),
-        "NOGROUP",
-        "consumer group missing".to_string(),
-    ))
-}
-
-/// The state of `group` in an XINFO GROUPS reply (RESP2 arrays or RESP3 maps).
-fn group_state(info: Value, group: &str) -> Option<GroupState> {
-    let groups = reply::array("xinfo groups", info).ok()?;
-    for g in groups {
-        let fields: Vec<(String, Value)> = match g {
-            Value::Map(items) => items
-                .into_iter()
-                .filter_map(|(k, v)| reply::string("xinfo", &k).ok().map(|k| (k, v)))
-                .collect(),
-            Value::Array(items) => {
-                let mut out = Vec::with_capacity(items.len() / 2);
-                let mut it = items.into_iter();
-                while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                    if let Ok(k) = reply::string("xinfo", &k) {
-                        out.push((k, v));
-                    }
-                }
-                out
-            }
-            _ => continue,
-        };
-        let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v);
-        if get("name")
-            .and_then(|v| reply::string("xinfo", v).ok())
-            .as_deref()
-            == Some(group)
-        {
-            return Some(GroupState {
-                last_delivered: get("last-delivered-id")
-                    .and_then(|v| reply::string("xinfo", v).ok())?,
-                lag: get("lag")
-                    .and_then(|v| reply::int("xinfo", v).ok())
-                    .map(|n| n.max(0) as u64),
-            });
-        }
-    }
-    None
 }
 
 /// A stream id as (milliseconds, sequence), for comparing and sorting ids; what does not
@@ -246,47 +197,4 @@ pub(crate) fn id_order(id: &str) -> (u64, u64) {
     id.split_once('-')
         .and_then(|(ms, seq)| Some((ms.parse().ok()?, seq.parse().ok()?)))
         .unwrap_or((0, 0))
-}
-
-/// The entries of an XREADGROUP reply on one stream of `priority` (nil: none).
-fn parse_read(priority: Priority, value: Value) -> Result<Vec<Delivery>> {
-    const OP: &str = "read";
-    if value == Value::Nil {
-        return Ok(Vec::new());
-    }
-    let mut out = Vec::new();
-    for stream in reply::array(OP, value)? {
-        let entries = match stream {
-            Value::Array(mut kv) if kv.len() == 2 => kv.pop().expect("two items"),
-            Value::Map(mut kv) if kv.len() == 1 => kv.pop().expect("one item").1,
-            other => return Err(reply::unexpected(OP, &other)),
-        };
-        out.extend(parse_read_entries(priority, entries)?);
-    }
-    Ok(out)
-}
-
-/// Entries as XRANGE or one stream of XREADGROUP lists them.
-fn parse_read_entries(priority: Priority, entries: Value) -> Result<Vec<Delivery>> {
-    const OP: &str = "read";
-    let mut out = Vec::new();
-    for entry in reply::array(OP, entries)? {
-        let mut pair = reply::array(OP, entry)?.into_iter();
-        let (Some(id), Some(fields)) = (pair.next(), pair.next()) else {
-            return Err(Error::Protocol {
-                op: OP,
-                detail: "an entry without id and fields".into(),
-            });
-        };
-        out.push(Delivery {
-            priority,
-            entry_id: reply::string(OP, &id)?,
-            fields: match fields {
-                Value::Nil => None,
-                other => Some(reply::pairs(OP, other)?),
-            },
-            deliveries: 1,
-        });
-    }
-    Ok(out)
 }

@@ -1,7 +1,7 @@
 //! Repairs for the operations commands (`crate::admin`): re-drive dead jobs, run a delayed job
 //! now, purge old dead jobs, pause and resume a group. Each move is one script or one command.
 
-use super::{Broker, reply, track_key};
+use super::{Broker, reply};
 use crate::error::{Error, Result};
 use crate::job::duration_ms;
 use crate::keys::Keys;
@@ -30,25 +30,18 @@ impl Broker {
         entries: &[(String, String)],
     ) -> Result<Vec<Option<String>>> {
         const OP: &str = "dead retry";
-        let mut script_keys = keys.streams().to_vec();
-        script_keys.push(keys.dead());
-        let mut args: Vec<String> = vec![
-            duration_ms(STATUS_GRACE).to_string(),
-            entries.len().to_string(),
-        ];
+        let mut call = self.scripts().dead_retry.call();
+        call.keys(keys.streams())
+            .key(keys.dead())
+            .arg(duration_ms(STATUS_GRACE))
+            .arg(entries.len());
         for (entry_id, job_id) in entries {
             let valid = crate::keys::validate_name("job id", job_id).is_ok();
-            let key = track_key(keys, &mut script_keys, job_id, valid);
-            args.push(entry_id.clone());
-            args.push(key.to_string());
+            let key = call.status_index(keys, job_id, valid);
+            call.arg(entry_id).arg(key);
         }
         let mut conn = self.conn().await?;
-        let mut call = self.scripts().dead_retry.script().prepare_invoke();
-        call.key(script_keys).arg(args);
-        let reply: Value = call
-            .invoke_async(&mut conn)
-            .await
-            .map_err(Error::redis(OP))?;
+        let reply: Value = call.invoke(&mut conn, OP).await?;
         reply::array(OP, reply)?
             .iter()
             .map(|v| match v {
@@ -62,16 +55,17 @@ impl Broker {
     pub(crate) async fn run_now(&self, keys: &Keys, id: &str) -> Result<RunNow> {
         const OP: &str = "run now";
         let mut conn = self.conn().await?;
-        let mut call = self.scripts().run_now.script().prepare_invoke();
-        call.key(keys.streams().as_slice())
+        let reply: Value = self
+            .scripts()
+            .run_now
+            .call()
+            .keys(keys.streams())
             .key(keys.delayed())
             .key(keys.delayed_jobs())
             .key(keys.job(id))
-            .arg(id);
-        let reply: Value = call
-            .invoke_async(&mut conn)
-            .await
-            .map_err(Error::redis(OP))?;
+            .arg(id)
+            .invoke(&mut conn, OP)
+            .await?;
         Ok(match reply {
             Value::Int(0) => RunNow::NotDelayed,
             Value::Int(-1) => RunNow::NoPayload,

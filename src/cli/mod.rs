@@ -30,7 +30,7 @@ mod table;
 mod top;
 mod work;
 
-use crate::redis::DEFAULT_REDIS_URL;
+use crate::broker::DEFAULT_REDIS_URL;
 use crate::worker::WorkerBuilder;
 use crate::worker::config;
 use clap::{Parser, Subcommand, ValueEnum};

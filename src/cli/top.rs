@@ -4,8 +4,8 @@
 
 use super::table::{Table, opt_ms, print_json, short_ms, utc};
 use crate::admin::{Admin, GroupStatus};
+use crate::broker::redact_url;
 use crate::error::{Error, Result};
-use crate::redis::redact_url;
 use crossterm::event::{Event, EventStream, KeyCode, KeyEvent, KeyModifiers};
 use crossterm::{cursor, execute, queue, terminal};
 use futures_util::StreamExt;

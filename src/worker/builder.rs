@@ -4,13 +4,13 @@
 use super::Worker;
 use super::config::{MIN_VISIBILITY_TIMEOUT, WorkerConfig};
 use crate::backoff::Backoff;
+use crate::broker::{self, redact_url};
 use crate::context::JobContext;
 use crate::error::{Error, Result};
 use crate::job::Payload;
 use crate::keys::GroupName;
 use crate::metrics::Metrics;
 use crate::middleware::Middleware;
-use crate::redis;
 use crate::schedule::Schedule;
 use crate::task::{ErasedHandler, Handler, JobResult, Registry, TaskOptions};
 use std::future::Future;
@@ -67,7 +67,7 @@ pub struct WorkerBuilder<S = ()> {
 impl<S> std::fmt::Debug for WorkerBuilder<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WorkerBuilder")
-            .field("url", &redis::redact_url(&self.url))
+            .field("url", &redact_url(&self.url))
             .field("groups", &self.groups)
             .field("config", &self.config)
             .field("registry", &self.registry)
@@ -276,7 +276,7 @@ impl<S: Clone + Send + Sync + 'static> WorkerBuilder<S> {
                 groups.push(g);
             }
         }
-        redis::open(&self.url)?;
+        broker::check_url(&self.url)?;
         Ok(Worker {
             url: self.url,
             groups,

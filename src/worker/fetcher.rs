@@ -2,13 +2,11 @@
 //! priority first, on a connection of its own, and starts a job task for each.
 
 use super::launch::Launcher;
-use crate::broker::{Delivery, EntryRef, GroupState, is_missing_group};
+use crate::broker::{Delivery, EntryRef, GroupState, Reader};
 use crate::error::Error;
 use crate::job::Envelope;
 use crate::keys::Keys;
 use crate::priority::Priority;
-use crate::redis;
-use deadpool_redis::redis::aio::MultiplexedConnection;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -24,7 +22,6 @@ const MAX_ERROR_PAUSE: Duration = Duration::from_secs(5);
 
 pub(crate) struct Fetcher<S> {
     pub(crate) launcher: Launcher<S>,
-    pub(crate) client: deadpool_redis::redis::Client,
     pub(crate) keys: Keys,
     pub(crate) slots: Arc<Semaphore>,
     /// Whether the last read found the group paused: pauses and resumes are logged once.
@@ -36,7 +33,7 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
     /// deliver its entries to us); the loop checks `stop` between reads.
     pub(crate) async fn run(self, stop: CancellationToken) {
         let shared = self.launcher.shared.clone();
-        let mut conn: Option<MultiplexedConnection> = None;
+        let mut conn: Option<Reader> = None;
         let mut known = Known::default();
         let mut failures: u32 = 0;
         loop {
@@ -55,11 +52,12 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
                 Err(e) => {
                     conn = None;
                     known = Known::default();
-                    if !is_missing_group(&e) {
+                    let missing_group = matches!(e, Error::MissingGroup { .. });
+                    if !missing_group {
                         shared.connectivity.failed("fetching jobs", &e);
                     }
                     failures += 1;
-                    if is_missing_group(&e) {
+                    if missing_group {
                         self.recreate_groups().await;
                     }
                     let pause = error_pause(failures);
@@ -111,21 +109,14 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
     /// wait (bounded) for new entries without claiming any.
     async fn pass(
         &self,
-        conn: &mut Option<MultiplexedConnection>,
+        conn: &mut Option<Reader>,
         known: &mut Known,
         slots: OwnedSemaphorePermit,
     ) -> crate::Result<()> {
         let shared = &self.launcher.shared;
         let config = &shared.config;
         if conn.is_none() {
-            *conn = Some(
-                redis::blocking_connection(
-                    &self.client,
-                    shared.broker.url().unwrap_or_default(),
-                    config.block,
-                )
-                .await?,
-            );
+            *conn = Some(shared.broker.reader(config.block).await?);
         }
         let c = conn.as_mut().expect("connection set above");
         let plan = if self.paused.load(Ordering::Relaxed) {
@@ -140,8 +131,7 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
             known.woken = shared
                 .broker
                 .wait_for_new(c, &self.keys, &last_ids, config.block)
-                .await
-                .map_err(Error::redis("wait for jobs"))?;
+                .await?;
             // A wait that saw nothing is followed by a fetch anyway, which reads the pause
             // flag: a pause is noticed within one wait.
             known.idle_wait_ended = known.woken.is_empty();
@@ -155,8 +145,7 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
             let (paused, deliveries) = shared
                 .broker
                 .read_planned(c, &self.keys, &config.consumer, &plan)
-                .await
-                .map_err(Error::redis("read"))?;
+                .await?;
             let mut delivered = [0usize; 3];
             for d in &deliveries {
                 delivered[d.priority.index() - 1] += 1;
@@ -177,7 +166,7 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
             .group_states(&mut info_conn, &self.keys, &unknown);
         let (reads, states) = tokio::join!(reads, states);
         let (paused, delivered, held) = reads?;
-        known.update(states.map_err(Error::redis("read"))?, &plan, delivered);
+        known.update(states?, &plan, delivered);
         if paused {
             if !self.paused.swap(true, Ordering::Relaxed) {
                 tracing::warn!(group = %self.keys.group(), "group paused (streamworker pause): fetching nothing until it is resumed");

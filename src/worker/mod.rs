@@ -36,9 +36,9 @@ mod wake;
 pub use builder::WorkerBuilder;
 pub(crate) use executor::Completion;
 
+use crate::broker::redact_url;
 use crate::keys::GroupName;
 use crate::middleware::Middleware;
-use crate::redis;
 use crate::schedule::Schedule;
 use crate::task::Registry;
 use config::WorkerConfig;
@@ -65,7 +65,7 @@ pub struct Worker<S = ()> {
 impl<S> std::fmt::Debug for Worker<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Worker")
-            .field("url", &redis::redact_url(&self.url))
+            .field("url", &redact_url(&self.url))
             .field("groups", &self.groups)
             .field("config", &self.config)
             .finish_non_exhaustive()

@@ -15,13 +15,12 @@ use super::shared::Shared;
 use super::stop::Started;
 use super::wake::{OnMessage, WakeListener};
 use super::{Completion, Worker, fetcher, preflight};
-use crate::broker::Broker;
+use crate::broker::{Broker, redact_url};
 use crate::error::{Error, Result};
 use crate::job::DEFAULT_MAX_PAYLOAD_BYTES;
 use crate::keys::{GroupName, Keys};
 use crate::metrics::Metrics;
 use crate::outage::Connectivity;
-use crate::redis;
 use crate::schedule::Schedule;
 use crate::scheduler::Scheduler;
 use std::sync::Arc;
@@ -36,10 +35,9 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
     /// nothing, when Redis is unreachable or unsafe, a schedule is invalid or the metrics
     /// address cannot be bound.
     pub(super) async fn start(self) -> Result<Started<S>> {
-        let client = redis::open(&self.url)?;
         let broker = Broker::connect(&self.url)?;
         broker.ping().await?;
-        preflight::check(&broker, &redis::redact_url(&self.url)).await?;
+        preflight::check(&broker, &redact_url(&self.url)).await?;
         let scheduler = scheduler(&broker, self.schedules)?;
         let all_keys = ensure_groups(&broker, &self.groups).await?;
         let mut config = self.config.clone();
@@ -84,7 +82,7 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
         let wakes: Vec<Arc<Notify>> = all_keys.iter().map(|_| Arc::new(Notify::new())).collect();
         let listener = tokio::spawn(
             WakeListener::new(
-                client.clone(),
+                broker.clone(),
                 connectivity.clone(),
                 subscriptions(&all_keys, &wakes, &running),
             )
@@ -113,7 +111,6 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
             promoters.push(tokio::spawn(promoter.run(stop_background.clone())));
             let fetcher = fetcher::Fetcher {
                 launcher: launcher.clone(),
-                client: client.clone(),
                 keys: keys.clone(),
                 slots: slots.clone(),
                 paused: Default::default(),
@@ -197,7 +194,7 @@ fn log_started(url: &str, groups: &[GroupName], tasks: &[&str], config: &WorkerC
         visibility_timeout = %humantime::format_duration(config.visibility_timeout),
         max_deliveries = config.max_deliveries,
         shutdown_grace = %humantime::format_duration(config.shutdown_grace),
-        redis = %redis::redact_url(url),
+        redis = %redact_url(url),
         retry_backoff = %format!(
             "{} doubling, capped at {}",
             humantime::format_duration(config.backoff.ceiling(1)),

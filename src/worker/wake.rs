@@ -2,8 +2,8 @@
 //! announce a due time earlier than any before (it wakes the group's promoter), and to their
 //! cancel channels, on which `cancel` names a running job to stop.
 
+use crate::broker::{Broker, PubSubError};
 use crate::outage::Connectivity;
-use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -20,19 +20,19 @@ pub(crate) enum OnMessage {
 
 /// Listens on each `(channel, action)` pair; see the module doc.
 pub(crate) struct WakeListener {
-    client: deadpool_redis::redis::Client,
+    broker: Broker,
     connectivity: Arc<Connectivity>,
     channels: Vec<(String, OnMessage)>,
 }
 
 impl WakeListener {
     pub(crate) fn new(
-        client: deadpool_redis::redis::Client,
+        broker: Broker,
         connectivity: Arc<Connectivity>,
         channels: Vec<(String, OnMessage)>,
     ) -> WakeListener {
         WakeListener {
-            client,
+            broker,
             connectivity,
             channels,
         }
@@ -57,38 +57,27 @@ impl WakeListener {
         }
     }
 
-    async fn listen(&self) -> Result<(), deadpool_redis::redis::RedisError> {
-        let mut pubsub = self.client.get_async_pubsub().await?;
-        for (channel, _) in &self.channels {
-            pubsub.subscribe(channel).await?;
-        }
+    async fn listen(&self) -> Result<(), PubSubError> {
+        let channels: Vec<&str> = self.channels.iter().map(|(c, _)| c.as_str()).collect();
+        let mut subscription = self.broker.subscribe(&channels).await?;
         for (_, action) in &self.channels {
             if let OnMessage::Wake(wake) = action {
                 wake.notify_one();
             }
         }
-        let mut messages = pubsub.on_message();
-        while let Some(msg) = messages.next().await {
-            let Some((_, action)) = self
-                .channels
-                .iter()
-                .find(|(c, _)| c == msg.get_channel_name())
-            else {
+        while let Some(msg) = subscription.next().await {
+            let Some((_, action)) = self.channels.iter().find(|(c, _)| *c == msg.channel) else {
                 continue;
             };
             match action {
                 OnMessage::Wake(wake) => wake.notify_one(),
                 OnMessage::Call(call) => {
-                    if let Ok(text) = std::str::from_utf8(msg.get_payload_bytes()) {
+                    if let Ok(text) = std::str::from_utf8(&msg.payload) {
                         call(text);
                     }
                 }
             }
         }
-        Err((
-            deadpool_redis::redis::ErrorKind::Io,
-            "pub/sub connection closed",
-        )
-            .into())
+        Err(PubSubError::closed())
     }
 }

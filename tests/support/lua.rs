@@ -16,10 +16,12 @@ pub const PAUSED: &str = "streamworker:{g}:paused";
 pub const STATS: &str = "streamworker:{g}:stats";
 pub const STREAMS: [&str; 3] = [HIGH, DEFAULT, LOW];
 
-/// `lua/NAME.lua`, read from the source tree.
+/// `lua/NAME.lua`, read from the source tree and assembled as the crate embeds it.
 pub fn script(name: &str) -> Script {
-    let path = format!("{}/lua/{name}.lua", env!("CARGO_MANIFEST_DIR"));
-    Script::new(&std::fs::read_to_string(path).unwrap())
+    #[path = "../../src/broker/scripts/assemble.rs"]
+    mod assemble;
+    let lua = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("lua");
+    Script::new(&assemble::assemble_dir(&lua, &format!("{name}.lua")).unwrap())
 }
 
 /// A fresh Redis with consumer group `g` on the three priority streams.

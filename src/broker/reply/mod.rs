@@ -1,8 +1,19 @@
-//! Helpers that read raw Redis replies without trusting their shape.
+//! Every reader of raw Redis replies, none trusting their shape: the helpers for single
+//! values here, stream entries in `entries`, consumer-group facts in `groups`, and the error
+//! replies the broker acts on in `errors`.
+
+mod entries;
+mod errors;
+mod groups;
+
+pub(crate) use entries::{Entry, Fields, deliveries, entries, first_id, streams_listed};
+pub(crate) use errors::says_group_missing;
+pub(crate) use groups::{consumers, group_info, group_state};
 
 use crate::error::{Error, Result};
-use deadpool_redis::redis::Value;
+use redis::Value;
 
+/// A string or integer reply as bytes.
 pub(crate) fn bytes(op: &'static str, v: &Value) -> Result<Vec<u8>> {
     match v {
         Value::BulkString(b) => Ok(b.clone()),
@@ -12,6 +23,7 @@ pub(crate) fn bytes(op: &'static str, v: &Value) -> Result<Vec<u8>> {
     }
 }
 
+/// A string or integer reply as UTF-8 text.
 pub(crate) fn string(op: &'static str, v: &Value) -> Result<String> {
     String::from_utf8(bytes(op, v)?).map_err(|_| Error::Protocol {
         op,
@@ -19,6 +31,7 @@ pub(crate) fn string(op: &'static str, v: &Value) -> Result<String> {
     })
 }
 
+/// An integer reply, or a string that holds one.
 pub(crate) fn int(op: &'static str, v: &Value) -> Result<i64> {
     match v {
         Value::Int(i) => Ok(*i),
@@ -30,6 +43,7 @@ pub(crate) fn int(op: &'static str, v: &Value) -> Result<i64> {
     }
 }
 
+/// An array reply's items; nil counts as an empty array.
 pub(crate) fn array(op: &'static str, v: Value) -> Result<Vec<Value>> {
     match v {
         Value::Array(items) => Ok(items),
@@ -61,6 +75,7 @@ pub(crate) fn pairs(op: &'static str, v: Value) -> Result<Vec<(Vec<u8>, Vec<u8>)
     }
 }
 
+/// [`Error::Protocol`] for a reply `v` of the wrong shape during `op`.
 pub(crate) fn unexpected(op: &'static str, v: &Value) -> Error {
     Error::Protocol {
         op,

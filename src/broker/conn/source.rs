@@ -2,9 +2,14 @@
 //! (one round trip per command), or a `deadpool_redis::Pool` an application handed over (its
 //! manager checks each connection out with a round trip of its own).
 
-use crate::redis::{SharedConnection, SharedHandle};
-use deadpool_redis::redis::aio::ConnectionLike;
-use deadpool_redis::redis::{Cmd, Pipeline, RedisFuture, Value};
+use super::connect_error;
+use super::shared::{SharedConnection, SharedHandle};
+use crate::error::{Error, Result};
+use redis::aio::ConnectionLike;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
+
+/// An application's connection pool, as `Client::from_pool` and `Admin::from_pool` take it.
+pub(crate) type Pool = deadpool_redis::Pool;
 
 /// The source of connections for short commands.
 #[derive(Clone)]
@@ -12,7 +17,7 @@ pub(crate) enum Connections {
     /// One multiplexed connection shared by every task, replaced when it breaks.
     Shared(SharedConnection),
     /// An application's pool.
-    Pool(deadpool_redis::Pool),
+    Pool(Pool),
 }
 
 /// A connection for one call of the broker, from either source.
@@ -21,6 +26,36 @@ pub(crate) enum Connection {
     Shared(SharedHandle),
     /// Checked out of a pool; goes back to it when dropped.
     Pooled(deadpool_redis::Connection),
+}
+
+impl Connections {
+    /// A connection for a short command or a few. A failure to connect names `url` (without
+    /// its password), or the pool's Redis when there is no URL.
+    pub(crate) async fn get(&self, url: Option<&str>) -> Result<Connection> {
+        let cannot_connect = |source| match url {
+            Some(url) => connect_error(url, source),
+            None => Error::Connect {
+                url: "the pool's Redis".to_string(),
+                source,
+            },
+        };
+        match self {
+            Connections::Shared(shared) => shared
+                .get()
+                .await
+                .map(Connection::Shared)
+                .map_err(cannot_connect),
+            Connections::Pool(pool) => {
+                pool.get()
+                    .await
+                    .map(Connection::Pooled)
+                    .map_err(|e| match e {
+                        deadpool_redis::PoolError::Backend(source) => cannot_connect(source),
+                        other => Error::Pool(other.to_string()),
+                    })
+            }
+        }
+    }
 }
 
 impl ConnectionLike for Connection {

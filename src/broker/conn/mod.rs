@@ -1,0 +1,140 @@
+//! Every connection to Redis, and every timeout: the shared connection for short commands
+//! (`shared`), where a short command takes its connection (`source`: the shared one or an
+//! application's pool), a connection of its own for a fetcher's blocking reads (`reader`), and
+//! one for pub/sub (`pubsub`). An [`Endpoint`] is a parsed URL they are all opened from.
+
+mod pubsub;
+mod reader;
+mod shared;
+mod source;
+
+pub(crate) use pubsub::{PubSubError, Subscription};
+pub(crate) use reader::Reader;
+pub(crate) use source::{Connection, Connections, Pool};
+
+use crate::error::{Error, Result};
+use redis::{AsyncConnectionConfig, RedisError};
+use shared::SharedConnection;
+use std::time::Duration;
+
+/// The URL used when neither `--redis` nor `REDIS_URL` is given.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// How long a connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a short command may wait for its reply.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Replaces the password in a Redis URL by `***`, so errors and logs never print it.
+///
+/// ```
+/// assert_eq!(
+///     streamworker::redact_url("redis://user:secret@host:6379/0"),
+///     "redis://user:***@host:6379/0"
+/// );
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or("", |(u, _)| u);
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:***@{host}{path}")
+            } else {
+                format!("{scheme}://***@{host}{path}")
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+/// [`Error::Connect`] for a failure to reach the Redis at `url`, without its password.
+fn connect_error(url: &str, source: RedisError) -> Error {
+    Error::Connect {
+        url: redact_url(url),
+        source,
+    }
+}
+
+/// Checks that `url` is a Redis URL the client library accepts; no connection is made.
+pub(crate) fn check_url(url: &str) -> Result<()> {
+    Endpoint::open(url).map(drop)
+}
+
+/// The timeouts of connections for short commands.
+fn short_command_config() -> AsyncConnectionConfig {
+    AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+}
+
+/// The timeouts of a connection for blocking reads: its response timeout exceeds any BLOCK up
+/// to `block`, so Redis answers a wait before the client gives up on it.
+fn blocking_read_config(block: Duration) -> AsyncConnectionConfig {
+    AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(block + RESPONSE_TIMEOUT))
+}
+
+/// The Redis a URL names: what the shared connection, readers and subscriptions are opened
+/// from. Holding one opens no connection.
+#[derive(Clone)]
+pub(crate) struct Endpoint {
+    url: String,
+    client: redis::Client,
+}
+
+impl Endpoint {
+    /// Parses `url`; [`Error::Connect`] when the client library rejects it.
+    pub(crate) fn open(url: &str) -> Result<Endpoint> {
+        let client = redis::Client::open(url).map_err(|source| connect_error(url, source))?;
+        Ok(Endpoint {
+            url: url.to_string(),
+            client,
+        })
+    }
+
+    /// The URL as given (it may hold a password: print it with [`redact_url`]).
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The shared connection for short commands (opened on first use).
+    pub(crate) fn shared(&self) -> SharedConnection {
+        SharedConnection::new(self.client.clone(), short_command_config())
+    }
+
+    /// A new reader for blocking reads of up to `block`.
+    pub(crate) async fn reader(&self, block: Duration) -> Result<Reader> {
+        Reader::open(&self.client, &blocking_read_config(block))
+            .await
+            .map_err(|source| connect_error(&self.url, source))
+    }
+
+    /// A new pub/sub connection subscribed to `channels`.
+    pub(crate) async fn subscribe(&self, channels: &[&str]) -> Result<Subscription, PubSubError> {
+        Subscription::open(&self.client, channels).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        assert_eq!(redact_url("redis://:pw@h:1"), "redis://:***@h:1");
+        assert_eq!(redact_url("rediss://u:p@ss@h/2"), "rediss://u:***@h/2");
+        assert_eq!(redact_url("redis://token@h"), "redis://***@h");
+    }
+}

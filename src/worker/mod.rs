@@ -8,7 +8,8 @@
 //!
 //! Files, one role each:
 //! - `config`: the settings and every default; `builder`: [`WorkerBuilder`];
-//! - `run`: `run` itself; `start`: checks and spawns every part; `stop`: the ordered stop;
+//! - `run`: [`Worker::run`] (start, wait for the signal, stop); `start`: the checks, then
+//!   every part spawned; `stop`: the ordered stop;
 //! - `shared`: what the job path shares; `running`: the running jobs and cancel requests;
 //! - the job path: `fetcher` (reads), `reaper` (takes over stalled entries), `launch`
 //!   (spawns job tasks), `executor` (runs one job), `finisher` (writes outcomes);

@@ -145,7 +145,6 @@ impl RunningJobs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::priority::Priority;
 
     fn running(group: &GroupName, entry_id: &str, job_id: &str) -> (RunningKey, Running) {
         let keys = Keys::new(group);

@@ -6,121 +6,19 @@ mod support;
 
 use std::time::Duration;
 use streamworker::admin::{Admin, JobPlace, PendingQuery};
-use streamworker::{Client, Error, Job, JobId, Priority, TaskError, Worker};
-use support::{RedisServer, stream_entries, unique_group, wait_until};
-use tokio_util::sync::CancellationToken;
-
-const WAIT: Duration = Duration::from_secs(20);
-const GONE: &str = "gone-worker";
-
-fn key(group: &str, suffix: &str) -> String {
-    format!("streamworker:{{{group}}}:{suffix}")
-}
-
-async fn boom(_: serde_json::Value) -> Result<(), TaskError> {
-    Err(TaskError::fatal("boom"))
-}
-
-async fn ok(_: serde_json::Value) -> Result<String, TaskError> {
-    Ok("done".into())
-}
-
-/// The known state of one group.
-struct Seeded {
-    group: String,
-    /// Waiting in `default`, oldest first (3), and in `high` (1).
-    waiting: Vec<JobId>,
-    waiting_high: JobId,
-    /// Delivered to [`GONE`], idle for 10 minutes.
-    in_flight: JobId,
-    /// Delayed by an hour (default priority) and by two hours (high).
-    delayed: Vec<JobId>,
-    /// Dead with reason "failed without retry: boom", oldest first.
-    dead: Vec<JobId>,
-    /// Succeeded, with its result kept.
-    succeeded: JobId,
-}
-
-/// Builds the known state: a real worker turns two `boom` jobs dead and runs one tracked `ok`
-/// job, then stops; then jobs are enqueued (waiting, delayed) and one is delivered to a
-/// consumer that never finishes it.
-async fn seed(redis: &RedisServer) -> Seeded {
-    let group = unique_group("admin");
-    let client = Client::connect(&redis.url()).await.unwrap();
-    let job = |task: &str| Job::from_json(&group, task, r#"{"n":1}"#).unwrap();
-
-    let dead = vec![
-        client.enqueue(job("boom")).await.unwrap(),
-        client.enqueue(job("boom")).await.unwrap(),
-    ];
-    let succeeded = client
-        .enqueue(job("ok").keep_result(Duration::from_secs(600)))
-        .await
-        .unwrap();
-    let stop = CancellationToken::new();
-    let worker = Worker::builder(redis.url())
-        .group(&group)
-        .consumer_name("seed-worker")
-        .task("boom", boom)
-        .task("ok", ok)
-        .build()
-        .unwrap();
-    let handle = tokio::spawn(worker.run(stop.clone().cancelled_owned()));
-    client
-        .wait_for_result(&group, &succeeded, WAIT)
-        .await
-        .unwrap();
-    let dead_key = key(&group, "dead");
-    wait_until(WAIT, "two dead jobs", || {
-        let n = stream_entries(&mut redis.conn(), &dead_key).len();
-        async move { n == 2 }
-    })
-    .await;
-    stop.cancel();
-    handle.await.unwrap().unwrap();
-
-    let in_flight = client.enqueue(job("send")).await.unwrap();
-    let mut waiting = Vec::new();
-    for _ in 0..3 {
-        waiting.push(client.enqueue(job("send")).await.unwrap());
-    }
-    let waiting_high = client
-        .enqueue(job("send").priority(Priority::High))
-        .await
-        .unwrap();
-    let delayed = vec![
-        client
-            .enqueue(job("later").delay(Duration::from_secs(3600)))
-            .await
-            .unwrap(),
-        client
-            .enqueue(
-                job("later")
-                    .priority(Priority::High)
-                    .delay(Duration::from_secs(7200)),
-            )
-            .await
-            .unwrap(),
-    ];
-    // A worker that took one job and died: its entry stays pending, idle for 10 minutes.
-    let mut conn = redis.conn();
-    let stream = key(&group, "default");
-    support::abandon_one(&mut conn, &stream, &group, GONE, 600_000);
-    Seeded {
-        group,
-        waiting,
-        waiting_high,
-        in_flight,
-        delayed,
-        dead,
-        succeeded,
-    }
-}
+use streamworker::{Error, Job, Priority, Worker};
+use support::inspect::{redis_now_ms, stream_entries};
+use support::keys::{key, unique_group};
+use support::known::{GONE, SEEDER, known_state};
+use support::seed::{xadd, xadd_id};
+use support::server::RedisServer;
+use support::wait::{WAIT, until, wait_until};
+use support::workers::{Running, client, noop};
 
 #[tokio::test]
 async fn status_counts_every_place_and_the_outcomes_of_the_last_minute() {
     let redis = RedisServer::start();
-    let s = seed(&redis).await;
+    let s = known_state(&redis).await;
     let admin = Admin::connect(&redis.url()).await.unwrap();
     let st = admin.status(&s.group).await.unwrap();
 
@@ -159,7 +57,7 @@ async fn status_counts_every_place_and_the_outcomes_of_the_last_minute() {
         .iter()
         .map(|c| (c.name.as_str(), c.pending))
         .collect();
-    assert_eq!(consumers, vec![(GONE, 1), ("seed-worker", 0)]);
+    assert_eq!(consumers, vec![(GONE, 1), (SEEDER, 0)]);
     let gone = &st.consumers[0];
     assert!(gone.idle_ms < 60_000, "XREADGROUP is its last interaction");
 
@@ -193,7 +91,7 @@ async fn status_counts_every_place_and_the_outcomes_of_the_last_minute() {
 #[tokio::test]
 async fn pending_lists_held_entries_and_marks_the_ones_a_reaper_takes_next() {
     let redis = RedisServer::start();
-    let s = seed(&redis).await;
+    let s = known_state(&redis).await;
     let admin = Admin::connect(&redis.url()).await.unwrap();
 
     let all = admin
@@ -227,7 +125,7 @@ async fn pending_lists_held_entries_and_marks_the_ones_a_reaper_takes_next() {
             .is_empty()
     );
     let someone_else = PendingQuery {
-        consumer: Some("seed-worker".into()),
+        consumer: Some(SEEDER.into()),
         ..PendingQuery::default()
     };
     assert!(
@@ -242,7 +140,7 @@ async fn pending_lists_held_entries_and_marks_the_ones_a_reaper_takes_next() {
 #[tokio::test]
 async fn job_says_where_each_job_is() {
     let redis = RedisServer::start();
-    let s = seed(&redis).await;
+    let s = known_state(&redis).await;
     let admin = Admin::connect(&redis.url()).await.unwrap();
 
     let waiting = admin.job(&s.group, s.waiting[1].as_str()).await.unwrap();
@@ -326,7 +224,7 @@ async fn job_says_where_each_job_is() {
 #[tokio::test]
 async fn dead_jobs_are_listed_shown_redriven_and_purged_exactly() {
     let redis = RedisServer::start();
-    let s = seed(&redis).await;
+    let s = known_state(&redis).await;
     let admin = Admin::connect(&redis.url()).await.unwrap();
     let mut conn = redis.conn();
 
@@ -401,30 +299,14 @@ async fn dead_jobs_are_listed_shown_redriven_and_purged_exactly() {
     // stream: an XADD id must exceed every id the stream ever had).
     let dead_key = key(&s.group, "dead");
     let _: () = redis::cmd("DEL").arg(&dead_key).query(&mut conn).unwrap();
-    let old_ms = {
-        let (secs, _): (u64, u64) = redis::cmd("TIME").query(&mut conn).unwrap();
-        secs * 1000 - 2 * 86_400_000
-    };
-    let _: String = redis::cmd("XADD")
-        .arg(&dead_key)
-        .arg(format!("{old_ms}-0"))
-        .arg("task")
-        .arg("t")
-        .arg("reason")
-        .arg("old")
-        .query(&mut conn)
+    let old_ms = redis_now_ms(&mut conn) - 2 * 86_400_000;
+    let old = [("task", "t"), ("reason", "old")];
+    xadd_id(&mut conn, &dead_key, &format!("{old_ms}-0"), &old);
+    let newest_ms = (0..2)
+        .map(|_| xadd(&mut conn, &dead_key, &[("task", "t"), ("reason", "new")]))
+        .map(|id| id.split_once('-').unwrap().0.parse::<u64>().unwrap())
+        .max()
         .unwrap();
-    for _ in 0..2 {
-        let _: String = redis::cmd("XADD")
-            .arg(&dead_key)
-            .arg("*")
-            .arg("task")
-            .arg("t")
-            .arg("reason")
-            .arg("new")
-            .query(&mut conn)
-            .unwrap();
-    }
     assert_eq!(
         admin
             .dead_purge(&s.group, Duration::from_secs(86_400))
@@ -436,7 +318,10 @@ async fn dead_jobs_are_listed_shown_redriven_and_purged_exactly() {
     let left = stream_entries(&mut conn, &dead_key);
     assert!(left.iter().all(|e| e["reason"] == "new"), "{left:?}");
     // Entries of the current millisecond are not older than zero: let Redis's clock move on.
-    tokio::time::sleep(Duration::from_millis(2)).await;
+    until("Redis's clock to pass the newest entry", || {
+        redis_now_ms(&mut conn) > newest_ms
+    })
+    .await;
     assert_eq!(admin.dead_purge(&s.group, Duration::ZERO).await.unwrap(), 2);
     assert!(stream_entries(&mut conn, &dead_key).is_empty());
 }
@@ -444,7 +329,7 @@ async fn dead_jobs_are_listed_shown_redriven_and_purged_exactly() {
 #[tokio::test]
 async fn delayed_jobs_are_listed_and_run_now() {
     let redis = RedisServer::start();
-    let s = seed(&redis).await;
+    let s = known_state(&redis).await;
     let admin = Admin::connect(&redis.url()).await.unwrap();
     let list = admin.delayed_list(&s.group, 10).await.unwrap();
     let ids: Vec<&str> = list.iter().map(|d| d.job_id.as_str()).collect();
@@ -477,15 +362,11 @@ async fn delayed_jobs_are_listed_and_run_now() {
     assert!(matches!(again, Error::UnknownJob { .. }), "{again}");
 }
 
-async fn slow(_: serde_json::Value) -> Result<(), TaskError> {
-    Ok(())
-}
-
 #[tokio::test]
 async fn a_paused_group_is_not_fetched_from_until_resumed_and_enqueueing_goes_on() {
     let redis = RedisServer::start();
     let group = unique_group("pause");
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
     let first = client
         .enqueue(
             Job::from_json(&group, "slow", "{}")
@@ -494,14 +375,14 @@ async fn a_paused_group_is_not_fetched_from_until_resumed_and_enqueueing_goes_on
         )
         .await
         .unwrap();
-    let stop = CancellationToken::new();
-    let worker = Worker::builder(redis.url())
-        .group(&group)
-        .consumer_name("pausable")
-        .task("slow", slow)
-        .build()
-        .unwrap();
-    let handle = tokio::spawn(worker.run(stop.clone().cancelled_owned()));
+    let worker = Running::worker(
+        Worker::builder(redis.url())
+            .group(&group)
+            .consumer_name("pausable")
+            .task("slow", noop)
+            .build()
+            .unwrap(),
+    );
     client.wait_for_result(&group, &first, WAIT).await.unwrap();
 
     let admin = Admin::connect(&redis.url()).await.unwrap();
@@ -546,6 +427,5 @@ async fn a_paused_group_is_not_fetched_from_until_resumed_and_enqueueing_goes_on
         "resumed within a fetch interval or two: {:?}",
         started.elapsed()
     );
-    stop.cancel();
-    handle.await.unwrap().unwrap();
+    worker.stop().await;
 }

@@ -5,57 +5,17 @@
 mod support;
 
 use serde_json::Value as Json;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
-use streamworker::{Client, Job, JobId, Priority, TaskError, Worker};
-use support::{RedisServer, stream_entries, unique_group, wait_until};
-use tokio_util::sync::CancellationToken;
-
-const WAIT: Duration = Duration::from_secs(20);
-const GONE: &str = "gone-worker";
-
-fn key(group: &str, suffix: &str) -> String {
-    format!("streamworker:{{{group}}}:{suffix}")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Runs `streamworker ARGS` with REDIS_URL unset; killed if it outlives [`WAIT`].
-async fn run(args: &[&str]) -> Output {
-    let mut cmd = tokio::process::Command::new(support::bin());
-    cmd.args(args)
-        .env_remove("REDIS_URL")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    tokio::time::timeout(WAIT, cmd.output())
-        .await
-        .unwrap_or_else(|_| panic!("streamworker {args:?} did not finish within {WAIT:?}"))
-        .expect("streamworker runs")
-}
-
-/// Runs `streamworker --redis URL ARGS`, asserts exit 0 and returns stdout.
-async fn ok(redis: &RedisServer, args: &[&str]) -> String {
-    let url = redis.url();
-    let all: Vec<&str> = ["--redis", url.as_str()]
-        .into_iter()
-        .chain(args.iter().copied())
-        .collect();
-    let out = run(&all).await;
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}{}",
-        text(&out.stderr),
-        text(&out.stdout)
-    );
-    text(&out.stdout)
-}
-
-async fn json(redis: &RedisServer, args: &[&str]) -> Json {
-    let out = ok(redis, args).await;
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {out}"))
-}
+use std::process::Stdio;
+use streamworker::Job;
+use support::cli::{json, ok, run, text};
+use support::inspect::{exists, stream_entries, xlen};
+use support::keys::{key, unique_group};
+use support::known::{GONE, SEEDER, known_state};
+use support::process::{WorkerProcess, bin};
+use support::seed::xadd;
+use support::server::{RedisServer, free_port};
+use support::wait::{WAIT, until, wait_until};
+use support::workers::client;
 
 /// The cells of the table row whose first cell is `first`.
 fn row(table: &str, first: &str) -> Vec<String> {
@@ -66,72 +26,10 @@ fn row(table: &str, first: &str) -> Vec<String> {
         .unwrap_or_else(|| panic!("no row {first:?} in:\n{table}"))
 }
 
-async fn boom(_: Json) -> Result<(), TaskError> {
-    Err(TaskError::fatal("boom"))
-}
-
-struct Seeded {
-    group: String,
-    waiting: JobId,
-    in_flight: JobId,
-    delayed: JobId,
-    dead: Vec<JobId>,
-}
-
-/// Two dead jobs (by a real worker), then 3 waiting in `default` (one delivered to a
-/// consumer that is gone, idle 10 minutes), 1 waiting in `high`, 1 delayed by an hour.
-async fn seed(redis: &RedisServer) -> Seeded {
-    let group = unique_group("ops");
-    let client = Client::connect(&redis.url()).await.unwrap();
-    let job = |task: &str| Job::from_json(&group, task, r#"{"n":1}"#).unwrap();
-    let dead = vec![
-        client.enqueue(job("boom")).await.unwrap(),
-        client.enqueue(job("boom")).await.unwrap(),
-    ];
-    let stop = CancellationToken::new();
-    let worker = Worker::builder(redis.url())
-        .group(&group)
-        .consumer_name("seed-worker")
-        .task("boom", boom)
-        .build()
-        .unwrap();
-    let handle = tokio::spawn(worker.run(stop.clone().cancelled_owned()));
-    let dead_key = key(&group, "dead");
-    wait_until(WAIT, "two dead jobs", || {
-        let n = stream_entries(&mut redis.conn(), &dead_key).len();
-        async move { n == 2 }
-    })
-    .await;
-    stop.cancel();
-    handle.await.unwrap().unwrap();
-
-    let in_flight = client.enqueue(job("send")).await.unwrap();
-    let waiting = client.enqueue(job("send")).await.unwrap();
-    client.enqueue(job("send")).await.unwrap();
-    client
-        .enqueue(job("send").priority(Priority::High))
-        .await
-        .unwrap();
-    let delayed = client
-        .enqueue(job("later").delay(Duration::from_secs(3600)))
-        .await
-        .unwrap();
-    let mut conn = redis.conn();
-    let stream = key(&group, "default");
-    support::abandon_one(&mut conn, &stream, &group, GONE, 600_000);
-    Seeded {
-        group,
-        waiting,
-        in_flight,
-        delayed,
-        dead,
-    }
-}
-
 #[tokio::test]
 async fn status_table_and_json_give_the_same_numbers_with_json_anywhere() {
     let redis = RedisServer::start();
-    let s = seed(&redis).await;
+    let s = known_state(&redis).await;
     let g = s.group.as_str();
 
     let table = ok(&redis, &["status", "--group", g]).await;
@@ -140,19 +38,19 @@ async fn status_table_and_json_give_the_same_numbers_with_json_anywhere() {
         "{table}"
     );
     assert_eq!(row(&table, "high")[1..3], ["1", "0"], "{table}");
-    assert_eq!(row(&table, "default")[1..3], ["2", "1"], "{table}");
+    assert_eq!(row(&table, "default")[1..3], ["3", "1"], "{table}");
     assert_eq!(row(&table, "low")[1..4], ["0", "0", "-"], "{table}");
-    assert_eq!(row(&table, "total")[1..3], ["3", "1"], "{table}");
+    assert_eq!(row(&table, "total")[1..3], ["4", "1"], "{table}");
     assert!(
-        table.contains("delayed 1 (next due in 59m") && table.contains("dead 2"),
+        table.contains("delayed 2 (next due in 59m") && table.contains("dead 2"),
         "{table}"
     );
     assert_eq!(row(&table, GONE)[1], "1", "{table}");
-    assert_eq!(row(&table, "seed-worker")[1], "0", "{table}");
+    assert_eq!(row(&table, SEEDER)[1], "0", "{table}");
     assert_eq!(
         row(&table, "minute")[1..],
-        ["2", "0", "2", "0", "2"],
-        "2 processed, both dead: {table}"
+        ["3", "1", "2", "0", "2"],
+        "3 processed: 1 succeeded, 2 dead: {table}"
     );
 
     let url = redis.url();
@@ -169,15 +67,15 @@ async fn status_table_and_json_give_the_same_numbers_with_json_anywhere() {
         assert_eq!(
             (&st["ready"], &st["pending"], &st["delayed"], &st["dead"]),
             (
-                &Json::from(3),
+                &Json::from(4),
                 &Json::from(1),
-                &Json::from(1),
+                &Json::from(2),
                 &Json::from(2)
             ),
             "{st}"
         );
         assert_eq!(st["queues"][1]["priority"], "default");
-        assert_eq!(st["queues"][1]["ready"], 2);
+        assert_eq!(st["queues"][1]["ready"], 3);
         assert_eq!(st["last_hour"]["dead"], 2);
         assert_eq!(st["consumers"][0]["name"], GONE);
     }
@@ -186,7 +84,7 @@ async fn status_table_and_json_give_the_same_numbers_with_json_anywhere() {
 #[tokio::test]
 async fn pending_shows_the_stalled_entry_as_next_to_reap() {
     let redis = RedisServer::start();
-    let s = seed(&redis).await;
+    let s = known_state(&redis).await;
     let g = s.group.as_str();
 
     let table = ok(&redis, &["pending", "--group", g]).await;
@@ -222,14 +120,7 @@ async fn pending_shows_the_stalled_entry_as_next_to_reap() {
     assert!(none.contains("nothing in flight"), "{none}");
     let other = json(
         &redis,
-        &[
-            "pending",
-            "--group",
-            g,
-            "--consumer",
-            "seed-worker",
-            "--json",
-        ],
+        &["pending", "--group", g, "--consumer", SEEDER, "--json"],
     )
     .await;
     assert_eq!(other, Json::Array(Vec::new()));
@@ -238,7 +129,7 @@ async fn pending_shows_the_stalled_entry_as_next_to_reap() {
 #[tokio::test]
 async fn job_says_where_each_job_is() {
     let redis = RedisServer::start();
-    let s = seed(&redis).await;
+    let s = known_state(&redis).await;
     let g = s.group.as_str();
     let state = |out: &str| out.lines().nth(1).unwrap_or_default().to_string();
 
@@ -247,12 +138,12 @@ async fn job_says_where_each_job_is() {
         state(&running).contains(&format!("running on {GONE} (idle 10m")),
         "{running}"
     );
-    let waiting = ok(&redis, &["job", s.waiting.as_str(), "--group", g]).await;
+    let waiting = ok(&redis, &["job", s.waiting[0].as_str(), "--group", g]).await;
     assert!(
         state(&waiting).contains("waiting in the default stream"),
         "{waiting}"
     );
-    let delayed = ok(&redis, &["job", s.delayed.as_str(), "--group", g]).await;
+    let delayed = ok(&redis, &["job", s.delayed[0].as_str(), "--group", g]).await;
     assert!(state(&delayed).contains("delayed until"), "{delayed}");
     let dead = ok(&redis, &["job", s.dead[0].as_str(), "--group", g]).await;
     assert!(state(&dead).contains("dead since"), "{dead}");
@@ -280,7 +171,7 @@ async fn job_says_where_each_job_is() {
 #[tokio::test]
 async fn dead_retry_and_purge_move_exactly_what_they_say() {
     let redis = RedisServer::start();
-    let s = seed(&redis).await;
+    let s = known_state(&redis).await;
     let g = s.group.as_str();
     let mut conn = redis.conn();
 
@@ -308,9 +199,9 @@ async fn dead_retry_and_purge_move_exactly_what_they_say() {
     assert_eq!(dead_left.len(), 1);
     assert_eq!(dead_left[0]["id"], s.dead[1].as_str());
     let default = stream_entries(&mut conn, &key(g, "default"));
-    assert_eq!(default.len(), 4, "3 seeded + 1 re-driven");
-    assert_eq!(default[3]["id"], s.dead[0].as_str());
-    assert_eq!(default[3]["attempt"], "1");
+    assert_eq!(default.len(), 5, "4 seeded + 1 re-driven");
+    assert_eq!(default[4]["id"], s.dead[0].as_str());
+    assert_eq!(default[4]["attempt"], "1");
 
     let none = json(
         &redis,
@@ -326,15 +217,11 @@ async fn dead_retry_and_purge_move_exactly_what_they_say() {
 
     // Purge: two fresh dead entries survive --older-than 1h, then --older-than 0s takes both.
     for _ in 0..2 {
-        let _: String = redis::cmd("XADD")
-            .arg(key(g, "dead"))
-            .arg("*")
-            .arg("task")
-            .arg("t")
-            .arg("reason")
-            .arg("r")
-            .query(&mut conn)
-            .unwrap();
+        xadd(
+            &mut conn,
+            &key(g, "dead"),
+            &[("task", "t"), ("reason", "r")],
+        );
     }
     let kept = ok(
         &redis,
@@ -365,13 +252,15 @@ async fn dead_retry_and_purge_move_exactly_what_they_say() {
 #[tokio::test]
 async fn delayed_jobs_are_listed_and_run_now_and_groups_paused_and_resumed() {
     let redis = RedisServer::start();
-    let s = seed(&redis).await;
+    let s = known_state(&redis).await;
     let g = s.group.as_str();
 
     let table = ok(&redis, &["delayed", "--group", g, "list"]).await;
     let first = table.lines().nth(1).unwrap_or_default();
     assert!(
-        first.starts_with("59m") && first.contains(s.delayed.as_str()) && first.contains("later"),
+        first.starts_with("59m")
+            && first.contains(s.delayed[0].as_str())
+            && first.contains("later"),
         "{table}"
     );
     let moved = json(
@@ -381,14 +270,23 @@ async fn delayed_jobs_are_listed_and_run_now_and_groups_paused_and_resumed() {
             "--group",
             g,
             "run-now",
-            s.delayed.as_str(),
+            s.delayed[0].as_str(),
             "--json",
         ],
     )
     .await;
-    assert_eq!(moved["job_id"], s.delayed.as_str());
+    assert_eq!(moved["job_id"], s.delayed[0].as_str());
     let default = stream_entries(&mut redis.conn(), &key(g, "default"));
-    assert_eq!(default.last().unwrap()["id"], s.delayed.as_str());
+    assert_eq!(default.last().unwrap()["id"], s.delayed[0].as_str());
+    let high = s.delayed[1].as_str();
+    let moved = ok(&redis, &["delayed", "--group", g, "run-now", high]).await;
+    assert!(moved.contains(high), "{moved}");
+    let high_stream = stream_entries(&mut redis.conn(), &key(g, "high"));
+    assert_eq!(
+        high_stream.last().unwrap()["id"],
+        high,
+        "into its own priority"
+    );
     let empty = ok(&redis, &["delayed", "--group", g, "list"]).await;
     assert!(empty.contains("no delayed jobs"), "{empty}");
 
@@ -405,31 +303,27 @@ async fn delayed_jobs_are_listed_and_run_now_and_groups_paused_and_resumed() {
     assert_eq!(again["changed"], false);
     let resumed = ok(&redis, &["resume", "--group", g]).await;
     assert!(resumed.contains("resumed"), "{resumed}");
-    let exists: bool = redis::cmd("EXISTS")
-        .arg(key(g, "paused"))
-        .query(&mut redis.conn())
-        .unwrap();
-    assert!(!exists);
+    assert!(!exists(&mut redis.conn(), &key(g, "paused")));
 }
 
 #[tokio::test]
 async fn top_prints_one_frame_when_stdout_is_not_a_terminal() {
     let redis = RedisServer::start();
-    let s = seed(&redis).await;
+    let s = known_state(&redis).await;
     let frame = ok(&redis, &["top"]).await;
     assert!(
         frame.starts_with("streamworker top  redis://127.0.0.1:"),
         "{frame}"
     );
     let r = row(&frame, &s.group);
-    assert_eq!(r[1..6], ["active", "3", "1", "1", "2"], "{frame}");
+    assert_eq!(r[1..6], ["active", "4", "1", "2", "2"], "{frame}");
     assert!(frame.contains(GONE), "consumers are listed: {frame}");
 }
 
 #[tokio::test]
 async fn bad_input_gets_one_clear_line_and_a_non_zero_exit() {
     let redis = RedisServer::start();
-    let s = seed(&redis).await;
+    let s = known_state(&redis).await;
     let url = redis.url();
     let g = s.group.as_str();
     let cases: Vec<(Vec<&str>, i32, String)> = vec![
@@ -512,24 +406,6 @@ async fn bad_input_gets_one_clear_line_and_a_non_zero_exit() {
     }
 }
 
-/// A worker process, killed when dropped.
-struct WorkerProcess(Child);
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `GET http://addr/metrics`: (status line, body).
 async fn scrape(addr: &str) -> Option<(String, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -599,26 +475,28 @@ async fn metrics_are_prometheus_text_and_count_the_jobs_run() {
     let redis = RedisServer::start();
     let group = unique_group("metrics");
     let addr = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(support::bin())
-        .args(["--redis", &redis.url(), "--group", &group])
-        .args(["--retry-backoff", "10ms", "--metrics-addr", &addr])
-        .args([
+    let out = tempfile::tempdir().unwrap();
+    let _worker = WorkerProcess::start(
+        &redis.url(),
+        out.path(),
+        &[
+            "--group",
+            &group,
+            "--retry-backoff",
+            "10ms",
+            "--metrics-addr",
+            &addr,
             "--exec",
             r#"sh -c 'cat > /dev/null; [ "$STREAMWORKER_TASK" = ok ]'"#,
-        ])
-        .env_remove("REDIS_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _worker = WorkerProcess(child);
+        ],
+    );
     wait_until(WAIT, "the metrics endpoint", || {
         let addr = addr.clone();
         async move { scrape(&addr).await.is_some() }
     })
     .await;
 
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
     for _ in 0..5 {
         client
             .enqueue(Job::from_json(&group, "ok", "{}").unwrap())
@@ -631,28 +509,22 @@ async fn metrics_are_prometheus_text_and_count_the_jobs_run() {
             .await
             .unwrap();
     }
+    let mut conn = redis.conn();
     let dead_key = key(&group, "dead");
-    wait_until(WAIT, "both failing jobs dead", || {
-        let n = stream_entries(&mut redis.conn(), &dead_key).len();
-        async move { n == 2 }
-    })
-    .await;
+    until("both failing jobs dead", || xlen(&mut conn, &dead_key) == 2).await;
 
     // Counters are written before the outcome reaches Redis; the queue-depth gauges are
     // sampled every few seconds: wait until the sample shows the two dead jobs.
-    let deadline = std::time::Instant::now() + WAIT;
-    let body = loop {
-        let (status, body) = scrape(&addr).await.expect("the endpoint answers");
-        assert_eq!(status, "HTTP/1.1 200 OK");
-        if sample(&parse(&body), "streamworker_queue_dead", &[]) == Some(2.0) {
-            break body;
+    wait_until(WAIT, "a depth sample with the 2 dead jobs", || {
+        let addr = addr.clone();
+        async move {
+            let (_, body) = scrape(&addr).await.expect("the endpoint answers");
+            sample(&parse(&body), "streamworker_queue_dead", &[]) == Some(2.0)
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no depth sample with 2 dead jobs:\n{body}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
+    let (status, body) = scrape(&addr).await.expect("the endpoint answers");
+    assert_eq!(status, "HTTP/1.1 200 OK");
     let s = parse(&body);
     let job = |name: &str, task: &str| sample(&s, name, &[("group", &group), ("task", task)]);
     assert_eq!(job("streamworker_jobs_started_total", "ok"), Some(5.0));
@@ -703,11 +575,11 @@ async fn metrics_are_prometheus_text_and_count_the_jobs_run() {
 async fn top_runs_live_in_a_terminal_and_quits_on_q_or_ctrl_c() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let redis = RedisServer::start();
-    let s = seed(&redis).await;
+    let s = known_state(&redis).await;
     for key in ["q", "\x03"] {
         let command = format!(
             "{} --redis {} top --interval 200ms",
-            support::bin().display(),
+            bin().display(),
             redis.url()
         );
         let mut child = tokio::process::Command::new("script")

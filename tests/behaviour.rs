@@ -8,10 +8,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use streamworker::{
-    Backoff, Client, Job, JobContext, JobState, Priority, State, TaskError, TaskOptions, Worker,
+    Backoff, Job, JobContext, JobState, Priority, State, TaskError, TaskOptions, Worker,
 };
-use support::{RedisServer, stream_entries, unique_group, wait_until};
-use tokio_util::sync::CancellationToken;
+use support::inspect::{pending_count, stream_entries, zcard};
+use support::keys::{key, unique_group};
+use support::seed::xadd;
+use support::server::RedisServer;
+use support::wait::{until, wait_until};
+use support::workers::{Running, client};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Tag {
@@ -73,18 +77,6 @@ async fn panics(_: Tag) -> Result<(), TaskError> {
     panic!("handler bug")
 }
 
-struct Running {
-    stop: CancellationToken,
-    handle: tokio::task::JoinHandle<streamworker::Result<()>>,
-}
-
-impl Running {
-    async fn stop(self) {
-        self.stop.cancel();
-        self.handle.await.unwrap().unwrap();
-    }
-}
-
 fn start(url: &str, group: &str, concurrency: usize, seen: &Seen) -> Running {
     let worker = Worker::builder(url)
         .group(group)
@@ -101,9 +93,7 @@ fn start(url: &str, group: &str, concurrency: usize, seen: &Seen) -> Running {
         .task("panics", panics)
         .build()
         .unwrap();
-    let stop = CancellationToken::new();
-    let handle = tokio::spawn(worker.run(stop.clone().cancelled_owned()));
-    Running { stop, handle }
+    Running::worker(worker)
 }
 
 fn tag(name: impl Into<String>) -> Tag {
@@ -111,14 +101,14 @@ fn tag(name: impl Into<String>) -> Tag {
 }
 
 fn dead_entries(redis: &RedisServer, group: &str) -> Vec<HashMap<String, String>> {
-    stream_entries(&mut redis.conn(), &format!("streamworker:{{{group}}}:dead"))
+    stream_entries(&mut redis.conn(), &key(group, "dead"))
 }
 
 #[tokio::test]
 async fn high_runs_before_default_before_low() {
     let redis = RedisServer::start();
     let group = unique_group("prio");
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
     let mut jobs = Vec::new();
     for i in 0..5 {
         for (p, name) in [
@@ -158,7 +148,7 @@ async fn high_runs_before_default_before_low() {
 async fn a_failing_job_is_retried_with_backoff_until_it_succeeds() {
     let redis = RedisServer::start();
     let group = unique_group("retry");
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
     let seen = Seen::default();
     let worker = start(&redis.url(), &group, 4, &seen);
     let id = client
@@ -194,18 +184,14 @@ async fn a_failing_job_is_retried_with_backoff_until_it_succeeds() {
         "{:?}",
         runs[2].2 - runs[1].2
     );
-    let delayed: usize = redis::cmd("ZCARD")
-        .arg(format!("streamworker:{{{group}}}:delayed"))
-        .query(&mut redis.conn())
-        .unwrap();
-    assert_eq!(delayed, 0);
+    assert_eq!(zcard(&mut redis.conn(), &key(&group, "delayed")), 0);
 }
 
 #[tokio::test]
 async fn jobs_out_of_attempts_or_refused_land_in_dead_with_their_reason() {
     let redis = RedisServer::start();
     let group = unique_group("dead");
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
     let seen = Seen::default();
     let worker = start(&redis.url(), &group, 4, &seen);
     let exhausted = client
@@ -271,8 +257,8 @@ async fn jobs_out_of_attempts_or_refused_land_in_dead_with_their_reason() {
 async fn unregistered_tasks_and_undecodable_args_go_to_dead_and_the_worker_keeps_serving() {
     let redis = RedisServer::start();
     let group = unique_group("bad");
-    let client = Client::connect(&redis.url()).await.unwrap();
-    let stream = format!("streamworker:{{{group}}}:default");
+    let client = client(&redis).await;
+    let stream = key(&group, "default");
     let mut conn = redis.conn();
     let unknown = client
         .enqueue(Job::new(&group, "nope", &tag("a")).unwrap())
@@ -282,33 +268,17 @@ async fn unregistered_tasks_and_undecodable_args_go_to_dead_and_the_worker_keeps
         .enqueue(Job::from_json(&group, "record", r#"{"nom":1}"#).unwrap())
         .await
         .unwrap();
-    let garbage: String = redis::cmd("XADD")
-        .arg(&stream)
-        .arg("*")
-        .arg("task")
-        .arg("record")
-        .arg("args")
-        .arg("{not json")
-        .query(&mut conn)
-        .unwrap();
-    let no_task: String = redis::cmd("XADD")
-        .arg(&stream)
-        .arg("*")
-        .arg("args")
-        .arg("{}")
-        .query(&mut conn)
-        .unwrap();
-    let bad_enc: String = redis::cmd("XADD")
-        .arg(&stream)
-        .arg("*")
-        .arg("task")
-        .arg("record")
-        .arg("args")
-        .arg("{}")
-        .arg("enc")
-        .arg("pickle")
-        .query(&mut conn)
-        .unwrap();
+    let garbage = xadd(
+        &mut conn,
+        &stream,
+        &[("task", "record"), ("args", "{not json")],
+    );
+    let no_task = xadd(&mut conn, &stream, &[("args", "{}")]);
+    let bad_enc = xadd(
+        &mut conn,
+        &stream,
+        &[("task", "record"), ("args", "{}"), ("enc", "pickle")],
+    );
     let both_args: String = redis::cmd("XADD")
         .arg(&stream)
         .arg("*")
@@ -384,7 +354,7 @@ async fn unregistered_tasks_and_undecodable_args_go_to_dead_and_the_worker_keeps
         "nothing left waiting"
     );
     assert_eq!(
-        support::pending_count(&mut conn, &stream, &group),
+        pending_count(&mut conn, &stream, &group),
         0,
         "nothing left pending"
     );
@@ -394,23 +364,19 @@ async fn unregistered_tasks_and_undecodable_args_go_to_dead_and_the_worker_keeps
 async fn a_delayed_job_starts_after_and_close_to_its_due_time() {
     let redis = RedisServer::start();
     let group = unique_group("delay");
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
     let seen = Seen::default();
     let worker = start(&redis.url(), &group, 2, &seen);
     // Let the worker settle into its idle wait, so the wake-up path is what is measured.
-    wait_until(
-        Duration::from_secs(5),
-        "the worker to join the group",
-        || {
-            let mut conn = redis.conn();
-            let groups: redis::Value = redis::cmd("XINFO")
-                .arg("GROUPS")
-                .arg(format!("streamworker:{{{group}}}:default"))
-                .query(&mut conn)
-                .unwrap_or(redis::Value::Nil);
-            async move { matches!(groups, redis::Value::Array(ref g) if !g.is_empty()) }
-        },
-    )
+    let mut conn = redis.conn();
+    until("the worker to join the group", || {
+        let groups: redis::Value = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(key(&group, "default"))
+            .query(&mut conn)
+            .unwrap_or(redis::Value::Nil);
+        matches!(groups, redis::Value::Array(ref g) if !g.is_empty())
+    })
     .await;
     let delays = [300u64, 600, 150];
     let mut due = HashMap::new();
@@ -456,7 +422,7 @@ async fn a_delayed_job_starts_after_and_close_to_its_due_time() {
 async fn two_workers_share_a_backlog_and_run_each_job_once() {
     let redis = RedisServer::start();
     let group = unique_group("share");
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
     let jobs: Vec<Job> = (0..600)
         .map(|i| Job::new(&group, "record", &tag(format!("j{i}"))).unwrap())
         .collect();
@@ -531,7 +497,7 @@ fn bad_worker_settings_say_what_to_do() {
 async fn retry_limits_come_from_the_job_then_the_task_then_the_worker() {
     let redis = RedisServer::start();
     let group = unique_group("limits");
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
     let worker = Worker::builder(redis.url())
         .group(&group)
         .backoff(Backoff::new(
@@ -543,8 +509,7 @@ async fn retry_limits_come_from_the_job_then_the_task_then_the_worker() {
         .task("unlimited", always_fails)
         .build()
         .unwrap();
-    let stop = CancellationToken::new();
-    let handle = tokio::spawn(worker.run(stop.clone().cancelled_owned()));
+    let worker = Running::worker(worker);
     let keep = Duration::from_secs(60);
     let job = |task: &str| Job::new(&group, task, &tag("x")).unwrap().keep_result(keep);
     let by_task = client.enqueue(job("limited")).await.unwrap();
@@ -559,7 +524,6 @@ async fn retry_limits_come_from_the_job_then_the_task_then_the_worker() {
         assert_eq!(status.state, JobState::Dead);
         attempts.push(status.attempt);
     }
-    stop.cancel();
-    handle.await.unwrap().unwrap();
+    worker.stop().await;
     assert_eq!(attempts, vec![3, 2, 1], "task 2 retries, job 1, worker 0");
 }

@@ -1,30 +1,24 @@
 //! The `streamworker` binary as users run it: real processes (`enqueue`, `--exec` workers,
-//! `redis-cli`) against a real redis-server per test, with signals sent by `kill`.
+//! `redis-cli`) against a real redis-server per test. Signals and stops: `shutdown.rs`.
 
 mod support;
 
 use std::collections::HashMap;
 use std::fs;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use streamworker::{Client, JobId, JobState};
+use std::time::{SystemTime, UNIX_EPOCH};
+use streamworker::{JobId, JobState};
+use support::cli::{enqueue, redis_cli, run, run_env, text};
+use support::inspect::{hash, keys, pending_count, pttl, stream_entries, xlen, zcard};
+use support::keys::{key, unique_group};
 use support::process::WorkerProcess;
-use support::{RedisServer, pending_count, stream_entries, unique_group, wait_until};
-
-/// How long any awaited condition may take before the test fails.
-const WAIT: Duration = Duration::from_secs(20);
+use support::server::RedisServer;
+use support::wait::{WAIT, until};
+use support::workers::client;
 
 /// An `--exec` command that records each job's stdin and `STREAMWORKER_*` environment in `$OUT`.
 const RECORD: &str = r#"sh -c 'cat > "$OUT/$STREAMWORKER_JOB_ID.json"; env | grep ^STREAMWORKER_ > "$OUT/$STREAMWORKER_JOB_ID.env"'"#;
 
-/// An `--exec` command that signals it started, then runs until `$OUT/go` exists (or `$OUT` is
-/// gone: a failed test's killed worker leaves no endless orphan).
-const BLOCK_UNTIL_GO: &str = r#"sh -c 'echo "$STREAMWORKER_ATTEMPT" >> "$OUT/attempts"; touch "$OUT/started"; while [ -d "$OUT" ] && [ ! -e "$OUT/go" ]; do sleep 0.01; done; echo finished'"#;
-
-fn key(group: &str, suffix: &str) -> String {
-    format!("streamworker:{{{group}}}:{suffix}")
-}
-
+/// Wall-clock time in ms since the epoch.
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -37,87 +31,6 @@ fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
-}
-
-fn xlen(conn: &mut redis::Connection, key: &str) -> usize {
-    redis::cmd("XLEN").arg(key).query(conn).unwrap()
-}
-
-fn hash(conn: &mut redis::Connection, key: &str) -> HashMap<String, String> {
-    redis::cmd("HGETALL").arg(key).query(conn).unwrap()
-}
-
-fn pttl(conn: &mut redis::Connection, key: &str) -> i64 {
-    redis::cmd("PTTL").arg(key).query(conn).unwrap()
-}
-
-/// Waits (up to [`WAIT`]) until a synchronous condition holds.
-async fn until(what: &str, mut condition: impl FnMut() -> bool) {
-    wait_until(WAIT, what, || {
-        let ok = condition();
-        async move { ok }
-    })
-    .await
-}
-
-/// Runs `streamworker ARGS` to completion (killed if it outlives [`WAIT`]), with `env` set and
-/// REDIS_URL unset unless `env` sets it.
-async fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = tokio::process::Command::new(support::bin());
-    cmd.args(args)
-        .env_remove("REDIS_URL")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    tokio::time::timeout(WAIT, cmd.output())
-        .await
-        .unwrap_or_else(|_| panic!("streamworker {args:?} did not finish within {WAIT:?}"))
-        .expect("streamworker runs")
-}
-
-async fn run(args: &[&str]) -> Output {
-    run_env(args, &[]).await
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// `streamworker --redis URL enqueue --group GROUP FLAGS...`; asserts success, returns the id.
-async fn enqueue(redis: &RedisServer, group: &str, flags: &[&str]) -> String {
-    let url = redis.url();
-    let mut args = vec!["--redis", &url, "enqueue", "--group", group];
-    args.extend_from_slice(flags);
-    let out = run(&args).await;
-    assert!(
-        out.status.success(),
-        "enqueue {flags:?} failed: {}",
-        text(&out.stderr)
-    );
-    let id = text(&out.stdout).trim_end().to_string();
-    assert_eq!(
-        text(&out.stdout),
-        format!("{id}\n"),
-        "stdout is the id and nothing else"
-    );
-    id
-}
-
-/// Runs the real `redis-cli` against `redis`; returns its trimmed stdout.
-fn redis_cli(redis: &RedisServer, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .arg("-p")
-        .arg(redis.port().to_string())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("redis-cli must be installed (apt-get install redis-tools)");
-    assert!(
-        out.status.success(),
-        "redis-cli {args:?}: {}",
-        text(&out.stderr)
-    );
-    text(&out.stdout).trim().to_string()
 }
 
 fn assert_ulid(id: &str) {
@@ -251,11 +164,10 @@ async fn enqueue_prints_a_ulid_and_stores_the_job_where_its_flags_say() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 5, "ids are unique");
-    let status_keys: Vec<String> = redis::cmd("KEYS")
-        .arg(key(&group, "job:*"))
-        .query(&mut conn)
-        .unwrap();
-    assert_eq!(status_keys, vec![key(&group, &format!("job:{tracked}"))]);
+    assert_eq!(
+        keys(&mut conn, &key(&group, "job:*")),
+        vec![key(&group, &format!("job:{tracked}"))]
+    );
     assert_eq!(xlen(&mut conn, &key(&group, "default")), 1);
     assert_eq!(xlen(&mut conn, &key(&group, "high")), 1);
 }
@@ -336,10 +248,7 @@ async fn an_exec_worker_gives_the_command_args_on_stdin_and_job_facts_in_its_env
         "both entries acked"
     );
     assert_eq!(xlen(&mut conn, &key(&group, "dead")), 0);
-    let status_keys: Vec<String> = redis::cmd("KEYS")
-        .arg(key(&group, "job:*"))
-        .query(&mut conn)
-        .unwrap();
+    let status_keys = keys(&mut conn, &key(&group, "job:*"));
     assert!(
         status_keys.is_empty(),
         "jobs without --keep-result leave no status: {status_keys:?}"
@@ -379,7 +288,7 @@ async fn exec_stdout_becomes_the_kept_result() {
         ],
     );
 
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
     let status = client
         .wait_for_result(&group, &JobId::parse(id.as_str()).unwrap(), WAIT)
         .await
@@ -477,11 +386,11 @@ async fn a_failing_command_is_retried_then_dead_with_its_stderr_and_the_worker_g
     assert_eq!(status.get("last_error"), Some(reason), "{status:?}");
     assert_eq!(xlen(&mut conn, &stream), 0);
     assert_eq!(pending_count(&mut conn, &stream, &group), 0);
-    let delayed: usize = redis::cmd("ZCARD")
-        .arg(key(&group, "delayed"))
-        .query(&mut conn)
-        .unwrap();
-    assert_eq!(delayed, 0, "no retry left scheduled");
+    assert_eq!(
+        zcard(&mut conn, &key(&group, "delayed")),
+        0,
+        "no retry left scheduled"
+    );
 
     // The worker is still serving.
     assert!(worker.is_running());
@@ -555,119 +464,6 @@ async fn job_data_cannot_inject_commands() {
     );
 }
 
-/// SIGTERM lets the running job finish (acked, result kept), then the worker exits 0.
-#[tokio::test]
-async fn sigterm_lets_the_running_job_finish_then_exits_0() {
-    let redis = RedisServer::start();
-    let group = unique_group("term");
-    let out = tempfile::tempdir().unwrap();
-    let stream = key(&group, "default");
-    let mut conn = redis.conn();
-    let mut worker = WorkerProcess::start(
-        &redis.url(),
-        out.path(),
-        &["--group", &group, "--exec", BLOCK_UNTIL_GO],
-    );
-
-    let id = enqueue(&redis, &group, &["--task", "slow", "--keep-result", "1h"]).await;
-    until("the job to start", || out.path().join("started").exists()).await;
-    worker.signal("TERM");
-    until("the worker to stop fetching", || {
-        worker.log().contains("stopping: no new jobs are fetched")
-    })
-    .await;
-    assert!(worker.is_running(), "the worker waits for its running job");
-
-    fs::write(out.path().join("go"), "").unwrap();
-    let status = worker.exit_status(WAIT).await;
-    assert_eq!(status.code(), Some(0), "{status}");
-    assert!(worker.log().contains("SIGTERM received"));
-    let record = hash(&mut conn, &key(&group, &format!("job:{id}")));
-    assert_eq!(
-        record.get("state").map(String::as_str),
-        Some("succeeded"),
-        "{record:?}"
-    );
-    assert_eq!(
-        record.get("result").map(String::as_str),
-        Some("finished\n"),
-        "{record:?}"
-    );
-    assert_eq!(xlen(&mut conn, &stream), 0);
-    assert_eq!(pending_count(&mut conn, &stream, &group), 0);
-}
-
-/// SIGINT (Ctrl-C) stops an idle worker with exit code 0.
-#[tokio::test]
-async fn sigint_stops_an_idle_worker_with_exit_0() {
-    let redis = RedisServer::start();
-    let group = unique_group("int");
-    let out = tempfile::tempdir().unwrap();
-    let stream = key(&group, "default");
-    let mut conn = redis.conn();
-    let mut worker = WorkerProcess::start(
-        &redis.url(),
-        out.path(),
-        &["--group", &group, "--exec", "true"],
-    );
-
-    // A processed job shows the worker is up (its signal handlers installed).
-    enqueue(&redis, &group, &["--task", "noop"]).await;
-    until("the job to finish", || xlen(&mut conn, &stream) == 0).await;
-    worker.signal("INT");
-    let status = worker.exit_status(WAIT).await;
-    assert_eq!(status.code(), Some(0), "{status}");
-    assert!(worker.log().contains("SIGINT received"));
-    assert_eq!(pending_count(&mut conn, &stream, &group), 0);
-}
-
-/// A job still running when --shutdown-grace ends is handed back and the next worker runs it.
-#[tokio::test]
-async fn a_job_running_past_the_grace_period_is_handed_back_and_run_by_the_next_worker() {
-    let redis = RedisServer::start();
-    let group = unique_group("grace");
-    let out = tempfile::tempdir().unwrap();
-    let stream = key(&group, "default");
-    let mut conn = redis.conn();
-    let flags = [
-        "--group",
-        &group,
-        "--shutdown-grace",
-        "100ms",
-        "--exec",
-        BLOCK_UNTIL_GO,
-    ];
-
-    let id = enqueue(&redis, &group, &["--task", "slow", "--args", r#"{"n":1}"#]).await;
-    let mut first = WorkerProcess::start(&redis.url(), out.path(), &flags);
-    until("the job to start", || out.path().join("started").exists()).await;
-    first.signal("TERM");
-    let status = first.exit_status(WAIT).await;
-    assert_eq!(status.code(), Some(0), "{status}");
-
-    let entries = stream_entries(&mut conn, &stream);
-    assert_eq!(entries.len(), 1, "handed back, not lost");
-    assert_eq!(
-        (entries[0]["id"].as_str(), entries[0]["args"].as_str()),
-        (id.as_str(), r#"{"n":1}"#)
-    );
-    assert_eq!(pending_count(&mut conn, &stream, &group), 0);
-
-    fs::write(out.path().join("go"), "").unwrap();
-    let _second = WorkerProcess::start(&redis.url(), out.path(), &flags);
-    until("the next worker to finish the job", || {
-        xlen(&mut conn, &stream) == 0
-    })
-    .await;
-    assert_eq!(pending_count(&mut conn, &stream, &group), 0);
-    assert_eq!(
-        fs::read_to_string(out.path().join("attempts")).unwrap(),
-        "1\n1\n",
-        "a hand-back costs no attempt"
-    );
-    assert_eq!(xlen(&mut conn, &key(&group, "dead")), 0);
-}
-
 /// `enqueue` refuses bad names (exit 1), bad flag values (exit 2) and bad JSON, naming the fault.
 #[tokio::test]
 async fn enqueue_refuses_bad_input_with_a_clear_error() {
@@ -729,11 +525,11 @@ async fn enqueue_refuses_bad_input_with_a_clear_error() {
             "{flags:?}: usage error does not name {flag}: {err}"
         );
     }
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("*")
-        .query(&mut redis.conn())
-        .unwrap();
-    assert!(keys.is_empty(), "refused jobs wrote nothing: {keys:?}");
+    let written = keys(&mut redis.conn(), "*");
+    assert!(
+        written.is_empty(),
+        "refused jobs wrote nothing: {written:?}"
+    );
 }
 
 /// An unreachable Redis is a clear error (exit 1) that never prints the password.
@@ -826,9 +622,6 @@ async fn a_worker_without_group_or_exec_says_what_is_missing() {
             "{flags:?}: error does not mention {wanted:?}: {err}"
         );
     }
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("*")
-        .query(&mut redis.conn())
-        .unwrap();
-    assert!(keys.is_empty(), "nothing was written: {keys:?}");
+    let written = keys(&mut redis.conn(), "*");
+    assert!(written.is_empty(), "nothing was written: {written:?}");
 }

@@ -6,17 +6,15 @@ mod support;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use streamworker::{Client, Job, JobState, TaskError, Worker};
-use support::{RedisServer, unique_group, wait_until};
-use tokio_util::sync::CancellationToken;
+use streamworker::{Client, Job, JobState};
+use support::keys::unique_group;
+use support::server::RedisServer;
+use support::wait::wait_until;
+use support::workers::{client, noop_worker};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Nothing {
     n: u64,
-}
-
-async fn nothing(_: Nothing) -> Result<(), TaskError> {
-    Ok(())
 }
 
 fn job(group: &str, n: u64) -> Job {
@@ -69,7 +67,7 @@ async fn an_awaited_enqueue_is_one_command_on_one_connection() {
     let redis = RedisServer::start();
     let mut raw = redis.conn();
     let group = unique_group("conn");
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
     reset_stats(&mut raw);
     let started = Instant::now();
     for n in 0..200 {
@@ -103,20 +101,14 @@ async fn a_worker_finishes_jobs_without_checkout_round_trips() {
     let redis = RedisServer::start();
     let mut raw = redis.conn();
     let group = unique_group("conn");
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
     let ids = client
         .enqueue_many((0..300).map(|n| job(&group, n).keep_result(Duration::from_secs(60))))
         .await
         .unwrap();
     reset_stats(&mut raw);
     let started = Instant::now();
-    let stop = CancellationToken::new();
-    let worker = Worker::builder(redis.url())
-        .group(&group)
-        .task("nothing", nothing)
-        .build()
-        .unwrap();
-    let handle = tokio::spawn(worker.run(stop.clone().cancelled_owned()));
+    let worker = noop_worker(&redis.url(), &group, "nothing");
     for id in &ids {
         let status = client
             .wait_for_result(&group, id, Duration::from_secs(20))
@@ -124,8 +116,7 @@ async fn a_worker_finishes_jobs_without_checkout_round_trips() {
             .unwrap();
         assert_eq!(status.state, JobState::Succeeded);
     }
-    stop.cancel();
-    handle.await.unwrap().unwrap();
+    worker.stop().await;
     let elapsed = started.elapsed();
     let calls = command_calls(&mut raw);
     assert_no_checkout_round_trips(&calls, elapsed);
@@ -136,7 +127,7 @@ async fn a_killed_connection_is_replaced() {
     let redis = RedisServer::start();
     let mut raw = redis.conn();
     let group = unique_group("conn");
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
     client.enqueue(job(&group, 0)).await.unwrap();
     let kill = |raw: &mut redis::Connection| {
         let killed: u64 = redis::cmd("CLIENT")
@@ -167,7 +158,7 @@ async fn a_killed_connection_is_replaced() {
 async fn a_restarted_redis_is_reconnected() {
     let mut redis = RedisServer::start();
     let group = unique_group("conn");
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
     client.enqueue(job(&group, 0)).await.unwrap();
     redis.kill();
     assert!(client.enqueue(job(&group, 1)).await.is_err());

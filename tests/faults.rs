@@ -1,197 +1,25 @@
-//! Fault injection with real processes: worker processes of the project's own binary are
-//! SIGKILLed, SIGSTOPped and SIGTERMed, and redis-server is killed and restarted, while jobs
-//! run. Whatever happens, every job Redis accepted runs to success or lands in the dead stream
-//! with its reason.
+//! Fault injection: worker processes of the project's own binary are SIGKILLed and SIGSTOPped,
+//! redis-server is killed and restarted or loses its data or script cache, entries are
+//! malformed, while jobs run. Whatever happens, every job Redis accepted runs to success or
+//! lands in the dead stream with its reason. (SIGTERM and the grace period: `shutdown.rs`.)
 //!
-//! Every job runs `job.sh` (below), which records each run as `JOB_ID WORKER_PID start|end`
-//! lines in `$OUT/runs`, so a test can tell which worker ran what, and which runs were cut.
+//! Every job runs `job.sh` ([`support::scene`]), which records each run, so a test can tell
+//! which worker ran what, and which runs were cut.
 
 mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use streamworker::{Client, Job, JobId};
+use streamworker::{Job, JobId, JobState};
+use support::cli::{ok, redis_cli};
 use support::process::WorkerProcess;
-use support::{RedisServer, pending_count, stream_entries, unique_group, wait_until};
+use support::scene::{Scene, VISIBILITY};
+use support::server::RedisServer;
+use support::wait::{WAIT, until, wait_until};
+use support::workers::{client, noop_worker};
 
-/// How long any awaited condition may take before the test fails.
-const WAIT: Duration = Duration::from_secs(30);
-/// The visibility timeout the workers of these tests run with.
-const VISIBILITY: Duration = Duration::from_secs(1);
-
-/// What each job runs, chosen by its task name:
-/// - `sleep-S`: sleeps S seconds;
-/// - `block`: runs until `$OUT/go` exists;
-/// - `fail`: fails with a message on stderr;
-/// - `crash`: SIGKILLs the worker running it, unless `$OUT/fixed` exists.
-///
-/// Its stdout (the job's result) is the pid of the worker that ran it.
-const JOB_SH: &str = r#"echo "$STREAMWORKER_JOB_ID $PPID start" >> "$OUT/runs"
-case "$STREAMWORKER_TASK" in
-  sleep-*) sleep "${STREAMWORKER_TASK#sleep-}" ;;
-  block) while [ -d "$OUT" ] && [ ! -e "$OUT/go" ]; do sleep 0.01; done ;;
-  fail) echo "poison: the invoice cannot be parsed" >&2; exit 1 ;;
-  crash) if [ ! -e "$OUT/fixed" ]; then kill -9 "$PPID"; sleep 5; fi ;;
-esac
-echo "$STREAMWORKER_JOB_ID $PPID end" >> "$OUT/runs"
-echo "$PPID"
-"#;
-
-/// One test's scene: a private Redis, a group, a directory the jobs write to.
-struct Scene {
-    redis: RedisServer,
-    group: String,
-    out: tempfile::TempDir,
-}
-
-impl Scene {
-    fn new(redis: RedisServer, prefix: &str) -> Scene {
-        let out = tempfile::tempdir().unwrap();
-        fs::write(out.path().join("job.sh"), JOB_SH).unwrap();
-        Scene {
-            redis,
-            group: unique_group(prefix),
-            out,
-        }
-    }
-
-    fn out(&self) -> &Path {
-        self.out.path()
-    }
-
-    /// The `--exec` command that runs `job.sh`.
-    fn exec(&self) -> String {
-        format!("sh {}", self.out().join("job.sh").display())
-    }
-
-    /// Starts a worker serving the group with `VISIBILITY` and `extra` flags.
-    fn worker(&self, extra: &[&str]) -> WorkerProcess {
-        let exec = self.exec();
-        let visibility = format!("{}ms", VISIBILITY.as_millis());
-        let mut args = vec![
-            "--group",
-            &self.group,
-            "--exec",
-            &exec,
-            "--visibility-timeout",
-            &visibility,
-            "--retry-backoff",
-            "50ms",
-        ];
-        args.extend_from_slice(extra);
-        WorkerProcess::start(&self.redis.url(), self.out(), &args)
-    }
-
-    fn key(&self, suffix: &str) -> String {
-        format!("streamworker:{{{}}}:{suffix}", self.group)
-    }
-
-    /// Enqueues `n` jobs of `task` that keep their result for an hour; returns their ids.
-    async fn enqueue(&self, task: &str, n: usize) -> Vec<JobId> {
-        let client = Client::connect(&self.redis.url()).await.unwrap();
-        let jobs: Vec<Job> = (0..n)
-            .map(|_| {
-                Job::new(&self.group, task, &serde_json::json!({}))
-                    .unwrap()
-                    .keep_result(Duration::from_secs(3600))
-            })
-            .collect();
-        client.enqueue_many(jobs).await.unwrap()
-    }
-
-    /// The recorded runs: (job id, worker pid, finished).
-    fn runs(&self) -> Vec<(String, u32, bool)> {
-        let text = fs::read_to_string(self.out().join("runs")).unwrap_or_default();
-        let mut starts: Vec<(String, u32, bool)> = Vec::new();
-        for line in text.lines() {
-            let parts: Vec<&str> = line.split(' ').collect();
-            let [id, pid, what] = parts[..] else { continue };
-            let pid: u32 = pid.parse().unwrap();
-            match what {
-                "start" => starts.push((id.to_string(), pid, false)),
-                "end" => {
-                    if let Some(run) = starts
-                        .iter_mut()
-                        .find(|(i, p, done)| i == id && *p == pid && !done)
-                    {
-                        run.2 = true;
-                    }
-                }
-                _ => {}
-            }
-        }
-        starts
-    }
-
-    /// How many runs of job `id` started so far.
-    fn starts_of(&self, id: &JobId) -> Vec<u32> {
-        self.runs()
-            .into_iter()
-            .filter(|(i, _, _)| i == id.as_str())
-            .map(|(_, pid, _)| pid)
-            .collect()
-    }
-
-    /// Each job's status hash field `field`, in order.
-    fn status_field(&self, ids: &[JobId], field: &str) -> Vec<Option<String>> {
-        let mut conn = self.redis.conn();
-        let mut pipe = redis::pipe();
-        for id in ids {
-            pipe.cmd("HGET")
-                .arg(self.key(&format!("job:{id}")))
-                .arg(field);
-        }
-        pipe.query(&mut conn).unwrap()
-    }
-
-    fn count_in_state(&self, ids: &[JobId], state: &str) -> usize {
-        self.status_field(ids, "state")
-            .iter()
-            .filter(|s| s.as_deref() == Some(state))
-            .count()
-    }
-
-    async fn until_all_in_state(&self, ids: &[JobId], state: &str, timeout: Duration) {
-        wait_until(timeout, &format!("all {} jobs {state}", ids.len()), || {
-            let n = self.count_in_state(ids, state);
-            async move { n == ids.len() }
-        })
-        .await;
-    }
-
-    async fn until_started(&self, id: &JobId, times: usize) {
-        wait_until(WAIT, &format!("job {id} started {times} time(s)"), || {
-            let n = self.starts_of(id).len();
-            async move { n >= times }
-        })
-        .await;
-    }
-
-    /// Asserts the group holds nothing: no entry waiting or pending, nothing delayed.
-    fn assert_drained(&self) {
-        let mut conn = self.redis.conn();
-        for p in ["high", "default", "low"] {
-            let stream = self.key(p);
-            let len: usize = redis::cmd("XLEN").arg(&stream).query(&mut conn).unwrap();
-            assert_eq!(len, 0, "{stream} still holds entries");
-            assert_eq!(pending_count(&mut conn, &stream, &self.group), 0);
-        }
-        let delayed: usize = redis::cmd("ZCARD")
-            .arg(self.key("delayed"))
-            .query(&mut conn)
-            .unwrap();
-        assert_eq!(delayed, 0, "the delayed set is not empty");
-    }
-
-    fn dead(&self) -> Vec<HashMap<String, String>> {
-        stream_entries(&mut self.redis.conn(), &self.key("dead"))
-    }
-}
-
-/// 1. A worker SIGKILLed while it runs a job: another worker finishes the job within the
+/// A worker SIGKILLed while it runs a job: another worker finishes the job within the
 /// visibility timeout plus the reaper interval.
 #[tokio::test]
 async fn a_job_whose_worker_is_killed_is_finished_by_another() {
@@ -220,7 +48,7 @@ async fn a_job_whose_worker_is_killed_is_finished_by_another() {
     scene.assert_drained();
 }
 
-/// 2. Chaos: 2,000 jobs, three worker processes, one SIGKILLed and replaced every 300 ms for
+/// Chaos: 2,000 jobs, three worker processes, one SIGKILLed and replaced every 300 ms for
 /// 4 s. Every job ran at least once and succeeded; every job that ran more than once lost its
 /// other runs to a killed worker; nothing is left pending or delayed.
 #[tokio::test]
@@ -293,7 +121,7 @@ async fn chaos_of_killed_workers_loses_no_job() {
     );
 }
 
-/// 3. Redis killed and restarted (AOF, appendfsync always) in the middle of a run: no job
+/// Redis killed and restarted (AOF, appendfsync always) in the middle of a run: no job
 /// enqueued before is lost, and the same worker processes finish the run.
 #[tokio::test]
 async fn a_redis_restart_with_aof_always_loses_no_job() {
@@ -302,9 +130,8 @@ async fn a_redis_restart_with_aof_always_loses_no_job() {
     let ids = scene.enqueue("sleep-0.01", 400).await;
     let flags = ["--concurrency", "4"];
     let mut workers = [scene.worker(&flags), scene.worker(&flags)];
-    wait_until(WAIT, "a quarter of the jobs done", || {
-        let n = scene.count_in_state(&ids, "succeeded");
-        async move { n >= 100 }
+    until("a quarter of the jobs done", || {
+        scene.count_in_state(&ids, "succeeded") >= 100
     })
     .await;
     scene.redis.restart();
@@ -317,7 +144,7 @@ async fn a_redis_restart_with_aof_always_loses_no_job() {
     scene.assert_drained();
 }
 
-/// 4. Redis unreachable for 5 s: the workers survive, carry on, and log the outage once when
+/// Redis unreachable for 5 s: the workers survive, carry on, and log the outage once when
 /// it starts and once when it ends, not once per retry.
 #[tokio::test]
 async fn workers_ride_out_five_seconds_without_redis() {
@@ -334,9 +161,8 @@ async fn workers_ride_out_five_seconds_without_redis() {
     let after = scene.enqueue("sleep-0.01", 20).await;
     scene.until_all_in_state(&after, "succeeded", WAIT).await;
     for w in &mut workers {
-        wait_until(WAIT, "the worker to log the end of the outage", || {
-            let back = w.log().contains("Redis answers again");
-            async move { back }
+        until("the worker to log the end of the outage", || {
+            w.log().contains("Redis answers again")
         })
         .await;
         assert!(w.is_running());
@@ -356,7 +182,7 @@ async fn workers_ride_out_five_seconds_without_redis() {
     scene.assert_drained();
 }
 
-/// 5. A job longer than the visibility timeout runs once while its worker lives (heartbeats
+/// A job longer than the visibility timeout runs once while its worker lives (heartbeats
 /// renew its lease); kill its worker and it runs again on another.
 #[tokio::test]
 async fn heartbeats_keep_a_long_job_from_running_twice() {
@@ -395,7 +221,7 @@ async fn heartbeats_keep_a_long_job_from_running_twice() {
     scene.assert_drained();
 }
 
-/// 6. A poison job lands in the dead stream after its retries, with its last error; a job
+/// A poison job lands in the dead stream after its retries, with its last error; a job
 /// that kills its worker every time lands there as `stalled N times`.
 #[tokio::test]
 async fn poison_jobs_end_in_the_dead_stream_with_their_reason() {
@@ -443,18 +269,14 @@ async fn poison_jobs_end_in_the_dead_stream_with_their_reason() {
 
     // Once the bug is fixed, re-driving from the dead stream runs both again, to success.
     fs::write(scene.out().join("fixed"), "").unwrap();
-    let url = scene.redis.url();
-    let redrive = Command::new(support::bin())
-        .args(["--redis", &url, "dead", "--group", &scene.group, "retry"])
-        .arg(crashing[0].as_str())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        redrive.status.success(),
-        "{}",
-        String::from_utf8_lossy(&redrive.stderr)
-    );
+    let retry = [
+        "dead",
+        "--group",
+        &scene.group,
+        "retry",
+        crashing[0].as_str(),
+    ];
+    ok(&scene.redis, &retry).await;
     scene.until_all_in_state(&crashing, "succeeded", WAIT).await;
     assert_eq!(
         scene.starts_of(&crashing[0]).len(),
@@ -465,71 +287,7 @@ async fn poison_jobs_end_in_the_dead_stream_with_their_reason() {
     scene.assert_drained();
 }
 
-/// 7. SIGTERM with jobs in flight: short jobs finish within the grace period, long ones are
-/// handed back and started by another worker long before the visibility timeout (30 s here).
-#[tokio::test]
-async fn sigterm_finishes_short_jobs_and_hands_back_long_ones() {
-    let scene = Scene::new(RedisServer::start(), "sigterm");
-    let exec = scene.exec();
-    let args = |extra: &'static [&'static str]| {
-        let mut a = vec![
-            "--group".to_string(),
-            scene.group.clone(),
-            "--exec".to_string(),
-            exec.clone(),
-            "--concurrency".to_string(),
-            "4".to_string(),
-        ];
-        a.extend(extra.iter().map(|s| s.to_string()));
-        a
-    };
-    let first_args = args(&["--shutdown-grace", "1s"]);
-    let mut first = WorkerProcess::start(
-        &scene.redis.url(),
-        scene.out(),
-        &first_args.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
-    let short = scene.enqueue("sleep-0.5", 2).await;
-    let long = scene.enqueue("block", 2).await;
-    for id in short.iter().chain(&long) {
-        scene.until_started(id, 1).await;
-    }
-    first.signal("TERM");
-    let status = first.exit_status(WAIT).await;
-    assert!(
-        status.success(),
-        "exit code 0 after a clean stop: {status:?}"
-    );
-    let stopped_at = Instant::now();
-    scene.until_all_in_state(&short, "succeeded", WAIT).await;
-    for id in &short {
-        assert_eq!(
-            scene.starts_of(id),
-            vec![first.pid()],
-            "short jobs ran once, on the first worker"
-        );
-    }
-
-    let second_args = args(&[]);
-    let second = WorkerProcess::start(
-        &scene.redis.url(),
-        scene.out(),
-        &second_args.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
-    for id in &long {
-        scene.until_started(id, 2).await;
-        assert_eq!(scene.starts_of(id)[1], second.pid());
-    }
-    assert!(
-        stopped_at.elapsed() < Duration::from_secs(10),
-        "handed-back jobs restart at once, not after the 30 s visibility timeout"
-    );
-    fs::write(scene.out().join("go"), "").unwrap();
-    scene.until_all_in_state(&long, "succeeded", WAIT).await;
-    scene.assert_drained();
-}
-
-/// 8. A worker SIGSTOPped past the visibility timeout, then continued: the job ran elsewhere,
+/// A worker SIGSTOPped past the visibility timeout, then continued: the job ran elsewhere,
 /// the stopped worker's late finish is rejected as stale, and exactly one result is stored.
 #[tokio::test]
 async fn a_worker_stopped_past_its_lease_stores_nothing() {
@@ -546,14 +304,9 @@ async fn a_worker_stopped_past_its_lease_stores_nothing() {
     fs::write(scene.out().join("go"), "").unwrap();
     scene.until_all_in_state(&ids, "succeeded", WAIT).await;
     stopped.signal("CONT");
-    wait_until(
-        WAIT,
-        "the continued worker to notice it lost the lease",
-        || {
-            let lost = stopped.log().contains("lost the lease");
-            async move { lost }
-        },
-    )
+    until("the continued worker to notice it lost the lease", || {
+        stopped.log().contains("lost the lease")
+    })
     .await;
     let result = scene.status_field(&ids, "result").remove(0);
     assert_eq!(
@@ -564,7 +317,7 @@ async fn a_worker_stopped_past_its_lease_stores_nothing() {
     scene.assert_drained();
 }
 
-/// 10. Malformed entries written by hand land in the dead stream with their reason, and the
+/// Malformed entries written by hand land in the dead stream with their reason, and the
 /// worker keeps serving.
 #[tokio::test]
 async fn malformed_entries_are_dead_lettered_and_the_worker_goes_on() {
@@ -586,11 +339,7 @@ async fn malformed_entries_are_dead_lettered_and_the_worker_goes_on() {
     let _worker = scene.worker(&["--max-payload-bytes", "1024"]);
     let good = scene.enqueue("sleep-0", 1).await;
     scene.until_all_in_state(&good, "succeeded", WAIT).await;
-    wait_until(WAIT, "four dead entries", || {
-        let n = scene.dead().len();
-        async move { n == 4 }
-    })
-    .await;
+    until("four dead entries", || scene.dead().len() == 4).await;
     let reasons: Vec<String> = scene
         .dead()
         .into_iter()
@@ -606,15 +355,7 @@ async fn malformed_entries_are_dead_lettered_and_the_worker_goes_on() {
     }
     scene.assert_drained();
     // `redis-cli` exists on the machine: the same check a user would type.
-    let out = Command::new("redis-cli")
-        .arg("-p")
-        .arg(scene.redis.port().to_string())
-        .arg("XLEN")
-        .arg(scene.key("dead"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "4");
+    assert_eq!(redis_cli(&scene.redis, &["XLEN", &scene.key("dead")]), "4");
 }
 
 /// Start-up check: a Redis that may evict keys is refused, with the fix in the message.
@@ -644,11 +385,10 @@ async fn groups_lost_with_redis_data_are_recreated_loudly() {
     let before = scene.enqueue("sleep-0", 1).await;
     scene.until_all_in_state(&before, "succeeded", WAIT).await;
     scene.redis.restart();
-    wait_until(WAIT, "the worker to report the recreated groups", || {
-        let said = worker
+    until("the worker to report the recreated groups", || {
+        worker
             .log()
-            .contains("consumer group was missing and has been recreated");
-        async move { said }
+            .contains("consumer group was missing and has been recreated")
     })
     .await;
     let after = scene.enqueue("sleep-0", 1).await;
@@ -662,33 +402,51 @@ async fn groups_lost_with_redis_data_are_recreated_loudly() {
 async fn a_paused_worker_says_so_and_resumes() {
     let scene = Scene::new(RedisServer::start(), "pause");
     let worker = scene.worker(&[]);
-    let admin = |verb: &str| {
-        let out = Command::new(support::bin())
-            .args(["--redis", &scene.redis.url(), verb, "--group", &scene.group])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    wait_until(WAIT, "the worker to start", || {
-        let started = worker.log().contains("worker started");
-        async move { started }
+    until("the worker to start", || {
+        worker.log().contains("worker started")
     })
     .await;
-    admin("pause");
-    wait_until(WAIT, "the worker to log the pause", || {
-        let said = worker.log().contains("group paused");
-        async move { said }
+    ok(&scene.redis, &["pause", "--group", &scene.group]).await;
+    until("the worker to log the pause", || {
+        worker.log().contains("group paused")
     })
     .await;
     let ids = scene.enqueue("sleep-0", 3).await;
-    admin("resume");
+    ok(&scene.redis, &["resume", "--group", &scene.group]).await;
     scene.until_all_in_state(&ids, "succeeded", WAIT).await;
     let log = worker.log();
     assert_eq!(log.matches("group paused").count(), 1, "{log}");
     assert_eq!(log.matches("group resumed").count(), 1, "{log}");
+}
+
+/// A flushed script cache (SCRIPT FLUSH, or a restart that lost it) is reloaded on NOSCRIPT:
+/// the next jobs finish as usual.
+#[tokio::test]
+async fn a_worker_survives_a_flushed_script_cache() {
+    let redis = RedisServer::start();
+    let group = support::keys::unique_group("noscript");
+    let client = client(&redis).await;
+    let job = || {
+        Job::from_json(&group, "noop", "{}")
+            .unwrap()
+            .keep_result(Duration::from_secs(60))
+    };
+    let worker = noop_worker(&redis.url(), &group, "noop");
+    let first = client.enqueue(job()).await.unwrap();
+    client.wait_for_result(&group, &first, WAIT).await.unwrap();
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut redis.conn())
+        .unwrap();
+    let second = client.enqueue(job()).await.unwrap();
+    let status = client
+        .wait_for_result(&group, &second, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        status.state,
+        JobState::Succeeded,
+        "NOSCRIPT is reloaded, not a failure"
+    );
+    worker.stop().await;
 }

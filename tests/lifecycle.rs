@@ -5,8 +5,11 @@ mod support;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use streamworker::{Client, Job, JobState, TaskError, Worker};
-use support::{RedisServer, unique_group};
-use tokio_util::sync::CancellationToken;
+use support::inspect::{keys, pending_count, pttl, stream_entries, xlen, zcard};
+use support::keys::{key, unique_group};
+use support::server::RedisServer;
+use support::wait::until;
+use support::workers::{Running, client};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Add {
@@ -18,29 +21,22 @@ async fn add(args: Add) -> Result<i64, TaskError> {
     Ok(args.a + args.b)
 }
 
-/// Starts a worker for `group` with `add` registered; returns its stop token and handle.
-fn spawn_worker(
-    url: &str,
-    group: &str,
-) -> (
-    CancellationToken,
-    tokio::task::JoinHandle<streamworker::Result<()>>,
-) {
-    let stop = CancellationToken::new();
-    let worker = Worker::builder(url)
-        .group(group)
-        .task("add", add)
-        .build()
-        .unwrap();
-    let handle = tokio::spawn(worker.run(stop.clone().cancelled_owned()));
-    (stop, handle)
+/// Starts a worker for `group` with `add` registered.
+fn spawn_worker(url: &str, group: &str) -> Running {
+    Running::worker(
+        Worker::builder(url)
+            .group(group)
+            .task("add", add)
+            .build()
+            .unwrap(),
+    )
 }
 
 #[tokio::test]
 async fn a_rust_job_runs_and_keeps_its_result() {
     let redis = RedisServer::start();
     let group = unique_group("life");
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
     let job = Job::new(&group, "add", &Add { a: 2, b: 40 })
         .unwrap()
         .keep_result(Duration::from_secs(60));
@@ -51,7 +47,7 @@ async fn a_rust_job_runs_and_keeps_its_result() {
     let queued = client.status(&group, &id).await.unwrap().expect("tracked");
     assert_eq!(queued.state, JobState::Queued);
 
-    let (stop, handle) = spawn_worker(&redis.url(), &group);
+    let worker = spawn_worker(&redis.url(), &group);
     let status = client
         .wait_for_result(&group, &id, Duration::from_secs(10))
         .await
@@ -62,27 +58,23 @@ async fn a_rust_job_runs_and_keeps_its_result() {
 
     // The stream entry is gone and nothing is left pending.
     let mut conn = redis.conn();
-    let stream = format!("streamworker:{{{group}}}:default");
-    assert_eq!(support::stream_entries(&mut conn, &stream).len(), 0);
-    assert_eq!(support::pending_count(&mut conn, &stream, &group), 0);
-    let ttl: i64 = redis::cmd("PTTL")
-        .arg(format!("streamworker:{{{group}}}:job:{id}"))
-        .query(&mut conn)
-        .unwrap();
+    let stream = key(&group, "default");
+    assert_eq!(xlen(&mut conn, &stream), 0);
+    assert_eq!(pending_count(&mut conn, &stream, &group), 0);
+    let ttl = pttl(&mut conn, &key(&group, &format!("job:{id}")));
     assert!(
         ttl > 0 && ttl <= 60_000,
         "result kept for keep_result, got PTTL {ttl}"
     );
 
-    stop.cancel();
-    handle.await.unwrap().unwrap();
+    worker.stop().await;
 }
 
 #[tokio::test]
 async fn jobs_that_keep_no_result_leave_nothing_behind() {
     let redis = RedisServer::start();
     let group = unique_group("life");
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
     let id = client
         .enqueue(Job::new(&group, "add", &Add { a: 1, b: 1 }).unwrap())
         .await
@@ -92,28 +84,20 @@ async fn jobs_that_keep_no_result_leave_nothing_behind() {
         "untracked jobs have no status hash"
     );
 
-    let (stop, handle) = spawn_worker(&redis.url(), &group);
+    let worker = spawn_worker(&redis.url(), &group);
     let mut conn = redis.conn();
-    let stream = format!("streamworker:{{{group}}}:default");
-    support::wait_until(Duration::from_secs(10), "the job to be finished", || {
-        let len: usize = redis::cmd("XLEN").arg(&stream).query(&mut conn).unwrap();
-        async move { len == 0 }
-    })
-    .await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("streamworker:{{{group}}}:job:*"))
-        .query(&mut redis.conn())
-        .unwrap();
-    assert!(keys.is_empty(), "no status hash was written: {keys:?}");
-    stop.cancel();
-    handle.await.unwrap().unwrap();
+    let stream = key(&group, "default");
+    until("the job to be finished", || xlen(&mut conn, &stream) == 0).await;
+    let status = keys(&mut conn, &key(&group, "job:*"));
+    assert!(status.is_empty(), "no status hash was written: {status:?}");
+    worker.stop().await;
 }
 
 #[tokio::test]
 async fn wait_for_result_times_out_while_no_worker_runs() {
     let redis = RedisServer::start();
     let group = unique_group("life");
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
     let id = client
         .enqueue(
             Job::new(&group, "add", &Add { a: 1, b: 2 })
@@ -145,17 +129,16 @@ async fn wait_for_result_times_out_while_no_worker_runs() {
 async fn bulk_enqueue_is_one_call_and_every_job_runs() {
     let redis = RedisServer::start();
     let group = unique_group("bulk");
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
     let jobs: Vec<Job> = (0..2500)
         .map(|i| Job::new(&group, "add", &Add { a: i, b: 0 }).unwrap())
         .collect();
     let ids = client.enqueue_many(jobs).await.unwrap();
     assert_eq!(ids.len(), 2500);
     let mut conn = redis.conn();
-    let stream = format!("streamworker:{{{group}}}:default");
-    let len: usize = redis::cmd("XLEN").arg(&stream).query(&mut conn).unwrap();
-    assert_eq!(len, 2500);
-    let stored: Vec<String> = support::stream_entries(&mut conn, &stream)
+    let stream = key(&group, "default");
+    assert_eq!(xlen(&mut conn, &stream), 2500);
+    let stored: Vec<String> = stream_entries(&mut conn, &stream)
         .into_iter()
         .map(|e| e["id"].clone())
         .collect();
@@ -168,7 +151,7 @@ async fn atomic_enqueue_stores_all_or_none() {
     let redis = RedisServer::start();
     let emails = unique_group("atomic");
     let reports = unique_group("atomic");
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
     let batch = |n: i64| {
         vec![
             Job::new(&emails, "add", &Add { a: n, b: 0 }).unwrap(),
@@ -181,20 +164,12 @@ async fn atomic_enqueue_stores_all_or_none() {
         ]
     };
     let mut conn = redis.conn();
-    let count = |conn: &mut redis::Connection| -> (usize, usize, usize) {
-        let e: usize = redis::cmd("XLEN")
-            .arg(format!("streamworker:{{{emails}}}:default"))
-            .query(conn)
-            .unwrap();
-        let r: usize = redis::cmd("XLEN")
-            .arg(format!("streamworker:{{{reports}}}:default"))
-            .query(conn)
-            .unwrap();
-        let d: usize = redis::cmd("ZCARD")
-            .arg(format!("streamworker:{{{reports}}}:delayed"))
-            .query(conn)
-            .unwrap();
-        (e, r, d)
+    let count = |conn: &mut redis::Connection| {
+        (
+            xlen(conn, &key(&emails, "default")),
+            xlen(conn, &key(&reports, "default")),
+            zcard(conn, &key(&reports, "delayed")),
+        )
     };
 
     client.enqueue_atomic(batch(1)).await.unwrap();
@@ -242,7 +217,7 @@ async fn unreachable_redis_is_a_clear_error_without_the_password() {
 async fn the_same_delayed_job_enqueued_twice_is_refused_not_overwritten() {
     let redis = RedisServer::start();
     let group = unique_group("twice");
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
     let job = Job::new(&group, "add", &Add { a: 1, b: 2 })
         .unwrap()
         .delay(Duration::from_secs(60));
@@ -257,18 +232,13 @@ async fn the_same_delayed_job_enqueued_twice_is_refused_not_overwritten() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("already scheduled"), "{err}");
-    let mut conn = redis.conn();
-    let delayed: usize = redis::cmd("ZCARD")
-        .arg(format!("streamworker:{{{group}}}:delayed"))
-        .query(&mut conn)
-        .unwrap();
-    assert_eq!(delayed, 1);
+    assert_eq!(zcard(&mut redis.conn(), &key(&group, "delayed")), 1);
 }
 
 #[tokio::test]
 async fn a_zero_timeout_is_refused_at_enqueue() {
     let redis = RedisServer::start();
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
     let job = Job::new("g", "add", &Add { a: 1, b: 2 })
         .unwrap()
         .timeout(Duration::ZERO);

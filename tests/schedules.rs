@@ -5,24 +5,18 @@
 mod support;
 
 use std::collections::{BTreeSet, HashMap};
-use std::process::{Command, Stdio};
 use std::time::Duration;
-use streamworker::{Client, Job, Missed, Schedule, Scheduler};
-use support::{RedisServer, stream_entries, unique_group, wait_until};
-use tokio_util::sync::CancellationToken;
+use streamworker::{Job, Missed, Schedule, Scheduler};
+use support::cli::{json, ok};
+use support::inspect::{hash, redis_now_ms, stream_entries};
+use support::keys::{key, unique_group};
+use support::process::WorkerProcess;
+use support::seed::hset;
+use support::server::RedisServer;
+use support::wait::{WAIT, until, wait_until};
+use support::workers::{Running, client};
 
-/// How long any awaited condition may take before the test fails.
-const WAIT: Duration = Duration::from_secs(20);
 const HOUR_MS: u64 = 3_600_000;
-
-fn key(group: &str, suffix: &str) -> String {
-    format!("streamworker:{{{group}}}:{suffix}")
-}
-
-fn redis_now_ms(conn: &mut redis::Connection) -> u64 {
-    let (s, us): (u64, u64) = redis::cmd("TIME").query(conn).unwrap();
-    s * 1000 + us / 1000
-}
 
 /// The ticks (from the job ids `{schedule}.{tick}`) of the jobs in `stream`, in stream order.
 fn ticks_in(conn: &mut redis::Connection, stream: &str, schedule: &str) -> Vec<u64> {
@@ -37,34 +31,19 @@ fn ticks_in(conn: &mut redis::Connection, stream: &str, schedule: &str) -> Vec<u
         .collect()
 }
 
+/// The state hash of `schedule` in `group`.
 fn state(conn: &mut redis::Connection, group: &str, schedule: &str) -> HashMap<String, String> {
-    redis::cmd("HGETALL")
-        .arg(key(group, &format!("schedule:{schedule}")))
-        .query(conn)
-        .unwrap()
+    hash(conn, &key(group, &format!("schedule:{schedule}")))
 }
 
-struct Running {
-    stop: CancellationToken,
-    handle: tokio::task::JoinHandle<streamworker::Result<()>>,
-}
-
-impl Running {
-    async fn stop(self) {
-        self.stop.cancel();
-        self.handle.await.unwrap().unwrap();
-    }
-}
-
-async fn start(url: &str, schedules: Vec<Schedule>) -> Running {
-    let client = Client::connect(url).await.unwrap();
+/// Runs one scheduler with `schedules`.
+async fn start(redis: &RedisServer, schedules: Vec<Schedule>) -> Running {
+    let client = client(redis).await;
     let mut scheduler = Scheduler::new(&client);
     for s in schedules {
         scheduler = scheduler.schedule(s);
     }
-    let stop = CancellationToken::new();
-    let handle = tokio::spawn(scheduler.run(stop.clone().cancelled_owned()));
-    Running { stop, handle }
+    Running::scheduler(scheduler)
 }
 
 fn every_second(group: &str, name: &str) -> Schedule {
@@ -83,18 +62,16 @@ async fn three_schedulers_enqueue_each_tick_once() {
     let stream = key(&group, "default");
     let mut schedulers = Vec::new();
     for _ in 0..3 {
-        schedulers.push(start(&redis.url(), vec![every_second(&group, "ping")]).await);
+        schedulers.push(start(&redis, vec![every_second(&group, "ping")]).await);
     }
-    wait_until(WAIT, "four ticks enqueued", || {
-        let mut conn = redis.conn();
-        let n = ticks_in(&mut conn, &stream, "ping").len();
-        async move { n >= 4 }
+    let mut conn = redis.conn();
+    until("four ticks enqueued", || {
+        ticks_in(&mut conn, &stream, "ping").len() >= 4
     })
     .await;
     for s in schedulers {
         s.stop().await;
     }
-    let mut conn = redis.conn();
     let ticks = ticks_in(&mut conn, &stream, "ping");
     let distinct: BTreeSet<u64> = ticks.iter().copied().collect();
     assert_eq!(
@@ -129,19 +106,18 @@ async fn after_all_schedulers_were_down_missed_ticks_run_once_or_are_skipped() {
     if now - latest > HOUR_MS - 5000 {
         latest += HOUR_MS;
     }
-    wait_until(WAIT, "the hour's tick to be 2 s old", || {
-        let mut conn = redis.conn();
-        async move { redis_now_ms(&mut conn) >= latest + 2000 }
+    until("the hour's tick to be 2 s old", || {
+        redis_now_ms(&mut conn) >= latest + 2000
     })
     .await;
     // Both schedules last ran five hours ago; every scheduler was down since.
     for name in ["catch", "skip"] {
-        let _: () = redis::cmd("HSET")
-            .arg(key(&group, &format!("schedule:{name}")))
-            .arg("tick_ms")
-            .arg(latest - 5 * HOUR_MS)
-            .query(&mut conn)
-            .unwrap();
+        let state = key(&group, &format!("schedule:{name}"));
+        hset(
+            &mut conn,
+            &state,
+            &[("tick_ms", &(latest - 5 * HOUR_MS).to_string())],
+        );
     }
     let hourly = |name: &str, missed: Missed| {
         Schedule::every(
@@ -159,15 +135,11 @@ async fn after_all_schedulers_were_down_missed_ticks_run_once_or_are_skipped() {
             hourly("skip", Missed::Skip),
         ]
     };
-    let scheduler = start(&redis.url(), schedules()).await;
-    wait_until(WAIT, "both schedules to handle the missed ticks", || {
-        let mut conn = redis.conn();
-        let group = group.clone();
-        async move {
-            ["catch", "skip"].iter().all(|name| {
-                state(&mut conn, &group, name).get("tick_ms") == Some(&latest.to_string())
-            })
-        }
+    let scheduler = start(&redis, schedules()).await;
+    until("both schedules to handle the missed ticks", || {
+        ["catch", "skip"]
+            .iter()
+            .all(|name| state(&mut conn, &group, name).get("tick_ms") == Some(&latest.to_string()))
     })
     .await;
     scheduler.stop().await;
@@ -184,8 +156,8 @@ async fn after_all_schedulers_were_down_missed_ticks_run_once_or_are_skipped() {
     assert!(!state(&mut conn, &group, "skip").contains_key("last_job_id"));
 
     // A scheduler started again enqueues nothing more until the next tick.
-    let again = start(&redis.url(), schedules()).await;
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let again = start(&redis, schedules()).await;
+    let client = client(&redis).await;
     wait_until(WAIT, "the new scheduler to register", || {
         let client = client.clone();
         let group = group.clone();
@@ -206,29 +178,24 @@ async fn after_a_real_pause_catch_up_enqueues_one_job_not_one_per_missed_tick() 
             .grace(Duration::from_millis(300))
             .missed(Missed::CatchUp)
     };
-    let first = start(&redis.url(), vec![schedule()]).await;
-    wait_until(WAIT, "a first tick", || {
-        let mut conn = redis.conn();
-        let n = ticks_in(&mut conn, &stream, "beat").len();
-        async move { n >= 1 }
+    let first = start(&redis, vec![schedule()]).await;
+    let mut conn = redis.conn();
+    until("a first tick", || {
+        !ticks_in(&mut conn, &stream, "beat").is_empty()
     })
     .await;
     first.stop().await;
-    let mut conn = redis.conn();
     let before = ticks_in(&mut conn, &stream, "beat");
     let last_before = *before.last().unwrap();
     // All schedulers down for more than three ticks.
-    wait_until(WAIT, "three ticks to pass", || {
-        let mut conn = redis.conn();
-        async move { redis_now_ms(&mut conn) >= last_before + 3500 }
+    until("three ticks to pass", || {
+        redis_now_ms(&mut conn) >= last_before + 3500
     })
     .await;
-    let second = start(&redis.url(), vec![schedule()]).await;
+    let second = start(&redis, vec![schedule()]).await;
     let count_before = before.len();
-    wait_until(WAIT, "two ticks after the restart", || {
-        let mut conn = redis.conn();
-        let n = ticks_in(&mut conn, &stream, "beat").len();
-        async move { n >= count_before + 2 }
+    until("two ticks after the restart", || {
+        ticks_in(&mut conn, &stream, "beat").len() >= count_before + 2
     })
     .await;
     second.stop().await;
@@ -263,24 +230,18 @@ async fn a_unique_scheduled_job_does_not_overlap_itself() {
             .unique_for(Duration::from_secs(3600)),
     )
     .unwrap();
-    let scheduler = start(&redis.url(), vec![schedule]).await;
+    let scheduler = start(&redis, vec![schedule]).await;
     let mut conn = redis.conn();
-    wait_until(WAIT, "a first job", || {
-        let mut conn = redis.conn();
-        let n = ticks_in(&mut conn, &stream, "long").len();
-        async move { n == 1 }
+    until("a first job", || {
+        ticks_in(&mut conn, &stream, "long").len() == 1
     })
     .await;
     let first = ticks_in(&mut conn, &stream, "long")[0];
-    wait_until(WAIT, "two more ticks to be taken", || {
-        let mut conn = redis.conn();
-        let group = group.clone();
-        async move {
-            state(&mut conn, &group, "long")
-                .get("tick_ms")
-                .and_then(|t| t.parse::<u64>().ok())
-                .is_some_and(|t| t >= first + 2000)
-        }
+    until("two more ticks to be taken", || {
+        state(&mut conn, &group, "long")
+            .get("tick_ms")
+            .and_then(|t| t.parse::<u64>().ok())
+            .is_some_and(|t| t >= first + 2000)
     })
     .await;
     scheduler.stop().await;
@@ -295,7 +256,7 @@ async fn a_unique_scheduled_job_does_not_overlap_itself() {
 async fn a_schedule_name_used_twice_is_refused() {
     let redis = RedisServer::start();
     let group = unique_group("sched-dup");
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
     let err = Scheduler::new(&client)
         .schedule(every_second(&group, "same"))
         .schedule(every_second(&group, "same"))
@@ -309,13 +270,11 @@ async fn a_schedule_name_used_twice_is_refused() {
 async fn the_cli_runs_schedules_in_a_worker_and_lists_them() {
     let redis = RedisServer::start();
     let group = unique_group("sched-cli");
-    let url = redis.url();
     let out_dir = tempfile::tempdir().unwrap();
-    let log = out_dir.path().join("worker.log");
-    let mut worker = Command::new(support::bin())
-        .args([
-            "--redis",
-            &url,
+    let _worker = WorkerProcess::start(
+        &redis.url(),
+        out_dir.path(),
+        &[
             "--group",
             &group,
             "--exec",
@@ -324,41 +283,19 @@ async fn the_cli_runs_schedules_in_a_worker_and_lists_them() {
             r#"name=beat;every=1s;task=ping;missed=skip;args={"n":1}"#,
             "--schedule",
             "name=nightly;cron=0 30 2 * * *;tz=Europe/Paris;task=report",
-        ])
-        .env_remove("REDIS_URL")
-        .env("OUT", out_dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let ran = wait_until(WAIT, "a scheduled job to run", || {
+        ],
+    );
+    until("a scheduled job to run", || {
         let found = std::fs::read_dir(out_dir.path())
             .unwrap()
             .filter_map(|e| e.ok())
             .find(|e| e.file_name().to_string_lossy().starts_with("beat."))
             .and_then(|e| std::fs::read_to_string(e.path()).ok());
-        async move { found.as_deref() == Some(r#"{"n":1}"#) }
-    });
-    let ran = tokio::time::timeout(WAIT + Duration::from_secs(1), ran).await;
-    if ran.is_err() {
-        let _ = worker.kill();
-        panic!("{}", std::fs::read_to_string(&log).unwrap_or_default());
-    }
+        found.as_deref() == Some(r#"{"n":1}"#)
+    })
+    .await;
 
-    let list = Command::new(support::bin())
-        .args(["--redis", &url, "schedules", "--group", &group])
-        .env_remove("REDIS_URL")
-        .output()
-        .unwrap();
-    let _ = worker.kill();
-    let _ = worker.wait();
-    let table = String::from_utf8_lossy(&list.stdout).into_owned();
-    assert!(
-        list.status.success(),
-        "{}",
-        String::from_utf8_lossy(&list.stderr)
-    );
+    let table = ok(&redis, &["schedules", "--group", &group]).await;
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 3, "{table}");
     assert!(
@@ -377,12 +314,7 @@ async fn the_cli_runs_schedules_in_a_worker_and_lists_them() {
         "{table}"
     );
 
-    let json = Command::new(support::bin())
-        .args(["--redis", &url, "schedules", "--group", &group, "--json"])
-        .env_remove("REDIS_URL")
-        .output()
-        .unwrap();
-    let rows: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let rows = json(&redis, &["schedules", "--group", &group, "--json"]).await;
     let nightly = &rows[1];
     assert_eq!(nightly["name"], "nightly");
     let next = nightly["next_run_ms"].as_u64().unwrap();

@@ -6,32 +6,17 @@ mod support;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use support::cli::{run, run_env, text, tool};
+use support::inspect::xlen;
+use support::keys::{key, unique_group};
 use support::process::WorkerProcess;
-use support::{RedisServer, readme_acl_line, unique_group, wait_until};
-
-const WAIT: Duration = Duration::from_secs(30);
+use support::readme::add_acl_user;
+use support::server::RedisServer;
+use support::wait::until;
 
 /// An `--exec` command that records each job's task in `$OUT/ran`, and fails task `fail`.
 const EXEC: &str =
     r#"sh -c 'echo "$STREAMWORKER_TASK" >> "$OUT/ran"; [ "$STREAMWORKER_TASK" != fail ]'"#;
-
-/// Runs `streamworker ARGS` to completion with `env`.
-fn cli(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(support::bin())
-        .args(args)
-        .env_remove("REDIS_URL")
-        .env_remove("SSL_CERT_FILE")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .expect("streamworker runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn ran(out: &Path) -> Vec<String> {
     fs::read_to_string(out.join("ran"))
@@ -45,12 +30,7 @@ fn ran(out: &Path) -> Vec<String> {
 async fn the_documented_acl_user_runs_the_whole_lifecycle() {
     let redis = RedisServer::start();
     let mut admin = redis.conn();
-    let acl = readme_acl_line("s3cret-pw");
-    let _: () = redis::cmd(&acl[0])
-        .arg(&acl[1..])
-        .query(&mut admin)
-        .unwrap();
-    let url = format!("redis://streamworker:s3cret-pw@127.0.0.1:{}", redis.port());
+    let url = add_acl_user(&redis, "s3cret-pw");
     let group = unique_group("acl");
     let out = tempfile::tempdir().unwrap();
 
@@ -61,7 +41,7 @@ async fn the_documented_acl_user_runs_the_whole_lifecycle() {
     ] {
         let mut args = vec!["--redis", &url, "enqueue", "--group", &group];
         args.extend_from_slice(flags);
-        let enqueued = cli(&args, &[]);
+        let enqueued = run(&args).await;
         assert!(enqueued.status.success(), "{}", text(&enqueued.stderr));
     }
     let _worker = WorkerProcess::start(
@@ -80,12 +60,11 @@ async fn the_documented_acl_user_runs_the_whole_lifecycle() {
             "1s",
         ],
     );
-    let dead = format!("streamworker:{{{group}}}:dead");
-    wait_until(WAIT, "all three jobs run and the failing one dead", || {
+    let dead = key(&group, "dead");
+    until("all three jobs run and the failing one dead", || {
         let mut tasks = ran(out.path());
         tasks.sort();
-        let dead_len: usize = redis::cmd("XLEN").arg(&dead).query(&mut admin).unwrap();
-        async move { tasks == ["fail", "fail", "later", "now"] && dead_len == 1 }
+        tasks == ["fail", "fail", "later", "now"] && xlen(&mut admin, &dead) == 1
     })
     .await;
     // The operations commands work with this user too.
@@ -100,12 +79,11 @@ async fn the_documented_acl_user_runs_the_whole_lifecycle() {
     ] {
         let mut args = vec!["--redis", url.as_str()];
         args.extend_from_slice(command);
-        let out = cli(&args, &[]);
+        let out = run(&args).await;
         assert!(out.status.success(), "{command:?}: {}", text(&out.stderr));
     }
-    wait_until(WAIT, "the re-driven job to run again", || {
-        let fails = ran(out.path()).iter().filter(|t| *t == "fail").count();
-        async move { fails == 4 }
+    until("the re-driven job to run again", || {
+        ran(out.path()).iter().filter(|t| *t == "fail").count() == 4
     })
     .await;
     // Nothing outside the streamworker keys is reachable with this user.
@@ -132,19 +110,12 @@ async fn the_documented_acl_user_runs_the_whole_lifecycle() {
 #[tokio::test]
 async fn a_wrong_password_is_a_clear_error_without_the_password() {
     let redis = RedisServer::start();
-    let acl = readme_acl_line("right-pw");
-    let _: () = redis::cmd(&acl[0])
-        .arg(&acl[1..])
-        .query(&mut redis.conn())
-        .unwrap();
+    add_acl_user(&redis, "right-pw");
     let url = format!("redis://streamworker:wrong-pw@127.0.0.1:{}", redis.port());
     let group = unique_group("wrongpw");
 
-    let enqueued = cli(
-        &["--redis", &url, "enqueue", "--group", &group, "--task", "t"],
-        &[],
-    );
-    let worker = cli(&["--redis", &url, "--group", &group, "--exec", "true"], &[]);
+    let enqueued = run(&["--redis", &url, "enqueue", "--group", &group, "--task", "t"]).await;
+    let worker = run(&["--redis", &url, "--group", &group, "--exec", "true"]).await;
     for out in [enqueued, worker] {
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -162,19 +133,7 @@ async fn a_wrong_password_is_a_clear_error_without_the_password() {
 
 /// Makes a CA and a server certificate for 127.0.0.1 signed by it, with `openssl`.
 fn make_certificates(dir: &Path) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .output()
-            .expect("openssl must be installed (apt-get install openssl)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            text(&out.stderr)
-        );
-    };
+    let run = |args: &[&str]| tool("openssl", "openssl", args, Some(dir));
     let ec = [
         "-newkey",
         "ec",
@@ -250,29 +209,25 @@ async fn a_tls_only_redis_is_served_over_rediss_with_verification() {
     let out = tempfile::tempdir().unwrap();
 
     // Without the CA trusted, the certificate is refused: a clear error, no plaintext retry.
-    let untrusted = cli(
-        &["--redis", &url, "enqueue", "--group", &group, "--task", "t"],
-        &[],
-    );
+    let untrusted = run(&["--redis", &url, "enqueue", "--group", &group, "--task", "t"]).await;
     let stderr = text(&untrusted.stderr);
     assert_eq!(untrusted.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("certificate"), "{stderr}");
     // A plaintext URL to the TLS port does not get through either.
     let plaintext = url.replacen("rediss://", "redis://", 1);
-    let plain = cli(
-        &[
-            "--redis", &plaintext, "enqueue", "--group", &group, "--task", "t",
-        ],
-        &[],
-    );
+    let plain = run(&[
+        "--redis", &plaintext, "enqueue", "--group", &group, "--task", "t",
+    ])
+    .await;
     assert_eq!(plain.status.code(), Some(1), "{}", text(&plain.stderr));
 
-    let enqueued = cli(
+    let enqueued = run_env(
         &[
             "--redis", &url, "enqueue", "--group", &group, "--task", "over-tls",
         ],
         &trust,
-    );
+    )
+    .await;
     assert!(enqueued.status.success(), "{}", text(&enqueued.stderr));
     let _worker = WorkerProcess::start_env(
         &url,
@@ -280,9 +235,5 @@ async fn a_tls_only_redis_is_served_over_rediss_with_verification() {
         &["--group", &group, "--exec", EXEC],
         &trust,
     );
-    wait_until(WAIT, "the job run over TLS", || {
-        let done = ran(out.path()) == ["over-tls"];
-        async move { done }
-    })
-    .await;
+    until("the job run over TLS", || ran(out.path()) == ["over-tls"]).await;
 }

@@ -4,53 +4,40 @@
 mod support;
 
 use serde::{Deserialize, Serialize};
-use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use streamworker::{
     CancelOutcome, Client, Job, JobContext, JobId, JobState, State, TaskError, Worker,
 };
-use support::{RedisServer, pending_count, readme_acl_line, unique_group, wait_until};
-use tokio_util::sync::CancellationToken;
+use support::cli::{run, text};
+use support::inspect::{exists, keys, pending_count, xlen, zcard};
+use support::keys::{key, unique_group};
+use support::process::WorkerProcess;
+use support::readme::add_acl_user;
+use support::seed::xadd;
+use support::server::RedisServer;
+use support::wait::{WAIT, until, wait_until};
+use support::workers::{Running, client};
 
-/// How long any awaited condition may take before the test fails.
-const WAIT: Duration = Duration::from_secs(20);
 const KEEP: Duration = Duration::from_secs(600);
 
-fn key(group: &str, suffix: &str) -> String {
-    format!("streamworker:{{{group}}}:{suffix}")
-}
-
-fn xlen(conn: &mut redis::Connection, key: &str) -> usize {
-    redis::cmd("XLEN").arg(key).query(conn).unwrap()
-}
-
-fn exists(conn: &mut redis::Connection, key: &str) -> bool {
-    redis::cmd("EXISTS").arg(key).query::<i64>(conn).unwrap() == 1
-}
-
-/// Keys of the form `streamworker:{G}:unique:*` (SCAN, for assertions only).
+/// The uniqueness locks of `group`: keys `streamworker:{G}:unique:*`.
 fn unique_locks(conn: &mut redis::Connection, group: &str) -> Vec<String> {
-    let mut found: Vec<String> = redis::cmd("KEYS")
-        .arg(key(group, "unique:*"))
-        .query(conn)
-        .unwrap();
-    found.sort();
-    found
+    keys(conn, &key(group, "unique:*"))
 }
 
 /// Waits until a worker listens on the group's cancel channel (it subscribes as it starts).
 async fn cancel_listener(redis: &RedisServer, group: &str) {
     let channel = key(group, "cancel");
-    wait_until(WAIT, "a worker to listen for cancel requests", || {
-        let mut conn = redis.conn();
+    let mut conn = redis.conn();
+    until("a worker to listen for cancel requests", || {
         let (_, n): (String, usize) = redis::cmd("PUBSUB")
             .arg("NUMSUB")
             .arg(&channel)
             .query(&mut conn)
             .unwrap();
-        async move { n >= 1 }
+        n >= 1
     })
     .await;
 }
@@ -90,20 +77,7 @@ async fn slow(_: Report, ctx: JobContext, State(seen): State<Seen>) -> Result<()
     Ok(())
 }
 
-struct Running {
-    stop: CancellationToken,
-    handle: tokio::task::JoinHandle<streamworker::Result<()>>,
-}
-
-impl Running {
-    async fn stop(self) {
-        self.stop.cancel();
-        self.handle.await.unwrap().unwrap();
-    }
-}
-
 fn start_worker(url: &str, group: &str, seen: &Seen) -> Running {
-    let stop = CancellationToken::new();
     let worker = Worker::builder(url)
         .group(group)
         .shutdown_grace(Duration::from_millis(100))
@@ -113,35 +87,18 @@ fn start_worker(url: &str, group: &str, seen: &Seen) -> Running {
         .task("slow", slow)
         .build()
         .unwrap();
-    let handle = tokio::spawn(worker.run(stop.clone().cancelled_owned()));
-    Running { stop, handle }
+    Running::worker(worker)
 }
 
 fn report(group: &str, task: &str, user: u32) -> Job {
     Job::new(group, task, &Report { user }).unwrap()
 }
 
-async fn cli(args: &[&str]) -> Output {
-    let mut cmd = tokio::process::Command::new(support::bin());
-    cmd.args(args)
-        .env_remove("REDIS_URL")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    tokio::time::timeout(WAIT, cmd.output())
-        .await
-        .expect("the command finishes")
-        .expect("the command runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 #[tokio::test]
 async fn a_unique_job_enqueued_twice_is_stored_once_and_again_after_it_finished() {
     let redis = RedisServer::start();
     let group = unique_group("unique");
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
     let mut conn = redis.conn();
     let stream = key(&group, "default");
 
@@ -161,7 +118,7 @@ async fn a_unique_job_enqueued_twice_is_stored_once_and_again_after_it_finished(
 
     // The CLI (JSON args) computes the same key as Rust (MessagePack args).
     let url = redis.url();
-    let out = cli(&[
+    let out = run(&[
         "--redis",
         &url,
         "enqueue",
@@ -198,10 +155,8 @@ async fn a_unique_job_enqueued_twice_is_stored_once_and_again_after_it_finished(
         .await
         .unwrap();
     assert_eq!(done.state, JobState::Succeeded);
-    wait_until(WAIT, "both jobs ran and released their locks", || {
-        let mut conn = redis.conn();
-        let group = group.clone();
-        async move { unique_locks(&mut conn, &group).is_empty() }
+    until("both jobs ran and released their locks", || {
+        unique_locks(&mut conn, &group).is_empty()
     })
     .await;
     assert_eq!(seen.runs.load(Ordering::SeqCst), 2);
@@ -226,7 +181,7 @@ async fn a_unique_job_enqueued_twice_is_stored_once_and_again_after_it_finished(
 async fn a_unique_lock_is_released_by_dead_jobs_and_expires_by_its_ttl() {
     let redis = RedisServer::start();
     let group = unique_group("unique-end");
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
 
     // Explicit key: other arguments, same key, one job.
     let a = report(&group, "refuse", 1)
@@ -274,10 +229,8 @@ async fn a_unique_lock_is_released_by_dead_jobs_and_expires_by_its_ttl() {
     let short_id = client.enqueue(short).await.unwrap();
     let dup = report(&group, "build", 9).unique_for(Duration::from_millis(300));
     assert_eq!(client.enqueue(dup).await.unwrap(), short_id);
-    wait_until(WAIT, "the lock to expire", || {
-        let mut conn = redis.conn();
-        let group = group.clone();
-        async move { unique_locks(&mut conn, &group).is_empty() }
+    until("the lock to expire", || {
+        unique_locks(&mut conn, &group).is_empty()
     })
     .await;
     let later = report(&group, "build", 9).unique_for(Duration::from_millis(300));
@@ -290,7 +243,7 @@ async fn a_unique_lock_is_released_by_dead_jobs_and_expires_by_its_ttl() {
 async fn cancel_removes_waiting_and_scheduled_jobs_and_their_locks() {
     let redis = RedisServer::start();
     let group = unique_group("cancel-wait");
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
     let mut conn = redis.conn();
 
     // Tracked and waiting: found through its status record.
@@ -316,15 +269,8 @@ async fn cancel_removes_waiting_and_scheduled_jobs_and_their_locks() {
     backlog[1700] = backlog[1700].clone().unique_for(Duration::from_secs(7200));
     client.enqueue_many(backlog).await.unwrap();
     // Typed into redis-cli: its id is its entry id.
-    let raw: String = redis::cmd("XADD")
-        .arg(key(&group, "low"))
-        .arg("*")
-        .arg("task")
-        .arg("build")
-        .arg("args")
-        .arg(r#"{"user":5}"#)
-        .query(&mut conn)
-        .unwrap();
+    let fields = [("task", "build"), ("args", r#"{"user":5}"#)];
+    let raw = xadd(&mut conn, &key(&group, "low"), &fields);
     assert_eq!(unique_locks(&mut conn, &group).len(), 2);
 
     assert_eq!(
@@ -361,11 +307,7 @@ async fn cancel_removes_waiting_and_scheduled_jobs_and_their_locks() {
         "the backlog less the one cancelled"
     );
     assert_eq!(xlen(&mut conn, &key(&group, "low")), 0);
-    let delayed: usize = redis::cmd("ZCARD")
-        .arg(key(&group, "delayed"))
-        .query(&mut conn)
-        .unwrap();
-    assert_eq!(delayed, 0);
+    assert_eq!(zcard(&mut conn, &key(&group, "delayed")), 0);
     assert!(!exists(&mut conn, &key(&group, "delayed:jobs")));
     assert!(unique_locks(&mut conn, &group).is_empty(), "locks released");
     for id in [&waiting, &scheduled] {
@@ -387,7 +329,7 @@ async fn cancel_removes_waiting_and_scheduled_jobs_and_their_locks() {
 async fn cancel_stops_a_running_job_through_its_worker() {
     let redis = RedisServer::start();
     let group = unique_group("cancel-run");
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
     let seen = Seen::default();
     let worker = start_worker(&redis.url(), &group, &seen);
 
@@ -399,9 +341,8 @@ async fn cancel_stops_a_running_job_through_its_worker() {
         )
         .await
         .unwrap();
-    wait_until(WAIT, "the slow job to start", || {
-        let started = seen.started.load(Ordering::SeqCst);
-        async move { started }
+    until("the slow job to start", || {
+        seen.started.load(Ordering::SeqCst)
     })
     .await;
     cancel_listener(&redis, &group).await;
@@ -422,12 +363,9 @@ async fn cancel_stops_a_running_job_through_its_worker() {
     assert_eq!(xlen(&mut conn, &stream), 0, "the entry is deleted");
     assert_eq!(pending_count(&mut conn, &stream, &group), 0);
     assert!(unique_locks(&mut conn, &group).is_empty(), "lock released");
-    assert!(
-        redis::cmd("XLEN")
-            .arg(key(&group, "dead"))
-            .query::<usize>(&mut conn)
-            .unwrap()
-            == 0,
+    assert_eq!(
+        xlen(&mut conn, &key(&group, "dead")),
+        0,
         "a cancelled job is not dead"
     );
     assert_eq!(
@@ -443,32 +381,11 @@ async fn cancel_from_the_cli_terminates_an_exec_child_and_explains_refusals() {
     let group = unique_group("cancel-cli");
     let url = redis.url();
     let out_dir = tempfile::tempdir().unwrap();
-    let out = out_dir.path().to_str().unwrap().to_string();
-    let log = out_dir.path().join("worker.log");
     // The command records its pid, then becomes `sleep` (same pid).
     let exec = r#"sh -c 'echo $$ > "$OUT/pid"; exec sleep 600'"#;
-    let mut worker = Command::new(support::bin())
-        .args(["--redis", &url, "--group", &group, "--exec", exec])
-        .env_remove("REDIS_URL")
-        .env("OUT", &out)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    struct Kill<'a>(&'a mut std::process::Child, std::path::PathBuf);
-    impl Drop for Kill<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-            if std::thread::panicking() {
-                eprintln!("{}", std::fs::read_to_string(&self.1).unwrap_or_default());
-            }
-        }
-    }
-    let _guard = Kill(&mut worker, log.clone());
+    let _worker = WorkerProcess::start(&url, out_dir.path(), &["--group", &group, "--exec", exec]);
 
-    let enq = cli(&[
+    let enq = run(&[
         "--redis",
         &url,
         "enqueue",
@@ -483,9 +400,8 @@ async fn cancel_from_the_cli_terminates_an_exec_child_and_explains_refusals() {
     assert!(enq.status.success(), "{}", text(&enq.stderr));
     let id = text(&enq.stdout).trim().to_string();
     let pid_file = out_dir.path().join("pid");
-    wait_until(WAIT, "the command to start", || {
-        let ready = std::fs::read_to_string(&pid_file).is_ok_and(|p| p.ends_with('\n'));
-        async move { ready }
+    until("the command to start", || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|p| p.ends_with('\n'))
     })
     .await;
     let pid = std::fs::read_to_string(&pid_file)
@@ -494,7 +410,7 @@ async fn cancel_from_the_cli_terminates_an_exec_child_and_explains_refusals() {
         .to_string();
 
     cancel_listener(&redis, &group).await;
-    let cancel = cli(&["--redis", &url, "cancel", &id, "--group", &group]).await;
+    let cancel = run(&["--redis", &url, "cancel", &id, "--group", &group]).await;
     assert!(cancel.status.success(), "{}", text(&cancel.stderr));
     assert!(
         text(&cancel.stdout).contains("is running on")
@@ -515,14 +431,14 @@ async fn cancel_from_the_cli_terminates_an_exec_child_and_explains_refusals() {
     assert_eq!(status.state, JobState::Cancelled);
 
     // A finished job, and an unknown one: exit 1 and a message that says which.
-    let again = cli(&["--redis", &url, "cancel", &id, "--group", &group]).await;
+    let again = run(&["--redis", &url, "cancel", &id, "--group", &group]).await;
     assert_eq!(again.status.code(), Some(1));
     assert!(
         text(&again.stderr).contains("already ended (cancelled)"),
         "{}",
         text(&again.stderr)
     );
-    let unknown = cli(&[
+    let unknown = run(&[
         "--redis",
         &url,
         "cancel",
@@ -543,7 +459,7 @@ async fn cancel_from_the_cli_terminates_an_exec_child_and_explains_refusals() {
 async fn cancelling_a_finished_or_unknown_job_says_so() {
     let redis = RedisServer::start();
     let group = unique_group("cancel-done");
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
     let seen = Seen::default();
     let worker = start_worker(&redis.url(), &group, &seen);
     let ok = client
@@ -575,12 +491,7 @@ async fn cancelling_a_finished_or_unknown_job_says_so() {
 #[tokio::test]
 async fn the_documented_acl_user_can_use_unique_jobs_cancel_and_schedules() {
     let redis = RedisServer::start();
-    let acl = readme_acl_line("pw-acl");
-    let _: () = redis::cmd(&acl[0])
-        .arg(&acl[1..])
-        .query(&mut redis.conn())
-        .unwrap();
-    let url = format!("redis://streamworker:pw-acl@127.0.0.1:{}", redis.port());
+    let url = add_acl_user(&redis, "pw-acl");
     let group = unique_group("acl-sched");
     let client = Client::connect(&url).await.unwrap();
 
@@ -607,9 +518,8 @@ async fn the_documented_acl_user_can_use_unique_jobs_cancel_and_schedules() {
         .enqueue(report(&group, "slow", 1).keep_result(KEEP))
         .await
         .unwrap();
-    wait_until(WAIT, "the slow job to start", || {
-        let started = seen.started.load(Ordering::SeqCst);
-        async move { started }
+    until("the slow job to start", || {
+        seen.started.load(Ordering::SeqCst)
     })
     .await;
     cancel_listener(&redis, &group).await;
@@ -625,7 +535,6 @@ async fn the_documented_acl_user_can_use_unique_jobs_cancel_and_schedules() {
     worker.stop().await;
 
     // A scheduler: registers, takes ticks, lists.
-    let stop = CancellationToken::new();
     let scheduler = streamworker::Scheduler::new(&client).schedule(
         streamworker::Schedule::every(
             "acl-beat",
@@ -634,7 +543,7 @@ async fn the_documented_acl_user_can_use_unique_jobs_cancel_and_schedules() {
         )
         .unwrap(),
     );
-    let handle = tokio::spawn(scheduler.run(stop.clone().cancelled_owned()));
+    let scheduler = Running::scheduler(scheduler);
     wait_until(WAIT, "a tick enqueued as the ACL user", || {
         let client = client.clone();
         let group = group.clone();
@@ -648,6 +557,5 @@ async fn the_documented_acl_user_can_use_unique_jobs_cancel_and_schedules() {
         }
     })
     .await;
-    stop.cancel();
-    handle.await.unwrap().unwrap();
+    scheduler.stop().await;
 }

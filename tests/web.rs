@@ -10,17 +10,13 @@ mod web;
 
 use std::collections::HashMap;
 use std::time::Duration;
-use streamworker::{Client, Job, JobId, JobState, TaskError, Worker};
-use support::{RedisServer, unique_group, wait_until};
+use streamworker::{Job, JobId, JobState};
+use support::inspect::{keys, xlen};
+use support::keys::{key, unique_group};
+use support::server::RedisServer;
+use support::wait::{WAIT, wait_until};
+use support::workers::{Running, client, noop_worker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_util::sync::CancellationToken;
-
-/// How long any awaited condition may take before the test fails.
-const WAIT: Duration = Duration::from_secs(20);
-
-fn key(group: &str, suffix: &str) -> String {
-    format!("streamworker:{{{group}}}:{suffix}")
-}
 
 /// A response as the test reads it.
 #[derive(Debug)]
@@ -67,13 +63,8 @@ async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) 
 async fn post_answers_202_with_a_location_that_reports_state_then_result() {
     let redis = RedisServer::start();
     let group = unique_group("web");
-    let client = Client::connect(&redis.url()).await.unwrap();
-    let stop = CancellationToken::new();
-    let worker = tokio::spawn(
-        web::worker(&redis.url(), &group)
-            .unwrap()
-            .run(stop.clone().cancelled_owned()),
-    );
+    let client = client(&redis).await;
+    let worker = Running::worker(web::worker(&redis.url(), &group).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = web::router(web::App {
@@ -121,22 +112,12 @@ async fn post_answers_202_with_a_location_that_reports_state_then_result() {
 
     // A request that fails after collecting its job sends nothing.
     let mut conn = redis.conn();
-    let tracked_before: Vec<String> = redis::cmd("KEYS")
-        .arg(key(&group, "job:*"))
-        .query(&mut conn)
-        .unwrap();
+    let tracked_before = keys(&mut conn, &key(&group, "job:*"));
     let refused = http(addr, "POST", "/reports", r#"{"user":"bob","pages":0}"#).await;
     assert_eq!(refused.status, 422, "{refused:?}");
-    let tracked_after: Vec<String> = redis::cmd("KEYS")
-        .arg(key(&group, "job:*"))
-        .query(&mut conn)
-        .unwrap();
+    let tracked_after = keys(&mut conn, &key(&group, "job:*"));
     assert_eq!(tracked_after, tracked_before, "no job was sent");
-    let waiting: usize = redis::cmd("XLEN")
-        .arg(key(&group, "default"))
-        .query(&mut conn)
-        .unwrap();
-    assert_eq!(waiting, 0);
+    assert_eq!(xlen(&mut conn, &key(&group, "default")), 0);
 
     // Unknown and malformed ids.
     let unknown = http(addr, "GET", &format!("/jobs/{}", JobId::generate()), "").await;
@@ -145,12 +126,7 @@ async fn post_answers_202_with_a_location_that_reports_state_then_result() {
     assert_eq!(malformed.status, 400);
 
     server.abort();
-    stop.cancel();
-    worker.await.unwrap().unwrap();
-}
-
-async fn noop(_: serde_json::Value) -> Result<(), TaskError> {
-    Ok(())
+    worker.stop().await;
 }
 
 #[tokio::test]
@@ -158,14 +134,9 @@ async fn a_job_batch_sends_everything_on_commit_and_nothing_when_dropped() {
     let redis = RedisServer::start();
     let emails = unique_group("batch-emails");
     let reports = unique_group("batch-reports");
-    let client = Client::connect(&redis.url()).await.unwrap();
+    let client = client(&redis).await;
     let mut conn = redis.conn();
-    let xlen = |conn: &mut redis::Connection, group: &str| -> usize {
-        redis::cmd("XLEN")
-            .arg(key(group, "default"))
-            .query(conn)
-            .unwrap()
-    };
+    let xlen = |conn: &mut redis::Connection, group: &str| xlen(conn, &key(group, "default"));
     let welcome =
         |user: u32| Job::new(&emails, "welcome", &serde_json::json!({"user": user})).unwrap();
 
@@ -224,15 +195,8 @@ async fn a_job_batch_sends_everything_on_commit_and_nothing_when_dropped() {
     assert_eq!(xlen(&mut conn, &emails), 2);
 
     // And the committed jobs run.
-    let stop = CancellationToken::new();
-    let worker = Worker::builder(redis.url())
-        .group(&emails)
-        .task("welcome", noop)
-        .build()
-        .unwrap();
-    let handle = tokio::spawn(worker.run(stop.clone().cancelled_owned()));
+    let worker = noop_worker(&redis.url(), &emails, "welcome");
     let done = client.wait_for_result(&emails, &a, WAIT).await.unwrap();
     assert_eq!(done.state, JobState::Succeeded);
-    stop.cancel();
-    handle.await.unwrap().unwrap();
+    worker.stop().await;
 }

@@ -6,6 +6,11 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+/// The `streamworker` binary built for these tests.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_streamworker"))
+}
+
 /// A `streamworker` process, killed (and its log printed, if the test failed) when dropped.
 pub struct WorkerProcess {
     child: Child,
@@ -23,7 +28,7 @@ impl WorkerProcess {
     pub fn start_env(url: &str, out: &Path, args: &[&str], env: &[(&str, &str)]) -> WorkerProcess {
         static N: AtomicUsize = AtomicUsize::new(0);
         let log = out.join(format!("worker-{}.log", N.fetch_add(1, Ordering::Relaxed)));
-        let child = Command::new(super::bin())
+        let child = Command::new(bin())
             .arg("--redis")
             .arg(url)
             .args(args)
@@ -73,7 +78,7 @@ impl WorkerProcess {
     pub async fn exit_status(&mut self, timeout: Duration) -> ExitStatus {
         let mut status = None;
         let child = &mut self.child;
-        super::wait_until(timeout, "the worker process to exit", || {
+        super::wait::wait_until(timeout, "the worker process to exit", || {
             status = status.or_else(|| child.try_wait().unwrap());
             let done = status.is_some();
             async move { done }

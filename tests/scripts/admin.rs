@@ -1,133 +1,12 @@
-//! Contract tests of the operations side of the Lua scripts: the
-//! outcome counters of the finishing scripts, and the repair moves `dead_retry.lua` and
-//! `run_now.lua`. Each seeds a state, runs one script, and checks the whole after-state.
+//! The repair moves of the operations commands: `dead_retry.lua` and `run_now.lua`.
 
-mod support;
-
+use crate::support::inspect::{hash, hkeys, pttl, stream_entries, xlen, zmembers};
+use crate::support::keys::{DEAD, DEFAULT, DELAYED, DELAYED_JOBS, HIGH, LOW, STREAMS};
+use crate::support::lua::script;
+use crate::support::seed::{delayed, hset, setup, xadd};
 use redis::{Connection, Value};
-use std::collections::HashMap;
-use support::lua::*;
-use support::stream_entries;
 
 const WEEK_MS: u64 = 7 * 24 * 3600 * 1000;
-
-fn hash(conn: &mut Connection, key: &str) -> HashMap<String, String> {
-    redis::cmd("HGETALL").arg(key).query(conn).unwrap()
-}
-
-fn pttl(conn: &mut Connection, key: &str) -> i64 {
-    redis::cmd("PTTL").arg(key).query(conn).unwrap()
-}
-
-/// The current 10 s slot of the stats hash, by Redis's clock.
-fn slot(conn: &mut Connection) -> u64 {
-    let (secs, _): (u64, u64) = redis::cmd("TIME").query(conn).unwrap();
-    secs / 10
-}
-
-#[test]
-fn finishing_scripts_count_their_outcomes_per_slot_and_drop_old_slots() {
-    let (_redis, mut conn) = setup();
-    // A slot more than an hour old, and one within the hour: the first count of a new slot
-    // drops the first and keeps the second.
-    let now = slot(&mut conn);
-    let _: () = redis::cmd("HSET")
-        .arg(STATS)
-        .arg(format!("ok:{}", now - 400))
-        .arg(99)
-        .arg(format!("dead:{}", now - 100))
-        .arg(5)
-        .query(&mut conn)
-        .unwrap();
-    let ids: Vec<String> = (0..4)
-        .map(|_| xadd(&mut conn, DEFAULT, &[("task", "t"), ("args", "{}")]))
-        .collect();
-    deliver(&mut conn, DEFAULT, "me", 3);
-    deliver(&mut conn, DEFAULT, "other", 1);
-
-    // finish_ok: two owned entries and one stale (owned by `other`): counts 2.
-    let finish_ok = script("finish_ok");
-    let mut ok = finish_ok.prepare_invoke();
-    ok.key(&STREAMS)
-        .key(STATS)
-        .arg(G)
-        .arg("me")
-        .arg(1)
-        .arg(2)
-        .arg(3);
-    ok.arg(&ids[0]).arg(&ids[3]).arg(after(&ids[3]));
-    for id in [&ids[0], &ids[1], &ids[3]] {
-        ok.arg(id);
-    }
-    ok.arg(0);
-    let codes: Vec<i64> = ok.invoke(&mut conn).unwrap();
-    assert_eq!(codes, vec![1, 1, 0]);
-
-    let retry: Vec<i64> = script("finish_retry")
-        .key(&STREAMS)
-        .key(DELAYED)
-        .key(DELAYED_JOBS)
-        .key(STATS)
-        .arg(G)
-        .arg("me")
-        .arg(WAKE)
-        .arg(1)
-        .arg(2)
-        .arg(&ids[2])
-        .arg(&ids[2])
-        .arg(2)
-        .arg(1000)
-        .arg("boom")
-        .arg(0)
-        .arg(1)
-        .invoke(&mut conn)
-        .unwrap();
-    assert_eq!(retry, vec![1]);
-
-    let dead: Vec<i64> = script("finish_dead")
-        .key(&STREAMS)
-        .key(DEAD)
-        .key(STATS)
-        .arg(G)
-        .arg("other")
-        .arg(1)
-        .arg(2)
-        .arg(&ids[3])
-        .arg(&ids[3])
-        .arg("nope")
-        .arg(0)
-        .arg(1)
-        .invoke(&mut conn)
-        .unwrap();
-    assert_eq!(dead, vec![1]);
-
-    let stats = hash(&mut conn, STATS);
-    let now_after = slot(&mut conn);
-    let count = |kind: &str| -> u64 {
-        (now..=now_after)
-            .filter_map(|s| stats.get(&format!("{kind}:{s}")))
-            .map(|v| v.parse::<u64>().unwrap())
-            .sum()
-    };
-    assert_eq!(
-        (count("ok"), count("retry"), count("dead")),
-        (2, 1, 1),
-        "{stats:?}"
-    );
-    assert!(
-        !stats.contains_key(&format!("ok:{}", now - 400)),
-        "a slot over an hour old is dropped: {stats:?}"
-    );
-    assert_eq!(
-        stats
-            .get(&format!("dead:{}", now - 100))
-            .map(String::as_str),
-        Some("5"),
-        "a slot within the hour is kept"
-    );
-    let ttl = pttl(&mut conn, STATS);
-    assert!(ttl > 3_600_000 && ttl <= 7_200_000, "PTTL {ttl}");
-}
 
 #[test]
 fn dead_retry_sends_jobs_back_to_their_stream_as_a_first_attempt() {
@@ -171,16 +50,11 @@ fn dead_retry_sends_jobs_back_to_their_stream_as_a_first_attempt() {
             ("priority", "default"),
         ],
     );
-    let _: () = redis::cmd("HSET")
-        .arg(status)
-        .arg("state")
-        .arg("dead")
-        .arg("attempt")
-        .arg(4)
-        .arg("finished_ms")
-        .arg(5)
-        .query(&mut conn)
-        .unwrap();
+    hset(
+        &mut conn,
+        status,
+        &[("state", "dead"), ("attempt", "4"), ("finished_ms", "5")],
+    );
     let _: () = redis::cmd("PEXPIRE")
         .arg(status)
         .arg(60_000)
@@ -236,7 +110,7 @@ fn dead_retry_sends_jobs_back_to_their_stream_as_a_first_attempt() {
         (low[0]["id"].as_str(), low[0]["attempt"].as_str()),
         ("J2", "1")
     );
-    assert_eq!(len(&mut conn, DEFAULT), 0);
+    assert_eq!(xlen(&mut conn, DEFAULT), 0);
 
     let s = hash(&mut conn, status);
     assert_eq!(
@@ -258,39 +132,28 @@ fn dead_retry_sends_jobs_back_to_their_stream_as_a_first_attempt() {
 #[test]
 fn run_now_moves_one_delayed_job_into_its_stream() {
     let (_redis, mut conn) = setup();
-    let packed = |prio: &str, id: &str| {
-        rmp_serde::to_vec(&vec![
-            prio, "task", "t", "args", "{}", "id", id, "attempt", "2",
-        ])
-        .unwrap()
-    };
+    for (id, due_ms, priority) in [
+        ("later", 4_000_000_000_000, "3"),
+        ("other", 4_000_000_000_001, "1"),
+    ] {
+        let payload = [
+            priority, "task", "t", "args", "{}", "id", id, "attempt", "2",
+        ];
+        delayed(&mut conn, id, due_ms, &payload);
+    }
+    // A member without its payload.
     let _: () = redis::cmd("ZADD")
         .arg(DELAYED)
-        .arg(4_000_000_000_000u64)
-        .arg("later")
-        .arg(4_000_000_000_001u64)
-        .arg("other")
         .arg(4_000_000_000_002u64)
         .arg("orphan")
         .query(&mut conn)
         .unwrap();
-    let _: () = redis::cmd("HSET")
-        .arg(DELAYED_JOBS)
-        .arg("later")
-        .arg(packed("3", "later"))
-        .arg("other")
-        .arg(packed("1", "other"))
-        .query(&mut conn)
-        .unwrap();
     let status = "streamworker:{g}:job:later";
-    let _: () = redis::cmd("HSET")
-        .arg(status)
-        .arg("state")
-        .arg("retry_scheduled")
-        .arg("due_ms")
-        .arg(4_000_000_000_000u64)
-        .query(&mut conn)
-        .unwrap();
+    hset(
+        &mut conn,
+        status,
+        &[("state", "retry_scheduled"), ("due_ms", "4000000000000")],
+    );
     let run = |id: &str, conn: &mut Connection| -> Value {
         script("run_now")
             .key(&STREAMS)
@@ -329,23 +192,15 @@ fn run_now_moves_one_delayed_job_into_its_stream() {
         Value::Int(-1),
         "member without payload"
     );
-    let members: Vec<String> = redis::cmd("ZRANGE")
-        .arg(DELAYED)
-        .arg(0)
-        .arg(-1)
-        .query(&mut conn)
-        .unwrap();
+    let members = zmembers(&mut conn, DELAYED);
     assert_eq!(
         members,
         vec!["other"],
         "the untouched job and nothing else stays"
     );
-    let payloads: Vec<String> = redis::cmd("HKEYS")
-        .arg(DELAYED_JOBS)
-        .query(&mut conn)
-        .unwrap();
+    let payloads = hkeys(&mut conn, DELAYED_JOBS);
     assert_eq!(payloads, vec!["other"]);
-    assert_eq!(len(&mut conn, HIGH), 0);
+    assert_eq!(xlen(&mut conn, HIGH), 0);
     assert!(
         hash(&mut conn, "streamworker:{g}:job:nope").is_empty(),
         "no status record is created"

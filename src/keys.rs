@@ -210,6 +210,59 @@ mod tests {
         assert_eq!(keys.cancel_channel(), "streamworker:{emails}:cancel");
     }
 
+    /// The README's key table is the one table of keys: each row is what [`Keys`] builds, with
+    /// its type, and every key [`Keys`] builds has a row.
+    #[test]
+    fn the_readme_key_table_is_what_the_code_builds() {
+        let keys = Keys::new(&GroupName::new("G").unwrap());
+        let mut built: Vec<(String, &str)> = keys
+            .streams()
+            .iter()
+            .map(|s| (s.clone(), "stream"))
+            .collect();
+        built.extend([
+            (keys.delayed(), "sorted set"),
+            (keys.delayed_jobs(), "hash"),
+            (keys.dead(), "stream"),
+            (keys.job("{id}"), "hash"),
+            (keys.wake_channel(), "pub/sub channel"),
+            (keys.paused(), "string"),
+            (keys.stats(), "hash"),
+            (keys.cancel_channel(), "pub/sub channel"),
+            (keys.unique("{key}"), "string"),
+            (keys.schedules(), "hash"),
+            (keys.schedule("{name}"), "hash"),
+        ]);
+        let readme = include_str!("../README.md");
+        let table = readme
+            .split("## Keys in Redis")
+            .nth(1)
+            .expect("README has a section \"Keys in Redis\"");
+        let mut documented: Vec<(String, &str)> = Vec::new();
+        for row in table.lines().filter(|l| l.starts_with("| `streamworker:")) {
+            let cells: Vec<&str> = row.split(" | ").collect();
+            let kind = cells[1].trim();
+            let names = cells[0].trim_start_matches("| ");
+            let mut first: Option<String> = None;
+            for name in names.split(", ") {
+                let name = name.trim_matches('`');
+                let key = match (&first, name.strip_prefix(':')) {
+                    // `:default` after `streamworker:{G}:high` is a sibling of the first key.
+                    (Some(first), Some(suffix)) => {
+                        let stem = first.rsplit_once(':').expect("a key has a suffix").0;
+                        format!("{stem}:{suffix}")
+                    }
+                    _ => name.to_string(),
+                };
+                first.get_or_insert_with(|| key.clone());
+                documented.push((key, kind));
+            }
+        }
+        built.sort();
+        documented.sort();
+        assert_eq!(documented, built, "README key table vs src/keys.rs");
+    }
+
     #[test]
     fn groups_are_found_from_their_keys_only() {
         let g = |k: &str| group_of_key(k).map(|g| g.to_string());

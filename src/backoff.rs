@@ -22,7 +22,8 @@ pub struct Backoff {
 impl Default for Backoff {
     /// 1 s doubling per attempt, capped at 10 minutes.
     fn default() -> Self {
-        Backoff::new(Duration::from_secs(1), Duration::from_secs(600))
+        use crate::worker::config::{RETRY_BACKOFF, RETRY_BACKOFF_CAP};
+        Backoff::new(RETRY_BACKOFF, RETRY_BACKOFF_CAP)
     }
 }
 

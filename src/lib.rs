@@ -34,7 +34,9 @@
 //! - [`Client`]: enqueue, bulk and atomic enqueue, status, wait for a result, cancel;
 //!   [`JobBatch`] sends a request's jobs only when it commits; [`Job::unique_for`] makes a
 //!   job unique.
-//! - [`Worker`]: fetcher, executor and finisher per worker; promoter per group.
+//! - [`Worker`] (`worker/`, one file per role): per group a fetcher and a promoter; per worker a
+//!   reaper, a finisher, a heartbeat, a pub/sub listener and, when configured, a scheduler and
+//!   a depth sampler; every default in `worker/config.rs`.
 //! - [`Schedule`] and [`Scheduler`]: periodic jobs, each tick enqueued once across schedulers;
 //!   `schedule` holds the tick arithmetic and a schedule's stored form.
 //! - `broker`: the only code that talks to Redis (its connections, commands and reply
@@ -61,12 +63,10 @@ mod metrics;
 pub mod middleware;
 mod outage;
 mod priority;
-mod promoter;
 mod schedule;
 mod scheduler;
 mod task;
 mod time;
-mod wake;
 mod worker;
 
 pub use backoff::Backoff;

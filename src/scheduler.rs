@@ -6,7 +6,7 @@
 //! and the others are told it was taken. Between passes a scheduler sleeps until the next tick
 //! of its schedules (at most 30 s).
 
-use crate::broker::Enqueued;
+use crate::broker::{Broker, Enqueued};
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::keys::Keys;
@@ -57,11 +57,17 @@ const MAX_ERROR_PAUSE: Duration = Duration::from_secs(30);
 /// `--schedule`.
 #[derive(Debug)]
 pub struct Scheduler {
-    client: Client,
+    /// Where ticks are read and taken and jobs enqueued.
+    broker: Broker,
+    /// Largest encoded arguments a scheduled job may have (the client's limit).
+    max_payload_bytes: usize,
+    /// The schedules run.
     schedules: Vec<Schedule>,
+    /// The keys of each schedule's group, by the schedules' index.
     keys: Vec<Keys>,
     /// Who registers the definitions: `host-pid`.
     by: String,
+    /// When the definitions were last written (minus jitter).
     registered: Option<Instant>,
     /// Schedules whose differing definition elsewhere was already reported.
     warned: HashSet<usize>,
@@ -70,8 +76,15 @@ pub struct Scheduler {
 impl Scheduler {
     /// A scheduler that enqueues through `client`, with no schedule yet.
     pub fn new(client: &Client) -> Scheduler {
+        Scheduler::on_broker(client.broker().clone(), client.payload_limit())
+    }
+
+    /// A scheduler that enqueues through `broker`, refusing jobs whose encoded arguments
+    /// exceed `max_payload_bytes`, with no schedule yet.
+    pub(crate) fn on_broker(broker: Broker, max_payload_bytes: usize) -> Scheduler {
         Scheduler {
-            client: client.clone(),
+            broker,
+            max_payload_bytes,
             schedules: Vec::new(),
             keys: Vec::new(),
             by: format!(
@@ -94,14 +107,10 @@ impl Scheduler {
         self
     }
 
-    pub(crate) fn schedules(&self) -> &[Schedule] {
-        &self.schedules
-    }
-
-    /// Checks the schedules: names unique per group, jobs acceptable to the client.
-    pub(crate) fn check(client: &Client, schedules: &[Schedule]) -> Result<()> {
+    /// Checks the schedules: names unique per group, jobs a producer may send.
+    pub(crate) fn check(&self) -> Result<()> {
         let mut seen = HashSet::new();
-        for s in schedules {
+        for s in &self.schedules {
             if !seen.insert((s.group().clone(), s.name().to_string())) {
                 return Err(Error::Config(format!(
                     "schedule {:?} of group {} is defined twice; give each schedule its own name",
@@ -109,7 +118,7 @@ impl Scheduler {
                     s.group()
                 )));
             }
-            client.check(&s.job_for(0, true))?;
+            s.job_for(0, true).check(self.max_payload_bytes)?;
         }
         Ok(())
     }
@@ -119,7 +128,7 @@ impl Scheduler {
     /// failures are logged and retried with backoff, and the ticks they delayed are handled
     /// when Redis is back (on time, or by the [`Missed`] policy).
     pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
-        Scheduler::check(&self.client, &self.schedules)?;
+        self.check()?;
         if self.schedules.is_empty() {
             return Ok(());
         }
@@ -159,14 +168,14 @@ impl Scheduler {
 
     /// One pass: enqueues what is due and returns how long to sleep before the next.
     pub(crate) async fn pass(&mut self) -> Result<Duration> {
-        let now = self.client.broker().redis_time_ms().await?;
+        let now = self.broker.redis_time_ms().await?;
         if self
             .registered
             .is_none_or(|at| at.elapsed() >= REGISTER_EVERY)
         {
             self.register(now).await?;
         }
-        let broker = self.client.broker();
+        let broker = &self.broker;
         let names: Vec<(&Keys, &str)> = self
             .keys
             .iter()
@@ -206,8 +215,7 @@ impl Scheduler {
         let job = schedule.job_for(latest, run);
         let job_id = job.id().clone();
         let outcome = self
-            .client
-            .broker()
+            .broker
             .enqueue(std::slice::from_ref(&job), false)
             .await?;
         let name = schedule.name();
@@ -265,7 +273,7 @@ impl Scheduler {
                 (*k, *name, def.to_string())
             })
             .collect();
-        let before = self.client.broker().register_schedules(&stored).await?;
+        let before = self.broker.register_schedules(&stored).await?;
         for (i, ((_, name, ours), theirs)) in defs.iter().zip(before).enumerate() {
             let Some(mut theirs) =
                 theirs.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())

@@ -29,7 +29,7 @@ impl Default for PendingQuery {
             consumer: None,
             min_idle: Duration::ZERO,
             limit: 100,
-            visibility_timeout: Duration::from_secs(30),
+            visibility_timeout: crate::worker::config::VISIBILITY_TIMEOUT,
         }
     }
 }

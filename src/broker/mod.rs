@@ -12,16 +12,19 @@
 //!   `ScriptCall`, the one way to call them.
 //! - Commands by domain: `enqueue`; `read` (consumer groups, fetches, the wait for new
 //!   entries); `finish`; `lease` (reaper, heartbeat, gone consumers); `delayed` (promotion);
-//!   `cancel`; `status` (tracked jobs); `schedule`; `server` (start-up checks); `inspect` and
-//!   `repair` (the operations commands).
+//!   `cancel`; `status` (tracked jobs); `schedule`; `server` (start-up checks); `clock`
+//!   (Redis's `TIME`); `queues` (a group's queue figures, for `status` and the depth sampler);
+//!   `inspect` and `repair` (the operations commands).
 
 mod cancel;
+mod clock;
 mod conn;
 mod delayed;
 mod enqueue;
 mod finish;
 mod inspect;
 mod lease;
+mod queues;
 mod read;
 mod repair;
 mod reply;
@@ -35,8 +38,8 @@ pub(crate) use conn::{Connection, Pool, PubSubError, Reader, Subscription, check
 pub use conn::{DEFAULT_REDIS_URL, redact_url};
 pub(crate) use enqueue::Enqueued;
 pub(crate) use finish::{Cancelled, Dead, Done, EntryRef, FinishReport, Retry};
-pub(crate) use inspect::RawQueues;
 pub(crate) use lease::{ReapPage, SCAN_START};
+pub(crate) use queues::RawQueues;
 pub(crate) use read::{Delivery, GroupState};
 pub(crate) use repair::RunNow;
 pub(crate) use reply::Fields;

@@ -4,6 +4,7 @@ use super::table::{print_json, short_ms};
 use crate::admin::{Admin, JobPlace, JobReport};
 use crate::error::Result;
 use crate::time::utc;
+use crate::worker::config::VISIBILITY_TIMEOUT;
 use std::fmt::Write;
 
 /// Flags of `streamworker job`.
@@ -17,8 +18,8 @@ pub(super) struct JobArgs {
     group: String,
 
     /// A running job idle longer than this is flagged: its worker is probably gone
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
-    visibility_timeout: std::time::Duration,
+    #[arg(long, default_value_t = VISIBILITY_TIMEOUT.into())]
+    visibility_timeout: humantime::Duration,
 }
 
 pub(super) async fn run(redis: &str, json: bool, args: JobArgs) -> Result<()> {

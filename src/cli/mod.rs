@@ -32,9 +32,10 @@ mod work;
 
 use crate::broker::DEFAULT_REDIS_URL;
 use crate::worker::WorkerBuilder;
+use crate::worker::config;
 use clap::{Parser, Subcommand, ValueEnum};
+use humantime::Duration;
 use std::process::ExitCode;
-use std::time::Duration;
 
 /// `streamworker`: run workers for job groups on Redis Streams, enqueue jobs, and see and
 /// repair the queues.
@@ -76,37 +77,37 @@ struct WorkArgs {
     exec: Option<String>,
 
     /// Jobs run at once
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = config::CONCURRENCY)]
     concurrency: usize,
 
     /// How long running jobs may finish after SIGTERM/SIGINT before they are handed back
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    #[arg(long, default_value_t = config::SHUTDOWN_GRACE.into())]
     shutdown_grace: Duration,
 
     /// Initial retry backoff (doubles per attempt, with jitter)
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+    #[arg(long, default_value_t = config::RETRY_BACKOFF.into())]
     retry_backoff: Duration,
 
     /// How long a running job may go without its worker's heartbeat before another worker
     /// takes it over (heartbeats go out every third of it)
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    #[arg(long, default_value_t = config::VISIBILITY_TIMEOUT.into())]
     visibility_timeout: Duration,
 
     /// Retries of a failed job that sets no limit of its own
-    #[arg(long, default_value_t = crate::job::DEFAULT_MAX_RETRIES)]
+    #[arg(long, default_value_t = config::MAX_RETRIES)]
     max_retries: u32,
 
     /// How long one attempt of a job that sets no timeout of its own may run
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "30m")]
+    #[arg(long, default_value_t = config::TIMEOUT.into())]
     timeout: Duration,
 
     /// Largest job args accepted, in bytes; larger jobs go to the dead stream undecoded
-    #[arg(long, default_value_t = crate::job::DEFAULT_MAX_PAYLOAD_BYTES)]
+    #[arg(long, default_value_t = config::MAX_PAYLOAD_BYTES)]
     max_payload_bytes: usize,
 
     /// Deliveries after which a job whose worker keeps dying while running it goes to the
     /// dead stream as "stalled N times"
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = config::MAX_DELIVERIES)]
     max_deliveries: u32,
 
     /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9898); off by default

@@ -3,6 +3,7 @@
 use super::table::{Table, print_json, short_ms};
 use crate::admin::{Admin, PendingQuery};
 use crate::error::Result;
+use crate::worker::config::VISIBILITY_TIMEOUT;
 use std::time::Duration;
 
 /// Flags of `streamworker pending`.
@@ -25,8 +26,8 @@ pub(super) struct PendingArgs {
     limit: usize,
 
     /// Entries idle longer than this are marked as the ones a reaper takes next
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
-    visibility_timeout: Duration,
+    #[arg(long, default_value_t = VISIBILITY_TIMEOUT.into())]
+    visibility_timeout: humantime::Duration,
 }
 
 pub(super) async fn run(redis: &str, json: bool, args: PendingArgs) -> Result<()> {
@@ -35,7 +36,7 @@ pub(super) async fn run(redis: &str, json: bool, args: PendingArgs) -> Result<()
         consumer: args.consumer,
         min_idle: args.min_idle,
         limit: args.limit,
-        visibility_timeout: args.visibility_timeout,
+        visibility_timeout: *args.visibility_timeout,
     };
     let entries = admin.pending(&args.group, &query).await?;
     if json {

@@ -5,9 +5,9 @@ use super::WorkArgs;
 use super::exec::ExecHandler;
 use crate::backoff::Backoff;
 use crate::error::{Error, Result};
+use crate::worker::config::RETRY_BACKOFF_CAP;
 use crate::worker::{Worker, WorkerBuilder};
 use std::sync::Arc;
-use std::time::Duration;
 
 pub(super) async fn run<S, F>(redis: &str, args: WorkArgs, configure: F) -> Result<()>
 where
@@ -16,13 +16,13 @@ where
 {
     let mut builder = Worker::builder(redis)
         .concurrency(args.concurrency)
-        .shutdown_grace(args.shutdown_grace)
-        .visibility_timeout(args.visibility_timeout)
+        .shutdown_grace(*args.shutdown_grace)
+        .visibility_timeout(*args.visibility_timeout)
         .max_deliveries(args.max_deliveries)
         .max_retries(args.max_retries)
         .max_payload_bytes(args.max_payload_bytes)
-        .timeout(args.timeout)
-        .backoff(Backoff::new(args.retry_backoff, Duration::from_secs(600)));
+        .timeout(*args.timeout)
+        .backoff(Backoff::new(*args.retry_backoff, RETRY_BACKOFF_CAP));
     for g in &args.groups {
         builder = builder.group(g);
     }

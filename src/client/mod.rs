@@ -80,15 +80,7 @@ impl Client {
         Ok(client)
     }
 
-    /// A client over a broker a worker already has.
-    pub(crate) fn from_broker(broker: Broker) -> Client {
-        Client {
-            broker,
-            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
-        }
-    }
-
-    /// The broker the client sends through.
+    /// The broker this client sends through.
     pub(crate) fn broker(&self) -> &Broker {
         &self.broker
     }
@@ -117,6 +109,11 @@ impl Client {
     /// Checks `job` as an enqueue through this client would (see [`Job::check`]).
     pub(crate) fn check(&self, job: &Job) -> Result<()> {
         job.check(self.max_payload_bytes)
+    }
+
+    /// The largest encoded arguments this client accepts.
+    pub(crate) fn payload_limit(&self) -> usize {
+        self.max_payload_bytes
     }
 
     /// Enqueues one job and returns its id (the one [`Job::id`] showed before). For a

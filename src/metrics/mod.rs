@@ -18,10 +18,8 @@
 //! # Ok(()) }
 //! ```
 
-mod sampler;
 mod server;
 
-pub(crate) use sampler::DepthSampler;
 pub(crate) use server::serve;
 
 use prometheus_client::encoding::EncodeLabelSet;

@@ -1,7 +1,8 @@
 //! One job's run: decode, find the handler, run it through the middleware under its timeout
 //! and a panic guard, and turn what happened into a [`Completion`] for the finisher.
 
-use super::{Shared, cancel};
+use super::running::Running;
+use super::shared::Shared;
 use crate::broker::{Cancelled, Dead, Delivery, Done, EntryRef, Retry};
 use crate::context::JobContext;
 use crate::job::Envelope;
@@ -17,19 +18,6 @@ use std::time::Instant;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-
-/// A job whose handler is running: what a stop needs to hand it back.
-#[derive(Debug)]
-pub(crate) struct Running {
-    pub(crate) keys: Keys,
-    pub(crate) entry: EntryRef,
-    /// Whether the job has a status record to set back to queued.
-    pub(crate) tracked: bool,
-    pub(crate) cancel: CancellationToken,
-    /// Set before `cancel` fires when a user cancelled the job (rather than a stop handing it
-    /// back): the job then ends as cancelled.
-    pub(crate) by_request: Arc<AtomicBool>,
-}
 
 /// How one job ended, addressed to its group.
 #[derive(Debug)]
@@ -148,8 +136,7 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
     let cancel = CancellationToken::new();
     let by_request = Arc::new(AtomicBool::new(false));
     let running_key = (keys.group().clone(), entry.entry_id.clone());
-    cancel::start_running(
-        &shared,
+    shared.running.start(
         running_key.clone(),
         Running {
             keys: keys.clone(),
@@ -184,7 +171,7 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
                 return None;
             }
             // Cancelled on request: the handler's future (and an --exec child) is dropped.
-            shared.running.lock().expect("running map").remove(&running_key);
+            shared.running.finish(&running_key);
             drop(slot);
             tracing::info!(parent: &span, "job cancelled on request while running");
             return Some(Completion::Cancelled(
@@ -196,11 +183,7 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
             ));
         }
     };
-    shared
-        .running
-        .lock()
-        .expect("running map")
-        .remove(&running_key);
+    shared.running.finish(&running_key);
     drop(slot);
 
     let failure = match outcome {
@@ -264,6 +247,7 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
     }
 }
 
+/// The text a handler panicked with.
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         s.to_string()
@@ -271,46 +255,5 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         s.clone()
     } else {
         "a non-text panic payload".into()
-    }
-}
-
-/// At the end of the grace period: cancels every running job and returns its entry to its
-/// stream (`lua/hand_back.lua`), so another worker starts it at once.
-pub(crate) async fn hand_back_running<S>(shared: &Shared<S>) {
-    let running: Vec<Running> = shared
-        .running
-        .lock()
-        .expect("running map")
-        .drain()
-        .map(|(_, r)| r)
-        .collect();
-    if running.is_empty() {
-        return;
-    }
-    let mut by_group: std::collections::BTreeMap<String, (Keys, Vec<(EntryRef, bool)>)> =
-        Default::default();
-    for r in running {
-        r.cancel.cancel();
-        by_group
-            .entry(r.keys.group().to_string())
-            .or_insert_with(|| (r.keys.clone(), Vec::new()))
-            .1
-            .push((r.entry, r.tracked));
-    }
-    for (keys, entries) in by_group.values() {
-        match shared
-            .broker
-            .hand_back(keys, &shared.config.consumer, entries)
-            .await
-        {
-            Ok(report) => tracing::warn!(
-                group = %keys.group(),
-                handed_back = entries.len() - report.stale.len() - report.missing.len(),
-                "grace period over: unfinished jobs handed back to their streams"
-            ),
-            Err(e) => {
-                tracing::error!(group = %keys.group(), error = %e, "could not hand back unfinished jobs; they stay in this consumer's pending list")
-            }
-        }
     }
 }

@@ -20,9 +20,13 @@ const GATHER: Duration = Duration::from_millis(1);
 /// Longest pause between attempts while Redis is failing.
 const MAX_ERROR_PAUSE: Duration = Duration::from_secs(5);
 
+/// Fetches one group's jobs; see the module doc.
 pub(crate) struct Fetcher<S> {
+    /// Starts a job task per delivered entry.
     pub(crate) launcher: Launcher<S>,
+    /// The group's keys.
     pub(crate) keys: Keys,
+    /// The worker's job slots: a read takes at most the free ones.
     pub(crate) slots: Arc<Semaphore>,
     /// Whether the last read found the group paused: pauses and resumes are logged once.
     pub(crate) paused: AtomicBool,
@@ -214,6 +218,7 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
         }
     }
 
+    /// Creates the group's consumer groups again after Redis lost them, and says so.
     async fn recreate_groups(&self) {
         match self.launcher.shared.broker.ensure_groups(&self.keys).await {
             Ok(0) => {}

@@ -14,13 +14,18 @@ const MAX_BATCH: usize = 256;
 /// Longest pause between attempts to write outcomes while Redis fails.
 const MAX_PAUSE: Duration = Duration::from_secs(2);
 
+/// Writes job outcomes; see the module doc.
 pub(crate) struct Finisher {
+    /// Where outcomes are written.
     pub(crate) broker: Broker,
+    /// This worker's consumer name: outcomes are accepted only for entries it still owns.
     pub(crate) consumer: String,
+    /// Whether Redis answers.
     pub(crate) connectivity: Arc<Connectivity>,
     /// How long a failing write is retried before its outcomes are given up: by then another
     /// worker has taken the entries over (they stay pending, unrenewed) and will run them again.
     pub(crate) give_up_after: Duration,
+    /// The outcomes sent by the job tasks.
     pub(crate) outcomes: mpsc::UnboundedReceiver<Completion>,
 }
 
@@ -34,6 +39,7 @@ struct Batch {
 }
 
 impl Completion {
+    /// The keys of the job's group.
     fn keys(&self) -> &Keys {
         match self {
             Completion::Ok(k, _)
@@ -80,6 +86,7 @@ impl Finisher {
         }
     }
 
+    /// Writes one group's outcomes, one script call per kind.
     async fn write(&self, batch: Batch) {
         let keys = &batch.keys;
         if !batch.ok.is_empty() {
@@ -117,6 +124,8 @@ impl Finisher {
         }
     }
 
+    /// Repeats `call` with a growing, jittered pause until it succeeds or `give_up_after`
+    /// has passed.
     async fn retrying<F, Fut>(&self, op: &str, call: F) -> Option<FinishReport>
     where
         F: Fn() -> Fut,
@@ -146,6 +155,7 @@ impl Finisher {
         }
     }
 
+    /// Logs the entries whose outcome was not stored.
     fn report(&self, keys: &Keys, outcome: &str, report: Option<FinishReport>) {
         let Some(report) = report else { return };
         for entry in &report.stale {

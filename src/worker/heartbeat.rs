@@ -4,25 +4,33 @@
 //! past its lease and the job was taken over) is cancelled here: its outcome would be
 //! rejected anyway.
 
-use super::Shared;
-use crate::keys::GroupName;
-use crate::priority::Priority;
-use std::collections::BTreeMap;
+use super::running::RunningJobs;
+use crate::broker::Broker;
+use crate::outage::Connectivity;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Renews leases; see the module doc.
-pub(crate) struct Heartbeat<S> {
-    pub(crate) shared: Arc<Shared<S>>,
+pub(crate) struct Heartbeat {
+    /// Where leases are renewed.
+    pub(crate) broker: Broker,
+    /// This worker's consumer name: the owner of the leases.
+    pub(crate) consumer: String,
+    /// Time between beats.
+    pub(crate) interval: Duration,
+    /// The jobs whose leases are renewed.
+    pub(crate) running: Arc<RunningJobs>,
+    /// Whether Redis answers.
+    pub(crate) connectivity: Arc<Connectivity>,
 }
 
-impl<S> Heartbeat<S> {
+impl Heartbeat {
     /// Beats until `stop` fires.
     pub(crate) async fn run(self, stop: CancellationToken) {
-        let interval = self.shared.config.heartbeat_interval();
         loop {
             tokio::select! {
-                () = tokio::time::sleep(interval) => {}
+                () = tokio::time::sleep(self.interval) => {}
                 () = stop.cancelled() => return,
             }
             self.beat().await;
@@ -31,31 +39,14 @@ impl<S> Heartbeat<S> {
 
     /// Renews every running entry's lease, one script call per group.
     pub(crate) async fn beat(&self) {
-        let mut by_group: BTreeMap<GroupName, (crate::keys::Keys, Vec<(Priority, String)>)> =
-            BTreeMap::new();
-        {
-            let running = self.shared.running.lock().expect("running map");
-            for r in running.values() {
-                by_group
-                    .entry(r.keys.group().clone())
-                    .or_insert_with(|| (r.keys.clone(), Vec::new()))
-                    .1
-                    .push((r.entry.priority, r.entry.entry_id.clone()));
-            }
-        }
-        for (group, (keys, entries)) in by_group {
-            let owned = match self
-                .shared
-                .broker
-                .heartbeat(&keys, &self.shared.config.consumer, &entries)
-                .await
-            {
+        for (group, (keys, entries)) in self.running.leases() {
+            let owned = match self.broker.heartbeat(&keys, &self.consumer, &entries).await {
                 Ok(owned) => {
-                    self.shared.connectivity.ok();
+                    self.connectivity.ok();
                     owned
                 }
                 Err(e) => {
-                    self.shared.connectivity.failed("renewing job leases", &e);
+                    self.connectivity.failed("renewing job leases", &e);
                     continue;
                 }
             };
@@ -63,18 +54,13 @@ impl<S> Heartbeat<S> {
                 if still_ours {
                     continue;
                 }
-                let lost = self
-                    .shared
-                    .running
-                    .lock()
-                    .expect("running map")
-                    .remove(&(group.clone(), entry_id.clone()));
-                if let Some(lost) = lost {
+                let key = (group.clone(), entry_id);
+                if let Some(lost) = self.running.finish(&key) {
                     lost.cancel.cancel();
                     tracing::warn!(
                         group = %group,
                         job_id = %lost.entry.job_id,
-                        entry = %entry_id,
+                        entry = %key.1,
                         "lost the lease on a running job (this worker stalled longer than the visibility timeout and another worker took the job over): cancelled here"
                     );
                 }

@@ -1,8 +1,8 @@
 //! Starts a job task for each delivered entry, whoever delivered it (the fetcher's fresh reads
 //! or the reaper's take-overs), and routes its outcome to the finisher.
 
-use super::Shared;
 use super::executor::{self, Completion};
+use super::shared::Shared;
 use crate::broker::Delivery;
 use crate::keys::Keys;
 use std::sync::Arc;
@@ -11,8 +11,11 @@ use tokio_util::task::TaskTracker;
 
 /// Spawns job tasks; see the module doc.
 pub(crate) struct Launcher<S> {
+    /// What each job's execution reads.
     pub(crate) shared: Arc<Shared<S>>,
+    /// The job tasks, which a stop waits for.
     pub(crate) jobs: TaskTracker,
+    /// Where outcomes go: the finisher.
     pub(crate) done: mpsc::UnboundedSender<Completion>,
 }
 

@@ -26,8 +26,11 @@ const PRUNE_IDLE: Duration = Duration::from_secs(300);
 
 /// Takes over stalled entries of the worker's groups; see the module doc.
 pub(crate) struct Reaper<S> {
+    /// Starts the jobs taken over.
     pub(crate) launcher: Launcher<S>,
+    /// The worker's groups.
     pub(crate) groups: Vec<Keys>,
+    /// The worker's job slots: a take-over needs free ones.
     pub(crate) slots: Arc<Semaphore>,
     /// Where each stream's scan continues.
     cursors: HashMap<(usize, Priority), String>,
@@ -35,6 +38,7 @@ pub(crate) struct Reaper<S> {
 }
 
 impl<S: Clone + Send + Sync + 'static> Reaper<S> {
+    /// A reaper that has scanned nothing yet.
     pub(crate) fn new(launcher: Launcher<S>, groups: Vec<Keys>, slots: Arc<Semaphore>) -> Self {
         Reaper {
             launcher,
@@ -143,12 +147,7 @@ impl<S: Clone + Send + Sync + 'static> Reaper<S> {
                 // An entry of this very worker that still runs here (its heartbeats failed
                 // for longer than the visibility timeout, e.g. while Redis was away): the
                 // claim renewed its lease; running it a second time would be a duplicate.
-                let running_here = shared
-                    .running
-                    .lock()
-                    .expect("running map")
-                    .contains_key(&(keys.group().clone(), delivery.entry_id.clone()));
-                if running_here {
+                if shared.running.contains(keys.group(), &delivery.entry_id) {
                     continue;
                 }
                 let slot = slots.split(1).expect("one slot per claimed entry");

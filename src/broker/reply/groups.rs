@@ -3,7 +3,7 @@
 
 use super::{array, int, string};
 use crate::broker::GroupState;
-use crate::broker::inspect::RawGroupInfo;
+use crate::broker::queues::RawGroupInfo;
 use crate::error::Result;
 use redis::Value;
 

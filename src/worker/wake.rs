@@ -20,12 +20,16 @@ pub(crate) enum OnMessage {
 
 /// Listens on each `(channel, action)` pair; see the module doc.
 pub(crate) struct WakeListener {
+    /// Subscribes on a connection of its own.
     broker: Broker,
+    /// Whether Redis answers.
     connectivity: Arc<Connectivity>,
+    /// Each channel and what a message on it does.
     channels: Vec<(String, OnMessage)>,
 }
 
 impl WakeListener {
+    /// A listener on `channels`.
     pub(crate) fn new(
         broker: Broker,
         connectivity: Arc<Connectivity>,
@@ -57,6 +61,7 @@ impl WakeListener {
         }
     }
 
+    /// Subscribes, wakes every promoter, then handles messages until the connection drops.
     async fn listen(&self) -> Result<(), PubSubError> {
         let channels: Vec<&str> = self.channels.iter().map(|(c, _)| c.as_str()).collect();
         let mut subscription = self.broker.subscribe(&channels).await?;

@@ -15,14 +15,20 @@ const MAX_SLEEP: Duration = Duration::from_secs(1);
 
 /// Moves due jobs of one group; see the module doc.
 pub(crate) struct Promoter {
+    /// Where jobs are promoted.
     broker: Broker,
+    /// The group's keys.
     keys: Keys,
+    /// Notified by the pub/sub listener when an earlier due time was announced.
     wake: Arc<Notify>,
+    /// Most jobs moved per call.
     batch: usize,
+    /// Whether Redis answers.
     connectivity: Arc<Connectivity>,
 }
 
 impl Promoter {
+    /// A promoter of the group of `keys`.
     pub(crate) fn new(
         broker: Broker,
         keys: Keys,

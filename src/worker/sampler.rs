@@ -2,9 +2,9 @@
 //! metrics (ready and in flight per priority, delayed, dead). Runs only when the worker has
 //! metrics.
 
-use super::Metrics;
 use crate::broker::Broker;
 use crate::keys::Keys;
+use crate::metrics::Metrics;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -14,12 +14,16 @@ const INTERVAL: Duration = Duration::from_secs(5);
 
 /// Samples the queue depths of some groups; see the module doc.
 pub(crate) struct DepthSampler {
+    /// Where the figures are read.
     broker: Broker,
+    /// The groups sampled.
     groups: Vec<Keys>,
+    /// Where the depths are recorded.
     metrics: Metrics,
 }
 
 impl DepthSampler {
+    /// A sampler of `groups` into `metrics`.
     pub(crate) fn new(broker: Broker, groups: Vec<Keys>, metrics: Metrics) -> DepthSampler {
         DepthSampler {
             broker,

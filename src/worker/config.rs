@@ -1,0 +1,206 @@
+//! A worker's settings and every default they have, in one place: [`WorkerConfig::default`],
+//! the command line's flags (`streamworker --help`) and the operator commands that judge
+//! entries by the workers' visibility timeout all read the constants below. README's
+//! "Limits and defaults" table and flag list are checked against them by a test here.
+
+use crate::backoff::Backoff;
+use crate::metrics::Metrics;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Default largest encoded `args` a worker decodes. Declared with the job format, since
+/// producers refuse larger jobs by the same default.
+pub(crate) use crate::DEFAULT_MAX_PAYLOAD_BYTES as MAX_PAYLOAD_BYTES;
+/// Default retry limit of jobs whose job and task set none. Declared with the job format.
+pub(crate) use crate::DEFAULT_MAX_RETRIES as MAX_RETRIES;
+/// Default timeout of one attempt of jobs whose job and task set none. Declared with the job
+/// format.
+pub(crate) use crate::DEFAULT_TIMEOUT as TIMEOUT;
+
+/// Default number of jobs run at once, across all groups.
+pub(crate) const CONCURRENCY: usize = 16;
+/// How long an idle fetcher blocks waiting for new jobs before it checks for shutdown: short
+/// enough that a stop is noticed at once, long enough to cost nothing.
+pub(crate) const BLOCK: Duration = Duration::from_secs(1);
+/// Default time in-flight jobs may run on after a stop before they are handed back.
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Default delay before the first retry; it doubles per attempt.
+pub(crate) const RETRY_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest retry delay of the default backoff (and of the command line's).
+pub(crate) const RETRY_BACKOFF_CAP: Duration = Duration::from_secs(600);
+/// Most delayed jobs moved per promote call.
+pub(crate) const PROMOTE_BATCH: usize = 500;
+/// Default time a delivered entry may go without a sign of life from its worker before the
+/// reaper of any worker takes it over. The operator commands flag entries idle longer.
+pub(crate) const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Shortest visibility timeout accepted: heartbeats go out every third of it.
+pub(crate) const MIN_VISIBILITY_TIMEOUT: Duration = Duration::from_millis(300);
+/// Default deliveries after which an entry that keeps stalling goes to the dead stream.
+pub(crate) const MAX_DELIVERIES: u32 = 5;
+
+/// Settings of a worker; [`Default`] holds the defaults above.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerConfig {
+    /// Jobs run at once across all groups. Default [`CONCURRENCY`].
+    pub(crate) concurrency: usize,
+    /// How long an idle fetcher blocks waiting for new jobs. Default [`BLOCK`].
+    pub(crate) block: Duration,
+    /// How long in-flight jobs may run on after a stop before they are handed back. Default
+    /// [`SHUTDOWN_GRACE`].
+    pub(crate) shutdown_grace: Duration,
+    /// Retry delays. Default: [`RETRY_BACKOFF`] doubling, capped at [`RETRY_BACKOFF_CAP`].
+    pub(crate) backoff: Backoff,
+    /// Largest `args` a worker decodes; larger entries go to the dead stream undecoded.
+    /// Default [`MAX_PAYLOAD_BYTES`].
+    pub(crate) max_payload_bytes: usize,
+    /// Most delayed jobs moved per promote call. Default [`PROMOTE_BATCH`].
+    pub(crate) promote_batch: usize,
+    /// This worker's consumer name in the groups. Default `host-pid-random`.
+    pub(crate) consumer: String,
+    /// How long a delivered entry may go without a sign of life from its worker before the
+    /// reaper of any worker takes it over. Default [`VISIBILITY_TIMEOUT`]. Heartbeats renew
+    /// it every third.
+    pub(crate) visibility_timeout: Duration,
+    /// Deliveries after which an entry that keeps stalling goes to the dead stream. Default
+    /// [`MAX_DELIVERIES`].
+    pub(crate) max_deliveries: u32,
+    /// Retry limit of jobs whose job and task set none. Default [`MAX_RETRIES`].
+    pub(crate) max_retries: u32,
+    /// Timeout of jobs whose job and task set none. Default [`TIMEOUT`].
+    pub(crate) timeout: Duration,
+    /// Where job outcomes, durations and queue depths are recorded. Default none.
+    pub(crate) metrics: Option<Metrics>,
+    /// Address to serve `GET /metrics` on while running. Default none (not served).
+    pub(crate) metrics_addr: Option<SocketAddr>,
+}
+
+impl WorkerConfig {
+    /// How often leases are renewed: a third of the visibility timeout.
+    pub(crate) fn heartbeat_interval(&self) -> Duration {
+        self.visibility_timeout / 3
+    }
+
+    /// How often the reaper looks for stalled entries: a third of the visibility timeout,
+    /// at most every 10 s.
+    pub(crate) fn reap_interval(&self) -> Duration {
+        (self.visibility_timeout / 3).min(Duration::from_secs(10))
+    }
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            concurrency: CONCURRENCY,
+            block: BLOCK,
+            shutdown_grace: SHUTDOWN_GRACE,
+            backoff: Backoff::default(),
+            max_payload_bytes: MAX_PAYLOAD_BYTES,
+            promote_batch: PROMOTE_BATCH,
+            consumer: default_consumer_name(),
+            visibility_timeout: VISIBILITY_TIMEOUT,
+            max_deliveries: MAX_DELIVERIES,
+            max_retries: MAX_RETRIES,
+            timeout: TIMEOUT,
+            metrics: None,
+            metrics_addr: None,
+        }
+    }
+}
+
+/// `host-pid-random`: the host name (letters, digits and dashes only), the process id and 16
+/// random bits, so two workers never share a consumer name.
+fn default_consumer_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| {
+            h.trim()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect::<String>()
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".into());
+    format!(
+        "{host}-{}-{:04x}",
+        std::process::id(),
+        rand::random::<u16>()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A duration as README's table writes it: `300 ms`, `30 s`, `30 min`.
+    fn prose(d: Duration) -> String {
+        match d.as_secs() {
+            0 => format!("{} ms", d.as_millis()),
+            s if s % 60 != 0 => format!("{s} s"),
+            s => format!("{} min", s / 60),
+        }
+    }
+
+    /// A duration as the command line writes it: `30s`, `30m`.
+    fn flag(d: Duration) -> String {
+        humantime::format_duration(d).to_string()
+    }
+
+    #[test]
+    fn readme_documents_the_defaults_in_force() {
+        let readme = include_str!("../../README.md");
+        let expected = [
+            // The table under "Limits and defaults".
+            format!("| concurrency | {CONCURRENCY} jobs at once"),
+            format!(
+                "| retries | {MAX_RETRIES} ({} attempts in all)",
+                MAX_RETRIES + 1
+            ),
+            format!("| timeout per attempt | {} |", prose(TIMEOUT)),
+            format!(
+                "| visibility timeout | {} without a heartbeat",
+                prose(VISIBILITY_TIMEOUT)
+            ),
+            format!("at least {} |", prose(MIN_VISIBILITY_TIMEOUT)),
+            format!("| max deliveries | {MAX_DELIVERIES}: "),
+            format!(
+                "| retry backoff | {} doubling per attempt, capped at {};",
+                prose(RETRY_BACKOFF),
+                prose(RETRY_BACKOFF_CAP)
+            ),
+            format!("| payload | {} KiB ", MAX_PAYLOAD_BYTES / 1024),
+            format!("| fetch block | {}: ", prose(BLOCK)),
+            format!("| shutdown grace | {}, ", prose(SHUTDOWN_GRACE)),
+            // The worker's flags.
+            format!("`--concurrency {CONCURRENCY}`"),
+            format!("`--shutdown-grace {}`", flag(SHUTDOWN_GRACE)),
+            format!(
+                "`--retry-backoff {}` (first retry delay; doubles, capped at {})",
+                flag(RETRY_BACKOFF),
+                prose(RETRY_BACKOFF_CAP)
+            ),
+            format!("`--max-retries {MAX_RETRIES}`"),
+            format!("`--timeout {}`", flag(TIMEOUT)),
+            format!("`--visibility-timeout {}`", flag(VISIBILITY_TIMEOUT)),
+            format!("`--max-deliveries {MAX_DELIVERIES}`"),
+            format!("`--max-payload-bytes {MAX_PAYLOAD_BYTES}`"),
+        ];
+        // README wraps lines: compare with every run of whitespace as one space.
+        let flat = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+        for text in expected {
+            assert!(
+                flat.contains(&text),
+                "README.md should say {text:?} (worker/config.rs holds the defaults)"
+            );
+        }
+    }
+
+    #[test]
+    fn the_default_config_uses_the_constants() {
+        let c = WorkerConfig::default();
+        assert_eq!(c.backoff, Backoff::new(RETRY_BACKOFF, RETRY_BACKOFF_CAP));
+        assert_eq!(
+            (c.concurrency, c.visibility_timeout, c.shutdown_grace),
+            (CONCURRENCY, VISIBILITY_TIMEOUT, SHUTDOWN_GRACE)
+        );
+    }
+}

@@ -2,6 +2,13 @@
 
 use std::time::Duration;
 
+/// Default delay before the first retry; it doubles per attempt. The worker's defaults
+/// (`worker/config.rs`) name it `RETRY_BACKOFF`.
+pub(crate) const DEFAULT_FIRST_DELAY: Duration = Duration::from_secs(1);
+/// Longest retry delay of the default backoff. The worker's defaults name it
+/// `RETRY_BACKOFF_CAP`.
+pub(crate) const DEFAULT_CAP: Duration = Duration::from_secs(600);
+
 /// Retry delay policy: attempt `n` (1-based) waits a random time in
 /// `[d/2, d]` where `d = min(cap, base * 2^(n-1))`. The jitter spreads retries of jobs that
 /// failed together (an outage) so they do not return as one wave.
@@ -22,8 +29,7 @@ pub struct Backoff {
 impl Default for Backoff {
     /// 1 s doubling per attempt, capped at 10 minutes.
     fn default() -> Self {
-        use crate::worker::config::{RETRY_BACKOFF, RETRY_BACKOFF_CAP};
-        Backoff::new(RETRY_BACKOFF, RETRY_BACKOFF_CAP)
+        Backoff::new(DEFAULT_FIRST_DELAY, DEFAULT_CAP)
     }
 }
 

@@ -24,10 +24,11 @@ pub(crate) const CONCURRENCY: usize = 16;
 pub(crate) const BLOCK: Duration = Duration::from_secs(1);
 /// Default time in-flight jobs may run on after a stop before they are handed back.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-/// Default delay before the first retry; it doubles per attempt.
-pub(crate) const RETRY_BACKOFF: Duration = Duration::from_secs(1);
-/// Longest retry delay of the default backoff (and of the command line's).
-pub(crate) const RETRY_BACKOFF_CAP: Duration = Duration::from_secs(600);
+/// Default delay before the first retry; it doubles per attempt. Longest retry delay of the
+/// default backoff (and of the command line's). Both are [`Backoff`]'s own defaults.
+pub(crate) use crate::backoff::{
+    DEFAULT_CAP as RETRY_BACKOFF_CAP, DEFAULT_FIRST_DELAY as RETRY_BACKOFF,
+};
 /// Most delayed jobs moved per promote call.
 pub(crate) const PROMOTE_BATCH: usize = 500;
 /// Default time a delivered entry may go without a sign of life from its worker before the

@@ -151,6 +151,14 @@ mod tests {
     use crate::job::{Encoding, Job};
     use serde::Serialize;
 
+    /// The fields `job` is stored with, as a worker reads them back.
+    fn stored(job: &Job) -> Vec<(Vec<u8>, Vec<u8>)> {
+        job.fields()
+            .into_iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.into_owned()))
+            .collect()
+    }
+
     fn f(pairs: &[(&str, &[u8])]) -> Vec<(Vec<u8>, Vec<u8>)> {
         pairs
             .iter()
@@ -181,11 +189,7 @@ mod tests {
             .max_retries(7)
             .timeout(Duration::from_secs(2))
             .keep_result(Duration::from_secs(60));
-        let fields: Vec<_> = job
-            .fields()
-            .into_iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v.into_owned()))
-            .collect();
+        let fields = stored(&job);
         let env = Envelope::decode("9-9", Some(&fields), 1024).unwrap();
         assert_eq!(&env.id, job.id());
         assert_eq!(env.payload.decode::<A>().unwrap(), A { to: "x".into() });
@@ -202,11 +206,7 @@ mod tests {
             .unwrap()
             .unique_key("welcome-42")
             .unique_for(Duration::from_secs(60));
-        let fields: Vec<_> = job
-            .fields()
-            .into_iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v.into_owned()))
-            .collect();
+        let fields = stored(&job);
         let env = Envelope::decode("9-9", Some(&fields), 1024).unwrap();
         assert_eq!(env.unique_key.as_deref(), Some("welcome-42"));
         // Without a TTL there is no lock, so no key goes on the wire.

@@ -220,6 +220,7 @@ pub(crate) fn render(url: &str, groups: &[GroupStatus], width: usize, height: us
 mod tests {
     use super::*;
     use crate::admin::{ConsumerStatus, Rates};
+    use crate::cli::width::width;
 
     fn group(name: &str, paused: bool, ready: u64, consumers: Vec<ConsumerStatus>) -> GroupStatus {
         GroupStatus {
@@ -290,5 +291,18 @@ emails  web-1-00ab          3  400ms
         assert_eq!(frame.lines().count(), 10);
         assert!(frame.lines().all(|l| l.chars().count() <= 30), "{frame}");
         assert!(render("redis://h", &[], 80, 10).contains("no groups"));
+    }
+
+    #[test]
+    fn a_frame_is_cut_on_display_columns() {
+        let wide = ConsumerStatus {
+            name: "任务🚀\x1b[2J".into(),
+            pending: 1,
+            idle_ms: 0,
+        };
+        let frame = render("redis://h", &[group("g", false, 1, vec![wide])], 17, 10);
+        let row = frame.lines().last().unwrap();
+        assert_eq!(row, "g      任务🚀\\x1b", "{frame}");
+        assert!(frame.lines().all(|l| width(l) <= 17), "{frame}");
     }
 }

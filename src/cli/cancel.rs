@@ -1,5 +1,6 @@
 //! `streamworker cancel ID --group G`: cancel a waiting, scheduled or running job.
 
+use super::safe::Shown;
 use crate::client::{CancelOutcome, Client};
 use crate::error::{Error, Result};
 use crate::job::JobId;
@@ -39,7 +40,8 @@ pub(super) async fn run(redis: &str, args: CancelArgs) -> Result<()> {
             listeners,
         } if listeners > 0 => {
             println!(
-                "job {id} is running on {consumer}: asked it to stop; its status becomes cancelled"
+                "job {id} is running on {}: asked it to stop; its status becomes cancelled",
+                Shown::from(consumer)
             );
             Ok(())
         }

@@ -1,5 +1,7 @@
 //! `streamworker dead --group G list|show|retry|purge`: the jobs that will not be tried again.
 
+use super::escaped::Escaped;
+use super::safe::Shown;
 use super::table::{Table, clip, opt_ms, print_json};
 use crate::admin::{Admin, DeadJob, Redriven};
 use crate::error::Result;
@@ -64,14 +66,14 @@ pub(super) async fn run(redis: &str, json: bool, args: DeadArgs) -> Result<()> {
             if json {
                 return print_json(&jobs);
             }
-            print!("{}", render_list(&group, &jobs));
+            print!("{}", render_list(&group, &Escaped::new(jobs)));
         }
         DeadAction::Show { id } => {
             let job = admin.dead_show(&group, &id).await?;
             if json {
                 return print_json(&job);
             }
-            print!("{}", render_one(&job));
+            print!("{}", render_one(&Escaped::new(job)));
         }
         DeadAction::Retry { ids, all, task } => {
             let moved = if all {
@@ -82,7 +84,7 @@ pub(super) async fn run(redis: &str, json: bool, args: DeadArgs) -> Result<()> {
             if json {
                 return print_json(&moved);
             }
-            print!("{}", render_retried(&group, &moved));
+            print!("{}", render_retried(&group, &Escaped::new(moved)));
         }
         DeadAction::Purge { older_than } => {
             let purged = admin.dead_purge(&group, older_than).await?;
@@ -90,22 +92,25 @@ pub(super) async fn run(redis: &str, json: bool, args: DeadArgs) -> Result<()> {
                 return print_json(&serde_json::json!({ "group": group, "purged": purged }));
             }
             println!(
-                "purged {purged} dead job{} older than {} from group {group}",
+                "purged {purged} dead job{} older than {} from group {}",
                 if purged == 1 { "" } else { "s" },
-                humantime::format_duration(older_than)
+                humantime::format_duration(older_than),
+                Shown::from(&group)
             );
         }
     }
     Ok(())
 }
 
-fn render_list(group: &str, jobs: &[DeadJob]) -> String {
+/// The `dead list` table.
+fn render_list(group: &str, jobs: &Escaped<Vec<DeadJob>>) -> String {
+    let group = Shown::from(group);
     if jobs.is_empty() {
         return format!("no dead jobs in group {group}\n");
     }
     let now = now_ms();
     let mut table = Table::new(&["DIED", "JOB ID", "TASK", "PRIORITY", "ATTEMPT", "REASON"]);
-    for j in jobs {
+    for j in jobs.iter() {
         table.row(vec![
             format!("{} ago", opt_ms(j.dead_ms.map(|ms| now.saturating_sub(ms)))),
             j.job_id.clone(),
@@ -124,7 +129,8 @@ fn render_list(group: &str, jobs: &[DeadJob]) -> String {
     out
 }
 
-fn render_one(j: &DeadJob) -> String {
+/// `dead show`: every field of one dead job.
+fn render_one(j: &Escaped<DeadJob>) -> String {
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     let mut out = String::new();
     let _ = writeln!(out, "dead job {}", j.job_id);
@@ -145,9 +151,11 @@ fn render_one(j: &DeadJob) -> String {
     out
 }
 
-fn render_retried(group: &str, moved: &[Redriven]) -> String {
+/// What `dead retry` moved.
+fn render_retried(group: &str, moved: &Escaped<Vec<Redriven>>) -> String {
+    let group = Shown::from(group);
     let mut out = String::new();
-    for r in moved {
+    for r in moved.iter() {
         let _ = writeln!(
             out,
             "re-driven {} ({}) as entry {}",

@@ -1,5 +1,7 @@
 //! `streamworker delayed --group G list|run-now ID`: the jobs waiting for a time.
 
+use super::escaped::Escaped;
+use super::safe::Shown;
 use super::table::{Table, clip, print_json, short_ms};
 use crate::admin::Admin;
 use crate::error::Result;
@@ -43,8 +45,9 @@ pub(super) async fn run(redis: &str, json: bool, args: DelayedArgs) -> Result<()
             if json {
                 return print_json(&jobs);
             }
+            let jobs = Escaped::new(jobs);
             if jobs.is_empty() {
-                println!("no delayed jobs in group {group}");
+                println!("no delayed jobs in group {}", Shown::from(&group));
                 return Ok(());
             }
             let mut table = Table::new(&[
@@ -55,7 +58,7 @@ pub(super) async fn run(redis: &str, json: bool, args: DelayedArgs) -> Result<()
                 "ATTEMPT",
                 "LAST ERROR",
             ]);
-            for j in &jobs {
+            for j in jobs.iter() {
                 table.row(vec![
                     if j.due_in_ms > 0 {
                         short_ms(j.due_in_ms as u64)
@@ -78,7 +81,11 @@ pub(super) async fn run(redis: &str, json: bool, args: DelayedArgs) -> Result<()
             if json {
                 return print_json(&serde_json::json!({ "job_id": id, "entry_id": entry_id }));
             }
-            println!("job {id} moved to its priority stream as entry {entry_id}: it runs next");
+            println!(
+                "job {} moved to its priority stream as entry {}: it runs next",
+                Shown::from(&id),
+                Shown::from(&entry_id)
+            );
         }
     }
     Ok(())

@@ -1,5 +1,6 @@
 //! `streamworker enqueue`: enqueue one job from the shell and print its id.
 
+use super::safe::Shown;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::job::Job;
@@ -93,9 +94,12 @@ pub(super) async fn run(redis: &str, args: EnqueueArgs) -> Result<()> {
     let client = Client::connect(redis).await?;
     let own_id = job.id().clone();
     let id = client.enqueue(job).await?;
+    let shown = Shown::from(id.as_str());
     if id != own_id {
-        eprintln!("job {id} with the same uniqueness key is waiting or running: nothing enqueued");
+        eprintln!(
+            "job {shown} with the same uniqueness key is waiting or running: nothing enqueued"
+        );
     }
-    println!("{id}");
+    println!("{shown}");
     Ok(())
 }

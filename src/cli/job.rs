@@ -1,5 +1,6 @@
 //! `streamworker job ID --group G`: where one job is now.
 
+use super::escaped::Escaped;
 use super::table::{print_json, short_ms};
 use crate::admin::{Admin, JobPlace, JobReport};
 use crate::error::Result;
@@ -30,12 +31,16 @@ pub(super) async fn run(redis: &str, json: bool, args: JobArgs) -> Result<()> {
     }
     print!(
         "{}",
-        render(&report, args.visibility_timeout.as_millis() as u64)
+        render(
+            &Escaped::new(report),
+            args.visibility_timeout.as_millis() as u64
+        )
     );
     Ok(())
 }
 
-fn render(r: &JobReport, visibility_ms: u64) -> String {
+/// Where the job is and what is known of it, one field a line.
+fn render(r: &Escaped<JobReport>, visibility_ms: u64) -> String {
     let place = match &r.place {
         JobPlace::Waiting {
             priority,

@@ -20,14 +20,17 @@ mod cancel;
 mod dead;
 mod delayed;
 mod enqueue;
+mod escaped;
 mod exec;
 mod job;
 mod pause;
 mod pending;
+mod safe;
 mod schedule;
 mod status;
 mod table;
 mod top;
+mod width;
 mod work;
 
 use crate::broker::DEFAULT_REDIS_URL;
@@ -212,7 +215,7 @@ where
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", safe::escape(&e.to_string()));
             ExitCode::FAILURE
         }
     }

@@ -1,5 +1,7 @@
 //! `streamworker pending --group G`: the entries workers hold, and which a reaper takes next.
 
+use super::escaped::Escaped;
+use super::safe::Shown;
 use super::table::{Table, print_json, short_ms};
 use crate::admin::{Admin, PendingQuery};
 use crate::error::Result;
@@ -42,8 +44,12 @@ pub(super) async fn run(redis: &str, json: bool, args: PendingArgs) -> Result<()
     if json {
         return print_json(&entries);
     }
+    let entries = Escaped::new(entries);
     if entries.is_empty() {
-        println!("nothing in flight in group {} matches", args.group);
+        println!(
+            "nothing in flight in group {} matches",
+            Shown::from(&args.group)
+        );
         return Ok(());
     }
     let mut table = Table::new(&[
@@ -57,7 +63,7 @@ pub(super) async fn run(redis: &str, json: bool, args: PendingArgs) -> Result<()
         "DELIVERIES",
         "",
     ]);
-    for e in &entries {
+    for e in entries.iter() {
         let note = if e.payload_missing {
             "payload deleted"
         } else if e.next_to_reap {

@@ -1,6 +1,9 @@
 //! Schedules on the command line: the worker's `--schedule SPEC` flag and the
 //! `streamworker schedules --group G` listing.
 
+use super::escaped::Escaped;
+use super::safe::Shown;
+use super::table::Table;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::job::Job;
@@ -119,21 +122,22 @@ pub(super) async fn list(redis: &str, json: bool, args: SchedulesArgs) -> Result
     if schedules.is_empty() {
         println!(
             "no schedules registered for group {} (schedulers register theirs when they start)",
-            args.group
+            Shown::from(&args.group)
         );
         return Ok(());
     }
-    let mut rows = vec![[
-        "NAME".to_string(),
-        "WHEN".into(),
-        "TASK".into(),
-        "MISSED".into(),
-        "NEXT RUN (UTC)".into(),
-        "LAST RUN (UTC)".into(),
-        "LAST JOB".into(),
-    ]];
-    for s in &schedules {
-        rows.push([
+    let mut table = Table::new(&[
+        "NAME",
+        "WHEN",
+        "TASK",
+        "MISSED",
+        "NEXT RUN (UTC)",
+        "LAST RUN (UTC)",
+        "LAST JOB",
+    ])
+    .text_only();
+    for s in Escaped::new(schedules).iter() {
+        table.row(vec![
             s.name.clone(),
             s.when.clone(),
             s.task.clone(),
@@ -143,20 +147,7 @@ pub(super) async fn list(redis: &str, json: bool, args: SchedulesArgs) -> Result
             s.last_job_id.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
-    let mut widths = [0usize; 7];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    for row in rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        println!("{}", line.join("  ").trim_end());
-    }
+    print!("{}", table.render());
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! `streamworker status [--group G]`: each group's queues, consumers and recent outcomes.
 
+use super::escaped::Escaped;
 use super::table::{Table, opt_ms, print_json, short_ms};
 use crate::admin::{Admin, GroupStatus};
 use crate::error::Result;
@@ -27,13 +28,13 @@ pub(super) async fn run(redis: &str, json: bool, args: StatusArgs) -> Result<()>
             "no groups in this Redis yet (a group appears once a job is enqueued or a worker starts)"
         );
     }
-    let blocks: Vec<String> = all.iter().map(render).collect();
+    let blocks: Vec<String> = all.into_iter().map(|s| render(&Escaped::new(s))).collect();
     print!("{}", blocks.join("\n"));
     Ok(())
 }
 
 /// One group's status as text.
-pub(crate) fn render(s: &GroupStatus) -> String {
+pub(crate) fn render(s: &Escaped<GroupStatus>) -> String {
     let mut out = String::new();
     let state = match (s.paused, s.paused_since_ms) {
         (true, Some(since)) => format!(

@@ -2,7 +2,9 @@
 //! refreshed every second; `q`, Esc or Ctrl-C quits. When stdout is not a terminal it prints
 //! one frame and exits, so it can be piped or watched by scripts.
 
+use super::safe::Shown;
 use super::table::{Table, opt_ms, print_json, short_ms};
+use super::width::fit;
 use crate::admin::{Admin, GroupStatus};
 use crate::broker::redact_url;
 use crate::error::{Error, Result};
@@ -23,7 +25,7 @@ pub(super) struct TopArgs {
 
 pub(super) async fn run(redis: &str, json: bool, args: TopArgs) -> Result<()> {
     let admin = Admin::connect(redis).await?;
-    let url = redact_url(redis);
+    let url = Shown::from(redact_url(redis)).to_string();
     if json || !std::io::stdout().is_terminal() {
         let all = admin.status_all().await?;
         if json {
@@ -102,7 +104,10 @@ async fn live(admin: &Admin, url: &str, interval: Duration) -> Result<()> {
                         last = Some(all);
                         frame
                     }
-                    Err(e) => format!("streamworker top  {url}\n\nerror: {e}\n(retrying; q to quit)\n"),
+                    Err(e) => format!(
+                        "streamworker top  {url}\n\nerror: {}\n(retrying; q to quit)\n",
+                        Shown::from(e.to_string())
+                    ),
                 };
                 screen.draw(&frame)?;
             }
@@ -141,12 +146,14 @@ fn render_sized(url: &str, all: &[GroupStatus]) -> String {
 }
 
 /// One frame of the view: a header, one row per group, then the consumers; each line cut to
-/// `width` characters and the frame to `height` lines.
+/// `width` display columns and the frame to `height` lines. What came from Redis is in the
+/// tables, whose cells are escaped (see `safe`).
 pub(crate) fn render(url: &str, groups: &[GroupStatus], width: usize, height: usize) -> String {
     let now = groups.first().map(|g| g.now_ms);
     let mut lines = vec![
         format!(
-            "streamworker top  {url}  {}  (q or Ctrl-C quits)",
+            "streamworker top  {}  {}  (q or Ctrl-C quits)",
+            Shown::from(url),
             now.map_or_else(String::new, utc)
         ),
         String::new(),
@@ -203,7 +210,7 @@ pub(crate) fn render(url: &str, groups: &[GroupStatus], width: usize, height: us
     }
     let mut out = String::new();
     for line in lines.iter().take(height) {
-        out.extend(line.chars().take(width));
+        out.push_str(fit(line, width));
         out.push('\n');
     }
     out
@@ -213,6 +220,7 @@ pub(crate) fn render(url: &str, groups: &[GroupStatus], width: usize, height: us
 mod tests {
     use super::*;
     use crate::admin::{ConsumerStatus, Rates};
+    use crate::cli::width::width;
 
     fn group(name: &str, paused: bool, ready: u64, consumers: Vec<ConsumerStatus>) -> GroupStatus {
         GroupStatus {
@@ -283,5 +291,18 @@ emails  web-1-00ab          3  400ms
         assert_eq!(frame.lines().count(), 10);
         assert!(frame.lines().all(|l| l.chars().count() <= 30), "{frame}");
         assert!(render("redis://h", &[], 80, 10).contains("no groups"));
+    }
+
+    #[test]
+    fn a_frame_is_cut_on_display_columns() {
+        let wide = ConsumerStatus {
+            name: "任务🚀\x1b[2J".into(),
+            pending: 1,
+            idle_ms: 0,
+        };
+        let frame = render("redis://h", &[group("g", false, 1, vec![wide])], 17, 10);
+        let row = frame.lines().last().unwrap();
+        assert_eq!(row, "g      任务🚀\\x1b", "{frame}");
+        assert!(frame.lines().all(|l| width(l) <= 17), "{frame}");
     }
 }

@@ -110,6 +110,15 @@ struct WorkArgs {
     #[arg(long, default_value_t = config::MAX_DELIVERIES)]
     max_deliveries: u32,
 
+    /// Most jobs kept in each group's dead stream; the oldest beyond it are deleted when a job
+    /// is added (0: no count bound)
+    #[arg(long, default_value_t = config::DEAD_MAX_LEN)]
+    dead_max_len: u64,
+
+    /// Longest time a job is kept in each group's dead stream, e.g. 180d, 12h (0: no age bound)
+    #[arg(long, default_value = config::DEAD_MAX_AGE_TEXT)]
+    dead_max_age: Duration,
+
     /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9898); off by default
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,

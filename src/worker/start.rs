@@ -15,7 +15,7 @@ use super::shared::Shared;
 use super::stop::Started;
 use super::wake::{OnMessage, WakeListener};
 use super::{Completion, Worker, fetcher, preflight};
-use crate::broker::{Broker, redact_url};
+use crate::broker::{Broker, DeadRetention, redact_url};
 use crate::error::{Error, Result};
 use crate::job::DEFAULT_MAX_PAYLOAD_BYTES;
 use crate::keys::{GroupName, Keys};
@@ -68,6 +68,10 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
             Finisher {
                 broker: broker.clone(),
                 consumer: config.consumer.clone(),
+                dead_retention: DeadRetention {
+                    max_len: config.dead_max_len,
+                    max_age: config.dead_max_age,
+                },
                 connectivity: connectivity.clone(),
                 give_up_after: config.visibility_timeout,
                 outcomes: done_rx,

@@ -3,8 +3,13 @@
 //! ```sh
 //! cargo run --example quickstart            # uses REDIS_URL, default redis://127.0.0.1:6379
 //! ```
+//!
+//! When `REDIS_URL` is unset and nothing answers on the default URL, it starts a private
+//! `redis-server` (if one is installed) on a free port in a temporary directory, and stops it
+//! at the end.
 
 use serde::{Deserialize, Serialize};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use streamworker::{Client, Job, JobContext, Priority, TaskError, Worker};
 use tokio_util::sync::CancellationToken;
@@ -26,13 +31,67 @@ async fn resize(args: Resize, ctx: JobContext) -> Result<String, TaskError> {
     ))
 }
 
+/// A `redis-server` of the quickstart's own, removed (process and directory) when dropped.
+struct PrivateRedis {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `redis-server` on a free port in a temporary directory, keeping nothing on disk,
+/// and returns it with its URL once it answers.
+async fn private_redis() -> Result<(PrivateRedis, String, Client), Box<dyn std::error::Error>> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let dir = tempfile::tempdir()?;
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .args(["--appendonly", "no", "--dir"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| {
+            format!("no Redis answers and redis-server cannot be started ({e}): install it (apt-get install redis-server) or set REDIS_URL")
+        })?;
+    let server = PrivateRedis { child, _dir: dir };
+    let url = format!("redis://127.0.0.1:{port}");
+    for _ in 0..250 {
+        if let Ok(client) = Client::connect(&url).await {
+            return Ok((server, url, client));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err("the private redis-server did not answer within 5 s".into())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| streamworker::DEFAULT_REDIS_URL.into());
+    let from_env = std::env::var("REDIS_URL").ok();
     let group = "quickstart";
 
     // Producer side: what a web handler does. Ids exist before the jobs reach Redis.
-    let client = Client::connect(&url).await?;
+    let default_url = streamworker::DEFAULT_REDIS_URL.to_string();
+    let (private, url, client) = match Client::connect(from_env.as_ref().unwrap_or(&default_url))
+        .await
+    {
+        Ok(client) => (None, from_env.unwrap_or(default_url), client),
+        Err(e) if from_env.is_some() => return Err(e.into()),
+        Err(_) => {
+            let (server, url, client) = private_redis().await?;
+            println!(
+                "no Redis at {default_url}: started a private redis-server at {url} for this run"
+            );
+            (Some(server), url, client)
+        }
+    };
     let jobs: Vec<Job> = (1..=5)
         .map(|i| {
             Job::new(
@@ -83,5 +142,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     stop.cancel();
     running.await??;
+    match private {
+        Some(server) => {
+            drop(server);
+            println!("stopped the private redis-server; nothing was left behind");
+        }
+        None => {
+            let target = if std::env::var_os("REDIS_URL").is_some() {
+                " -u \"$REDIS_URL\""
+            } else {
+                ""
+            };
+            println!(
+                "the jobs' keys stay in that Redis (status records expire in 10 min); remove them with:\n  redis-cli{target} --scan --pattern 'streamworker:{{{group}}}:*' | xargs -r redis-cli{target} del"
+            );
+        }
+    }
     Ok(())
 }

@@ -181,10 +181,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 fn connect_hint(source: &redis::RedisError) -> &'static str {
     let text = source.to_string();
     let code = source.code().unwrap_or_default();
-    if source.kind() == redis::ErrorKind::AuthenticationFailed
-        || ["WRONGPASS", "NOAUTH", "NOPERM"].contains(&code)
+    if code == "NOAUTH" || text.contains("NOAUTH") {
+        "this Redis needs a password and the URL has none: use redis://:PASSWORD@HOST:PORT, or redis://USER:PASSWORD@HOST:PORT for an ACL user"
+    } else if source.kind() == redis::ErrorKind::AuthenticationFailed
+        || ["WRONGPASS", "NOPERM"].contains(&code)
         || text.contains("WRONGPASS")
-        || text.contains("NOAUTH")
     {
         "check the user name and password in the URL, redis://USER:PASSWORD@HOST:PORT, and that user's ACL rules"
     } else if text.contains("certificate") || text.contains("tls") || text.contains("TLS") {

@@ -320,6 +320,54 @@ async fn exec_stdout_becomes_the_kept_result() {
     assert_eq!(pending_count(&mut conn, &key(&group, "default"), &group), 0);
 }
 
+/// The README's first screen: a job typed into redis-cli (no `id` field, so its entry id is its
+/// job id), run by `streamworker --group emails --exec cat`, reads as succeeded in
+/// `streamworker job ID`, with the command's stdout as its result.
+#[tokio::test]
+async fn a_redis_cli_job_runs_and_reads_as_succeeded_by_its_entry_id() {
+    let redis = RedisServer::start();
+    let group = unique_group("first");
+    let out = tempfile::tempdir().unwrap();
+    let stream = key(&group, "default");
+    let id = redis_cli(
+        &redis,
+        &[
+            "XADD",
+            &stream,
+            "*",
+            "task",
+            "send_email",
+            "args",
+            r#"{"to":"a@b.c"}"#,
+            "keep_result_ms",
+            "3600000",
+        ],
+    );
+    let _worker = WorkerProcess::start(
+        &redis.url(),
+        out.path(),
+        &["--group", &group, "--exec", "cat"],
+    );
+    let mut conn = redis.conn();
+    let status_key = key(&group, &format!("job:{id}"));
+    until("the job to succeed", || {
+        hash(&mut conn, &status_key)
+            .get("state")
+            .map(String::as_str)
+            == Some("succeeded")
+    })
+    .await;
+
+    let shown = run(&["--redis", &redis.url(), "job", &id, "--group", &group]).await;
+    let stdout = text(&shown.stdout);
+    assert!(shown.status.success(), "{}", text(&shown.stderr));
+    assert!(stdout.contains("succeeded"), "{stdout}");
+    assert!(
+        stdout.contains(r#"{"to":"a@b.c"}"#),
+        "the result is shown: {stdout}"
+    );
+}
+
 /// A failing command is retried, then dead with its exit status and stderr; the worker goes on.
 #[tokio::test]
 async fn a_failing_command_is_retried_then_dead_with_its_stderr_and_the_worker_goes_on() {
@@ -624,4 +672,62 @@ async fn a_worker_without_group_or_exec_says_what_is_missing() {
     }
     let written = keys(&mut redis.conn(), "*");
     assert!(written.is_empty(), "nothing was written: {written:?}");
+}
+
+/// The quickstart binary that `cargo test` builds beside the tests.
+fn quickstart() -> std::path::PathBuf {
+    let path = support::process::bin()
+        .parent()
+        .expect("the binary's directory")
+        .join("examples/quickstart");
+    assert!(
+        path.exists(),
+        "{} is missing: run the whole `cargo test` (it builds the examples) or `cargo build --example quickstart`",
+        path.display()
+    );
+    path
+}
+
+/// The README's first command against a Redis it is given: six jobs succeed, and it says
+/// which keys stay behind and how to remove them.
+#[tokio::test]
+async fn the_quickstart_runs_its_jobs_through_redis_url() {
+    let redis = RedisServer::start();
+    let out = tokio::process::Command::new(quickstart())
+        .env("REDIS_URL", redis.url())
+        .output()
+        .await
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert_eq!(stdout.matches(": succeeded -> ").count(), 6, "{stdout}");
+    assert!(
+        stdout.contains("--scan --pattern 'streamworker:{quickstart}:*'"),
+        "{stdout}"
+    );
+}
+
+/// Where no Redis answers and REDIS_URL is unset (here: a network namespace of its own, where
+/// nothing listens on 6379), the quickstart starts a private redis-server, runs its jobs
+/// there and stops it.
+#[tokio::test]
+async fn the_quickstart_starts_a_private_redis_when_none_answers() {
+    let script = format!("ip link set lo up && exec '{}'", quickstart().display());
+    let out = tokio::process::Command::new("unshare")
+        .args(["-n", "sh", "-c", &script])
+        .env_remove("REDIS_URL")
+        .output()
+        .await
+        .expect("unshare (util-linux) runs the quickstart without the machine's network");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("no Redis at redis://127.0.0.1:6379: started a private redis-server"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches(": succeeded -> ").count(), 6, "{stdout}");
+    assert!(
+        stdout.contains("stopped the private redis-server"),
+        "{stdout}"
+    );
 }

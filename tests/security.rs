@@ -131,6 +131,35 @@ async fn a_wrong_password_is_a_clear_error_without_the_password() {
     }
 }
 
+/// A Redis that wants a password, reached by a URL without one, is refused with the URL and
+/// the form of URL that carries a password (Redis itself only answers `NOAUTH`).
+#[tokio::test]
+async fn a_missing_password_says_where_and_how_to_give_one() {
+    let redis = RedisServer::start();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("needed-pw")
+        .query(&mut redis.conn())
+        .unwrap();
+    let url = redis.url();
+    let group = unique_group("nopw");
+
+    let enqueued = run(&["--redis", &url, "enqueue", "--group", &group, "--task", "t"]).await;
+    let worker = run(&["--redis", &url, "--group", &group, "--exec", "true"]).await;
+    let status = run(&["--redis", &url, "status"]).await;
+    for out in [enqueued, worker, status] {
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(&format!("at {url}")), "{stderr}");
+        assert!(
+            stderr
+                .contains("needs a password and the URL has none: use redis://:PASSWORD@HOST:PORT"),
+            "{stderr}"
+        );
+    }
+}
+
 /// Makes a CA and a server certificate for 127.0.0.1 signed by it, with `openssl`.
 fn make_certificates(dir: &Path) {
     let run = |args: &[&str]| tool("openssl", "openssl", args, Some(dir));

@@ -114,11 +114,9 @@ impl Admin {
         if !is_entry_id(id) {
             validate_name("job id", id)?;
         }
-        let status = if is_entry_id(id) {
-            None
-        } else {
-            self.broker.job_status(&keys, id).await?
-        };
+        // A job typed into redis-cli without an `id` field has its entry id as job id, so an
+        // entry id may name a status record too.
+        let status = self.broker.job_status(&keys, id).await?;
         let text = |name: &str| {
             status
                 .as_ref()

@@ -132,6 +132,13 @@ impl Broker {
         redis::cmd("PING")
             .query_async::<()>(&mut conn)
             .await
-            .map_err(Error::redis("ping"))
+            .map_err(|e| {
+                // A refused login shows at the first command: say where and what to check.
+                if conn::is_refused_login(&e) {
+                    conn::cannot_connect(self.url(), e)
+                } else {
+                    Error::redis("ping")(e)
+                }
+            })
     }
 }

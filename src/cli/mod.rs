@@ -77,7 +77,7 @@ struct WorkArgs {
     exec: Option<String>,
 
     /// Jobs run at once
-    #[arg(long, default_value_t = config::CONCURRENCY)]
+    #[arg(long, default_value_t = config::CONCURRENCY, allow_negative_numbers = true, value_parser = count::<usize, 1>)]
     concurrency: usize,
 
     /// How long running jobs may finish after SIGTERM/SIGINT before they are handed back
@@ -94,7 +94,7 @@ struct WorkArgs {
     visibility_timeout: Duration,
 
     /// Retries of a failed job that sets no limit of its own
-    #[arg(long, default_value_t = config::MAX_RETRIES)]
+    #[arg(long, default_value_t = config::MAX_RETRIES, allow_negative_numbers = true, value_parser = count::<u32, 0>)]
     max_retries: u32,
 
     /// How long one attempt of a job that sets no timeout of its own may run
@@ -102,17 +102,17 @@ struct WorkArgs {
     timeout: Duration,
 
     /// Largest job args accepted, in bytes; larger jobs go to the dead stream undecoded
-    #[arg(long, default_value_t = config::MAX_PAYLOAD_BYTES)]
+    #[arg(long, default_value_t = config::MAX_PAYLOAD_BYTES, allow_negative_numbers = true, value_parser = count::<usize, 1>)]
     max_payload_bytes: usize,
 
     /// Deliveries after which a job whose worker keeps dying while running it goes to the
     /// dead stream as "stalled N times"
-    #[arg(long, default_value_t = config::MAX_DELIVERIES)]
+    #[arg(long, default_value_t = config::MAX_DELIVERIES, allow_negative_numbers = true, value_parser = count::<u32, 1>)]
     max_deliveries: u32,
 
     /// Most jobs kept in each group's dead stream; the oldest beyond it are deleted when a job
     /// is added (0: no count bound)
-    #[arg(long, default_value_t = config::DEAD_MAX_LEN)]
+    #[arg(long, default_value_t = config::DEAD_MAX_LEN, allow_negative_numbers = true, value_parser = count::<u64, 0>)]
     dead_max_len: u64,
 
     /// Longest time a job is kept in each group's dead stream, e.g. 180d, 12h (0: no age bound)
@@ -129,6 +129,23 @@ struct WorkArgs {
     /// (args last; group defaults to the only --group)
     #[arg(long = "schedule", value_name = "SPEC")]
     schedules: Vec<String>,
+}
+
+/// Parses a count flag: a whole number of at least `MIN`. A negative number, a fraction or a
+/// word is refused with the range allowed, rather than taken for another flag.
+fn count<T: TryFrom<u64>, const MIN: u64>(text: &str) -> Result<T, String> {
+    let allowed = || format!("use a whole number of {MIN} or more");
+    let n: i128 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number: {}", allowed()))?;
+    if n < i128::from(MIN) {
+        return Err(format!("{n} is too small: {}", allowed()));
+    }
+    u64::try_from(n)
+        .ok()
+        .and_then(|n| T::try_from(n).ok())
+        .ok_or_else(|| format!("{n} is too large"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -207,5 +224,53 @@ where
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_flags_say_what_values_are_allowed() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map_err(|e| e.to_string());
+        let err = parse(&["streamworker", "--group", "g", "--concurrency", "-1"]).unwrap_err();
+        assert!(
+            err.contains("-1 is too small: use a whole number of 1 or more"),
+            "{err}"
+        );
+        let err = parse(&["streamworker", "--group", "g", "--concurrency", "1.5"]).unwrap_err();
+        assert!(err.contains("\"1.5\" is not a whole number"), "{err}");
+        let err = parse(&["streamworker", "--group", "g", "--max-deliveries=0"]).unwrap_err();
+        assert!(err.contains("0 is too small"), "{err}");
+        let cli = parse(&["streamworker", "--group", "g", "--max-retries", "0"]).unwrap();
+        assert_eq!(cli.work.max_retries, 0);
+        let cli = parse(&["streamworker", "--group", "g"]).unwrap();
+        assert_eq!(cli.work.concurrency, config::CONCURRENCY);
+        let err = parse(&["streamworker", "--group", "g", "--dead-max-len", "-1"]).unwrap_err();
+        assert!(err.contains("use a whole number of 0 or more"), "{err}");
+    }
+
+    #[test]
+    fn the_dead_retention_flags_default_to_the_constants_and_take_0_for_off() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).unwrap().work;
+        let work = parse(&["streamworker", "--group", "g"]);
+        assert_eq!(
+            (work.dead_max_len, *work.dead_max_age),
+            (config::DEAD_MAX_LEN, config::DEAD_MAX_AGE)
+        );
+        let work = parse(&[
+            "streamworker",
+            "--group",
+            "g",
+            "--dead-max-len",
+            "0",
+            "--dead-max-age",
+            "0",
+        ]);
+        assert_eq!(
+            (work.dead_max_len, *work.dead_max_age),
+            (0, std::time::Duration::ZERO)
+        );
     }
 }

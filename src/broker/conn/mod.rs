@@ -62,6 +62,25 @@ fn connect_error(url: &str, source: RedisError) -> Error {
     }
 }
 
+/// [`Error::Connect`] for the Redis at `url` (without its password), or for an application's
+/// pool's Redis when there is no URL.
+pub(crate) fn cannot_connect(url: Option<&str>, source: RedisError) -> Error {
+    match url {
+        Some(url) => connect_error(url, source),
+        None => Error::Connect {
+            url: "the pool's Redis".to_string(),
+            source,
+        },
+    }
+}
+
+/// Whether Redis refused this client's credentials (NOAUTH: a password is needed and none was
+/// given; WRONGPASS; NOPERM), which the first command after connecting meets, not the connect.
+pub(crate) fn is_refused_login(error: &RedisError) -> bool {
+    error.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(error.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"))
+}
+
 /// Checks that `url` is a Redis URL the client library accepts; no connection is made.
 pub(crate) fn check_url(url: &str) -> Result<()> {
     Endpoint::open(url).map(drop)

@@ -2,7 +2,7 @@
 //! (one round trip per command), or a `deadpool_redis::Pool` an application handed over (its
 //! manager checks each connection out with a round trip of its own).
 
-use super::connect_error;
+use super::cannot_connect;
 use super::shared::{SharedConnection, SharedHandle};
 use crate::error::{Error, Result};
 use redis::aio::ConnectionLike;
@@ -32,13 +32,7 @@ impl Connections {
     /// A connection for a short command or a few. A failure to connect names `url` (without
     /// its password), or the pool's Redis when there is no URL.
     pub(crate) async fn get(&self, url: Option<&str>) -> Result<Connection> {
-        let cannot_connect = |source| match url {
-            Some(url) => connect_error(url, source),
-            None => Error::Connect {
-                url: "the pool's Redis".to_string(),
-                source,
-            },
-        };
+        let cannot_connect = |source| cannot_connect(url, source);
         match self {
             Connections::Shared(shared) => shared
                 .get()

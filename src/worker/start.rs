@@ -205,6 +205,8 @@ fn log_started(url: &str, groups: &[GroupName], tasks: &[&str], config: &WorkerC
             humantime::format_duration(config.backoff.ceiling(u32::MAX))
         ),
         max_payload_bytes = config.max_payload_bytes,
+        dead_max_len = config.dead_max_len,
+        dead_max_age = %humantime::format_duration(config.dead_max_age),
         metrics = %config.metrics_addr.map_or("off".to_string(), |a| format!("http://{a}/metrics")),
         "worker started"
     );

@@ -153,6 +153,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// A dead job that cannot be sent back to its stream: its args were cut when it died.
+    #[error("cannot retry dead job {id} of group {group}: {reason}")]
+    CannotRetry {
+        /// The group.
+        group: String,
+        /// The job id (or dead entry id) asked for.
+        id: String,
+        /// Why, and what to do.
+        reason: String,
+    },
+
     /// Redis replied with something streamworker did not expect.
     #[error("unexpected reply from Redis during {op}: {detail}")]
     Protocol {

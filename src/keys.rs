@@ -118,6 +118,12 @@ impl Keys {
         format!("{}dead", self.0.prefix)
     }
 
+    /// Hash of the dead stream's retention in force (`max_len`, `max_age_ms`; 0 = no bound),
+    /// written by `lua/finish_dead.lua` each time it adds to the dead stream, read by `status`.
+    pub(crate) fn dead_retention(&self) -> String {
+        format!("{}dead:retention", self.0.prefix)
+    }
+
     /// Status hash of one tracked job. `id` must have passed [`validate_name`].
     pub(crate) fn job(&self, id: &str) -> String {
         format!("{}job:{id}", self.0.prefix)
@@ -197,6 +203,10 @@ mod tests {
         assert_eq!(keys.delayed(), "streamworker:{emails}:delayed");
         assert_eq!(keys.delayed_jobs(), "streamworker:{emails}:delayed:jobs");
         assert_eq!(keys.dead(), "streamworker:{emails}:dead");
+        assert_eq!(
+            keys.dead_retention(),
+            "streamworker:{emails}:dead:retention"
+        );
         assert_eq!(keys.job("01J"), "streamworker:{emails}:job:01J");
         assert_eq!(keys.wake_channel(), "streamworker:{emails}:wake");
         assert_eq!(keys.paused(), "streamworker:{emails}:paused");
@@ -224,6 +234,7 @@ mod tests {
             (keys.delayed(), "sorted set"),
             (keys.delayed_jobs(), "hash"),
             (keys.dead(), "stream"),
+            (keys.dead_retention(), "hash"),
             (keys.job("{id}"), "hash"),
             (keys.wake_channel(), "pub/sub channel"),
             (keys.paused(), "string"),

@@ -5,7 +5,7 @@
 mod support;
 
 use std::time::Duration;
-use streamworker::admin::{Admin, JobPlace, PendingQuery};
+use streamworker::admin::{Admin, JobPlace, PendingQuery, Retention};
 use streamworker::{Error, Job, Priority, Worker};
 use support::inspect::{redis_now_ms, stream_entries};
 use support::keys::{key, unique_group};
@@ -13,7 +13,7 @@ use support::known::{GONE, SEEDER, known_state};
 use support::seed::{xadd, xadd_id};
 use support::server::RedisServer;
 use support::wait::{WAIT, until, wait_until};
-use support::workers::{Running, client, noop};
+use support::workers::{Running, boom, client, noop};
 
 #[tokio::test]
 async fn status_counts_every_place_and_the_outcomes_of_the_last_minute() {
@@ -324,6 +324,149 @@ async fn dead_jobs_are_listed_shown_redriven_and_purged_exactly() {
     .await;
     assert_eq!(admin.dead_purge(&s.group, Duration::ZERO).await.unwrap(), 2);
     assert!(stream_entries(&mut conn, &dead_key).is_empty());
+}
+
+/// A worker bounding its groups' dead stream: 3 jobs, 1 h. Its trims run when it adds to the
+/// stream; `status` reports the bounds it applied.
+#[tokio::test]
+async fn a_worker_keeps_its_dead_stream_within_the_bounds_it_is_given() {
+    let redis = RedisServer::start();
+    let group = unique_group("retention");
+    let mut conn = redis.conn();
+    let dead_key = key(&group, "dead");
+    // An entry 2 h old (by its id), older than the worker's 1 h.
+    let old_ms = redis_now_ms(&mut conn) - 2 * 3_600_000;
+    let old = xadd_id(
+        &mut conn,
+        &dead_key,
+        &format!("{old_ms}-0"),
+        &[("task", "boom"), ("reason", "old")],
+    );
+    let worker = Running::worker(
+        Worker::builder(redis.url())
+            .group(&group)
+            .concurrency(1)
+            .dead_max_len(3)
+            .dead_max_age(Duration::from_secs(3600))
+            .task("boom", boom)
+            .build()
+            .unwrap(),
+    );
+    let client = client(&redis).await;
+    let first = client
+        .enqueue(Job::from_json(&group, "boom", "{}").unwrap())
+        .await
+        .unwrap();
+    wait_until(WAIT, "the first job dead", || {
+        let ids = support::inspect::entry_ids(&mut conn, &dead_key);
+        std::future::ready(ids.len() == 1 && ids[0] != old)
+    })
+    .await;
+    let admin = Admin::connect(&redis.url()).await.unwrap();
+    assert_eq!(
+        admin.dead_list(&group, 10).await.unwrap()[0].job_id,
+        first.as_str(),
+        "the old entry went when the first job was added"
+    );
+    let mut ids = vec![first];
+    for _ in 0..4 {
+        ids.push(
+            client
+                .enqueue(Job::from_json(&group, "boom", "{}").unwrap())
+                .await
+                .unwrap(),
+        );
+    }
+    let st = || admin.status(&group);
+    wait_until(WAIT, "all 5 jobs dead", || async {
+        st().await.unwrap().last_minute.dead == 5
+    })
+    .await;
+    let kept: Vec<String> = stream_entries(&mut conn, &dead_key)
+        .into_iter()
+        .map(|e| e["id"].clone())
+        .collect();
+    let newest: Vec<String> = ids[2..].iter().map(|id| id.to_string()).collect();
+    assert_eq!(kept, newest, "the newest 3, in the order they died");
+    let status = st().await.unwrap();
+    assert_eq!(status.dead, 3);
+    assert_eq!(
+        status.dead_retention,
+        Some(Retention {
+            max_len: 3,
+            max_age_ms: 3_600_000
+        })
+    );
+    worker.stop().await;
+}
+
+/// A job over the payload limit lands in the dead stream with its first 1 KiB of args and its
+/// size; it is shown so and cannot be re-driven.
+#[tokio::test]
+async fn an_oversized_job_is_kept_cut_in_dead_and_not_retried() {
+    let redis = RedisServer::start();
+    let group = unique_group("oversized");
+    let worker = Running::worker(
+        Worker::builder(redis.url())
+            .group(&group)
+            .max_payload_bytes(2048)
+            .task("boom", boom)
+            .build()
+            .unwrap(),
+    );
+    let client = client(&redis).await;
+    let args = format!(r#"{{"blob":"{}"}}"#, "x".repeat(10_000));
+    let big = client
+        .enqueue(Job::from_json(&group, "boom", &args).unwrap())
+        .await
+        .unwrap();
+    let small = client
+        .enqueue(Job::from_json(&group, "boom", "{}").unwrap())
+        .await
+        .unwrap();
+    let admin = Admin::connect(&redis.url()).await.unwrap();
+    wait_until(WAIT, "both jobs dead", || async {
+        admin.dead_list(&group, 10).await.unwrap().len() == 2
+    })
+    .await;
+    let mut conn = redis.conn();
+    let stored = stream_entries(&mut conn, &key(&group, "dead"));
+    let cut = stored.iter().find(|e| e["id"] == big.as_str()).unwrap();
+    assert_eq!(cut["args"], args[..1024]);
+    assert_eq!(cut["args_truncated_from"], args.len().to_string());
+
+    let shown = admin.dead_show(&group, big.as_str()).await.unwrap();
+    assert_eq!(shown.args_truncated_from, Some(args.len() as u64));
+    assert_eq!(shown.args.as_deref(), Some(&args[..1024]));
+    assert!(shown.reason.starts_with("too large"), "{}", shown.reason);
+    let report = admin.job(&group, big.as_str()).await.unwrap();
+    assert_eq!(report.args_truncated_from, Some(args.len() as u64));
+    assert_eq!(
+        admin
+            .dead_show(&group, small.as_str())
+            .await
+            .unwrap()
+            .args_truncated_from,
+        None
+    );
+
+    // Refused by id, with nothing moved; left in place by --all.
+    let err = admin
+        .dead_retry(&group, &[small.to_string(), big.to_string()])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::CannotRetry { .. }), "{err}");
+    assert!(err.to_string().contains("over the payload limit"), "{err}");
+    assert_eq!(admin.dead_list(&group, 10).await.unwrap().len(), 2);
+    worker.stop().await;
+    let moved = admin.dead_retry_all(&group, None).await.unwrap();
+    assert_eq!(
+        moved.iter().map(|r| r.job_id.as_str()).collect::<Vec<_>>(),
+        vec![small.as_str()]
+    );
+    let left = admin.dead_list(&group, 10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].job_id, big.as_str());
 }
 
 #[tokio::test]

@@ -569,6 +569,96 @@ async fn metrics_are_prometheus_text_and_count_the_jobs_run() {
     );
 }
 
+/// The worker's retention flags bound the dead stream and `status` shows them; an oversized job
+/// is shown cut with its size, and `dead retry` refuses it with the reason.
+#[tokio::test]
+async fn the_dead_stream_keeps_what_the_worker_flags_say_and_shows_cut_args() {
+    let redis = RedisServer::start();
+    let group = unique_group("deadcli");
+    let g = group.as_str();
+    let out = tempfile::tempdir().unwrap();
+    let _worker = WorkerProcess::start(
+        &redis.url(),
+        out.path(),
+        &[
+            "--group",
+            g,
+            "--max-retries",
+            "0",
+            "--max-payload-bytes",
+            "2048",
+            "--dead-max-len",
+            "3",
+            "--dead-max-age",
+            "2h",
+            "--exec",
+            "sh -c 'cat > /dev/null; exit 1'",
+        ],
+    );
+    let client = client(&redis).await;
+    for _ in 0..5 {
+        client
+            .enqueue(Job::from_json(g, "fail", "{}").unwrap())
+            .await
+            .unwrap();
+    }
+    wait_until(WAIT, "5 jobs dead", || async {
+        json(&redis, &["status", "--group", g, "--json"]).await[0]["last_minute"]["dead"] == 5
+    })
+    .await;
+    let mut conn = redis.conn();
+    assert_eq!(xlen(&mut conn, &key(g, "dead")), 3);
+    let table = ok(&redis, &["status", "--group", g]).await;
+    assert!(
+        table.contains("dead 3 (kept: newest 3, at most 2h00m old)"),
+        "{table}"
+    );
+    let st = json(&redis, &["status", "--group", g, "--json"]).await;
+    assert_eq!(
+        st[0]["dead_retention"],
+        serde_json::json!({"max_len": 3, "max_age_ms": 7_200_000})
+    );
+
+    let args = format!(r#"{{"blob":"{}"}}"#, "x".repeat(5000));
+    let big = client
+        .enqueue(Job::from_json(g, "fail", &args).unwrap())
+        .await
+        .unwrap();
+    wait_until(WAIT, "the oversized job dead", || async {
+        json(&redis, &["status", "--group", g, "--json"]).await[0]["last_minute"]["dead"] == 6
+    })
+    .await;
+    assert_eq!(xlen(&mut conn, &key(g, "dead")), 3);
+    let shown = ok(&redis, &["dead", "--group", g, "show", big.as_str()]).await;
+    assert!(
+        shown.contains(&format!(
+            "(truncated: the first bytes of {} bytes were kept; cannot be retried)",
+            args.len()
+        )),
+        "{shown}"
+    );
+    let j = json(
+        &redis,
+        &["dead", "--group", g, "show", big.as_str(), "--json"],
+    )
+    .await;
+    assert_eq!(j["args_truncated_from"], args.len());
+    assert_eq!(j["args"], args[..1024]);
+    let report = ok(&redis, &["job", big.as_str(), "--group", g]).await;
+    assert!(report.contains("truncated"), "{report}");
+
+    let url = redis.url();
+    let refused = run(&["--redis", &url, "dead", "--group", g, "retry", big.as_str()]).await;
+    assert_eq!(refused.status.code(), Some(1));
+    let err = text(&refused.stderr);
+    assert!(
+        err.starts_with(&format!("error: cannot retry dead job {big}"))
+            && err.contains("over the payload limit"),
+        "{err}"
+    );
+    assert_eq!(xlen(&mut conn, &key(g, "dead")), 3, "nothing moved");
+}
+
 /// `top` under a pseudo-terminal (util-linux `script`): it draws frames on the alternate
 /// screen and quits cleanly on `q` and on Ctrl-C, giving the terminal back as it was.
 #[tokio::test]

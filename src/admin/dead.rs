@@ -30,8 +30,11 @@ pub struct DeadJob {
     pub reason: String,
     /// When it died, in ms since the epoch.
     pub dead_ms: Option<u64>,
-    /// Its arguments as JSON, when they decode.
+    /// Its arguments as JSON, when they decode (as far as they were kept, when cut).
     pub args: Option<String>,
+    /// The size its args had, in bytes, when they were too large to keep whole: the dead
+    /// stream holds only their first bytes, and the job cannot be re-driven.
+    pub args_truncated_from: Option<u64>,
     /// Every other field of the entry.
     pub fields: BTreeMap<String, String>,
 }
@@ -46,6 +49,7 @@ impl DeadJob {
             reason: fields.text(dead::REASON).unwrap_or_default(),
             dead_ms: fields.number(dead::DEAD_MS),
             args: fields.args_json(),
+            args_truncated_from: fields.args_truncated_from(),
             fields: fields.others(),
             entry_id,
         }
@@ -63,6 +67,13 @@ pub struct Redriven {
     pub dead_entry_id: String,
     /// Its new entry id in its priority stream.
     pub entry_id: String,
+}
+
+/// Why a job whose args the dead stream cut cannot be re-driven, and what to do.
+fn truncated_reason(size: u64) -> String {
+    format!(
+        "its args ({size} bytes) were over the payload limit, so the dead stream kept only their first bytes; enqueue the job again with its full args (`dead show` prints what was kept), then `dead purge` or leave it to the retention"
+    )
 }
 
 impl Admin {
@@ -85,12 +96,20 @@ impl Admin {
 
     /// Sends the dead jobs `ids` (job ids or dead entry ids) back to their priority streams,
     /// each as a fresh first attempt, one atomic move per job (`lua/dead_retry.lua`). Every id
-    /// is looked up before anything moves: an unknown id fails the call and moves nothing.
+    /// is looked up before anything moves: an unknown id, or a job whose args were too large to
+    /// keep whole ([`Error::CannotRetry`]), fails the call and moves nothing.
     pub async fn dead_retry(&self, group: &str, ids: &[String]) -> Result<Vec<Redriven>> {
         let keys = self.existing(group).await?;
         let mut found = Vec::with_capacity(ids.len());
         for id in ids {
             let (eid, fields) = self.find_dead(&keys, group, id).await?;
+            if let Some(size) = fields.args_truncated_from() {
+                return Err(Error::CannotRetry {
+                    group: group.to_string(),
+                    id: id.clone(),
+                    reason: truncated_reason(size),
+                });
+            }
             found.push((eid, fields));
         }
         self.redrive(&keys, found).await
@@ -98,7 +117,7 @@ impl Admin {
 
     /// Sends every dead job of `group` (of task `task` only, when given) back to its priority
     /// stream. Only jobs dead when the call starts are moved; each move is atomic, in batches
-    /// of 100.
+    /// of 100. Jobs whose args were too large to keep whole stay in the dead stream.
     pub async fn dead_retry_all(&self, group: &str, task: Option<&str>) -> Result<Vec<Redriven>> {
         let keys = self.existing(group).await?;
         let dead = keys.dead();
@@ -129,7 +148,9 @@ impl Admin {
                     break;
                 }
                 let fields = JobFields::new(fields);
-                if task.is_none_or(|t| fields.task().as_deref() == Some(t)) {
+                if fields.args_truncated_from().is_none()
+                    && task.is_none_or(|t| fields.task().as_deref() == Some(t))
+                {
                     batch.push((eid, fields));
                 }
             }

@@ -7,7 +7,7 @@ use crate::priority::Priority;
 use std::collections::BTreeMap;
 
 /// Fields that are shown on their own, not among the "other fields".
-const SHOWN: [&str; 9] = [
+const SHOWN: [&str; 10] = [
     field::TASK,
     field::ARGS,
     field::ARGS_MSGPACK,
@@ -17,6 +17,7 @@ const SHOWN: [&str; 9] = [
     field::LAST_ERROR,
     dead::REASON,
     dead::DEAD_MS,
+    dead::ARGS_TRUNCATED_FROM,
 ];
 
 /// One job's stored fields.
@@ -64,15 +65,26 @@ impl JobFields {
     /// The arguments as JSON text, converted from MessagePack when the job is encoded so
     /// (`args_msgpack`, or `args` with `enc` = `msgpack`); JSON args are shown as stored, even
     /// when they do not parse. `None` when the entry has no args a worker would accept (see
-    /// [`stored_args`]) or MessagePack args do not decode.
+    /// [`stored_args`]) or MessagePack args do not decode. Args cut by the dead stream are shown
+    /// as far as they were kept: JSON as text (a character cut in two replaced), MessagePack
+    /// not at all.
     pub(crate) fn args_json(&self) -> Option<String> {
         let (encoding, args) = stored_args(|name| self.get(name)).ok()?;
         match encoding {
+            Encoding::Json if self.args_truncated_from().is_some() => {
+                Some(String::from_utf8_lossy(args).into_owned())
+            }
             Encoding::Msgpack => rmp_serde::from_slice::<serde_json::Value>(args)
                 .ok()
                 .map(|v| v.to_string()),
             Encoding::Json => std::str::from_utf8(args).ok().map(str::to_string),
         }
+    }
+
+    /// The size the args had before the dead stream cut them, in bytes; `None` when they are
+    /// stored whole.
+    pub(crate) fn args_truncated_from(&self) -> Option<u64> {
+        self.number(dead::ARGS_TRUNCATED_FROM)
     }
 
     /// Every field not shown on its own, as text.
@@ -171,6 +183,24 @@ mod tests {
         ] {
             assert_eq!(refused.args_json(), None, "{:?}", refused.0);
         }
+    }
+
+    #[test]
+    fn truncated_args_show_what_was_kept_and_their_size() {
+        let cut = fields(&[
+            ("args", "{\"to\":\"é".as_bytes().split_last().unwrap().1),
+            ("args_truncated_from", b"8388608"),
+        ]);
+        assert_eq!(cut.args_truncated_from(), Some(8_388_608));
+        assert_eq!(cut.args_json().as_deref(), Some("{\"to\":\"\u{fffd}"));
+        assert!(cut.others().is_empty(), "the size is shown on its own");
+        let packed = rmp_serde::to_vec_named(&serde_json::json!({"a": "long"})).unwrap();
+        let cut = fields(&[
+            ("args_msgpack", &packed[..4]),
+            ("args_truncated_from", b"99"),
+        ]);
+        assert_eq!(cut.args_json(), None);
+        assert_eq!(fields(&[("args", b"{}")]).args_truncated_from(), None);
     }
 
     #[test]

@@ -32,8 +32,11 @@ pub struct JobReport {
     pub last_error: Option<String>,
     /// The result (JSON, or `--exec` stdout) of a succeeded job that kept it.
     pub result: Option<String>,
-    /// The arguments as JSON, when the job's fields were found.
+    /// The arguments as JSON, when the job's fields were found (as far as they were kept, when
+    /// the dead stream cut them).
     pub args: Option<String>,
+    /// The size its args had, in bytes, when the dead stream kept only their first bytes.
+    pub args_truncated_from: Option<u64>,
     /// Whether it has a status record (enqueued with keep_result).
     pub tracked: bool,
 }
@@ -129,6 +132,7 @@ impl Admin {
             last_error: text(record::LAST_ERROR),
             result: None,
             args: None,
+            args_truncated_from: None,
             tracked: status.is_some(),
         };
         if text(record::STATE).as_deref() == Some(state::SUCCEEDED) {
@@ -143,6 +147,7 @@ impl Admin {
             report.place = place;
             report.task = fields.task().or(report.task);
             report.args = fields.args_json();
+            report.args_truncated_from = fields.args_truncated_from();
             report.attempt = Some(fields.attempt());
             if let Some(e) = fields.text(field::LAST_ERROR) {
                 report.last_error = Some(e);

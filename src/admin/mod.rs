@@ -38,7 +38,7 @@ pub use dead::{DeadJob, Redriven};
 pub use delayed::DelayedJob;
 pub use job::{JobPlace, JobReport};
 pub use pending::{PendingEntry, PendingQuery};
-pub use status::{ConsumerStatus, GroupStatus, QueueStatus, Rates};
+pub use status::{ConsumerStatus, GroupStatus, QueueStatus, Rates, Retention};
 
 use crate::broker::{Broker, Pool};
 use crate::error::{Error, Result};

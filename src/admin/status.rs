@@ -34,6 +34,9 @@ pub struct GroupStatus {
     pub next_due_ms: Option<u64>,
     /// Jobs in the dead stream.
     pub dead: u64,
+    /// The dead stream's bounds, as the last worker that added to it applied them; `None`
+    /// when no worker of this version has added to it yet.
+    pub dead_retention: Option<Retention>,
     /// Age of the oldest job waiting for a worker, in ms (since it entered its stream).
     pub oldest_ready_age_ms: Option<u64>,
     /// Per priority, high first.
@@ -46,6 +49,16 @@ pub struct GroupStatus {
     pub last_hour: Rates,
     /// Redis's clock when the figures were read, in ms since the epoch.
     pub now_ms: u64,
+}
+
+/// The dead stream's bounds: each worker applies its own (`--dead-max-len`, `--dead-max-age`)
+/// when it adds to the stream and records them, so these are the last ones applied.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Retention {
+    /// Most jobs kept; 0 = no bound.
+    pub max_len: u64,
+    /// Longest time a job is kept, in ms; 0 = no bound.
+    pub max_age_ms: u64,
 }
 
 /// One priority stream of a group.
@@ -145,6 +158,7 @@ fn build(group: &str, raw: RawQueues) -> GroupStatus {
         delayed: raw.delayed,
         next_due_ms: raw.next_due_ms,
         dead: raw.dead,
+        dead_retention: retention(&raw.dead_retention),
         oldest_ready_age_ms: queues.iter().filter_map(|q| q.oldest_ready_age_ms).max(),
         queues,
         consumers: consumers.into_values().collect(),
@@ -152,6 +166,15 @@ fn build(group: &str, raw: RawQueues) -> GroupStatus {
         last_hour,
         now_ms: now,
     }
+}
+
+/// The retention hash read as [`Retention`]; `None` when it is missing or not as written.
+fn retention(hash: &std::collections::HashMap<String, String>) -> Option<Retention> {
+    let number = |name: &str| hash.get(name)?.parse().ok();
+    Some(Retention {
+        max_len: number("max_len")?,
+        max_age_ms: number("max_age_ms")?,
+    })
 }
 
 /// Sums the stats hash's slots over the last minute and the last hour.

@@ -47,6 +47,18 @@ pub(crate) struct Dead {
     pub(crate) entry: EntryRef,
     pub(crate) reason: String,
     pub(crate) keep_result: Option<Duration>,
+    /// Bytes of its args kept in the dead stream, for a job whose args are too large to keep
+    /// whole; `None` keeps them all.
+    pub(crate) args_kept: Option<usize>,
+}
+
+/// The dead stream's bounds, applied by `lua/finish_dead.lua` each time it adds to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DeadRetention {
+    /// Most entries kept; 0 = no bound.
+    pub(crate) max_len: u64,
+    /// Longest time an entry is kept; zero = no bound.
+    pub(crate) max_age: Duration,
 }
 
 /// A running job that stopped because it was cancelled.
@@ -180,19 +192,24 @@ impl Broker {
         .await
     }
 
-    /// `lua/finish_dead.lua` for `jobs`.
+    /// `lua/finish_dead.lua` for `jobs`, then `retention` applied to the dead stream.
     pub(crate) async fn finish_dead(
         &self,
         keys: &Keys,
         consumer: &str,
+        retention: DeadRetention,
         jobs: &[Dead],
     ) -> Result<FinishReport> {
         let mut f = Finishing::new(&self.scripts().finish_dead, keys, consumer, None);
         f.count(jobs.len());
-        f.call.key(keys.dead());
+        f.call
+            .arg(retention.max_len)
+            .arg(duration_ms(retention.max_age));
+        f.call.key(keys.dead()).key(keys.dead_retention());
         for job in jobs {
             f.entry(&job.entry).arg(&job.entry.job_id).arg(&job.reason);
-            f.status(&job.entry.job_id, job.keep_result);
+            f.status(&job.entry.job_id, job.keep_result)
+                .arg(job.args_kept.map_or(0, |n| n.max(1)));
         }
         f.locks(jobs.iter().map(|j| &j.entry));
         f.call.key(keys.stats());

@@ -37,7 +37,7 @@ pub(crate) use cancel::{CancelReply, LockArg};
 pub(crate) use conn::{Connection, Pool, PubSubError, Reader, Subscription, check_url};
 pub use conn::{DEFAULT_REDIS_URL, redact_url};
 pub(crate) use enqueue::Enqueued;
-pub(crate) use finish::{Cancelled, Dead, Done, EntryRef, FinishReport, Retry};
+pub(crate) use finish::{Cancelled, Dead, DeadRetention, Done, EntryRef, FinishReport, Retry};
 pub(crate) use lease::{ReapPage, SCAN_START};
 pub(crate) use queues::RawQueues;
 pub(crate) use read::{Delivery, GroupState};

@@ -1,5 +1,6 @@
 //! The figures of a group's queues, read in three round trips: stream lengths and consumer
-//! groups, the delayed set, the dead stream, the pause flag and the outcome counts. `status`
+//! groups, the delayed set, the dead stream and its retention, the pause flag and the outcome
+//! counts. `status`
 //! shows them and a worker's depth sampler records them.
 
 use super::{Broker, Connection, reply};
@@ -65,6 +66,9 @@ pub(crate) struct RawQueues {
     pub(crate) next_due_ms: Option<u64>,
     /// Entries in the dead stream.
     pub(crate) dead: u64,
+    /// The dead stream's retention hash as the last worker to add to it wrote it
+    /// (`max_len`, `max_age_ms`); empty when none has yet.
+    pub(crate) dead_retention: HashMap<String, String>,
     /// The pause flag's value (Redis time in ms when the pause began), when paused.
     pub(crate) paused: Option<String>,
     /// The stats hash: `<kind>:<10 s slot>` → count.
@@ -88,6 +92,7 @@ impl Broker {
             .arg(0)
             .arg("WITHSCORES");
         pipe.cmd("XLEN").arg(keys.dead());
+        pipe.cmd("HGETALL").arg(keys.dead_retention());
         pipe.cmd("GET").arg(keys.paused());
         pipe.cmd("HGETALL").arg(keys.stats());
         type First = (
@@ -98,13 +103,25 @@ impl Broker {
             u64,
             Vec<(String, f64)>,
             u64,
+            HashMap<String, String>,
             Option<String>,
             HashMap<String, i64>,
         );
-        let ((secs, micros), high, default, low, delayed, first_due, dead, paused, stats): First =
-            pipe.query_async(&mut conn)
-                .await
-                .map_err(Error::redis(OP))?;
+        let (
+            (secs, micros),
+            high,
+            default,
+            low,
+            delayed,
+            first_due,
+            dead,
+            dead_retention,
+            paused,
+            stats,
+        ): First = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(Error::redis(OP))?;
         let mut streams = Vec::with_capacity(3);
         for (priority, len) in Priority::ALL.into_iter().zip([high, default, low]) {
             let stream = keys.stream(priority);
@@ -147,6 +164,7 @@ impl Broker {
             delayed,
             next_due_ms: first_due.first().map(|(_, score)| *score as u64),
             dead,
+            dead_retention,
             paused,
             stats,
         })

@@ -144,11 +144,26 @@ fn render_one(j: &Escaped<DeadJob>) -> String {
     );
     let _ = writeln!(out, "  attempt:  {}", j.attempt);
     let _ = writeln!(out, "  reason:   {}", j.reason);
-    let _ = writeln!(out, "  args:     {}", dash(&j.args));
+    let _ = writeln!(
+        out,
+        "  args:     {}",
+        args_text(&j.args, j.args_truncated_from)
+    );
     for (k, v) in &j.fields {
         let _ = writeln!(out, "  {k}: {v}");
     }
     out
+}
+
+/// A job's args for display, with a note when the dead stream cut them.
+pub(super) fn args_text(args: &Option<String>, truncated_from: Option<u64>) -> String {
+    let args = args.as_deref().unwrap_or("-");
+    match truncated_from {
+        Some(size) => format!(
+            "{args}… (truncated: the first bytes of {size} bytes were kept; cannot be retried)"
+        ),
+        None => args.to_string(),
+    }
 }
 
 /// What `dead retry` moved.

@@ -90,6 +90,7 @@ impl EscapeStrings for GroupStatus {
             last_minute: _,
             last_hour: _,
             now_ms: _,
+            dead_retention: _,
         } = self;
         group.escape_strings();
         consumers.escape_strings();
@@ -140,6 +141,7 @@ impl EscapeStrings for JobReport {
             args,
             attempt: _,
             tracked: _,
+            args_truncated_from: _,
         } = self;
         group.escape_strings();
         id.escape_strings();
@@ -200,6 +202,7 @@ impl EscapeStrings for DeadJob {
             priority: _,
             attempt: _,
             dead_ms: _,
+            args_truncated_from: _,
         } = self;
         [entry_id, job_id, reason]
             .into_iter()
@@ -285,6 +288,7 @@ mod tests {
             dead_ms: None,
             args: Some("{\"a\":\"\\u001b\"}".into()),
             fields: BTreeMap::from([("k\u{9b}".to_string(), "v\x07".to_string())]),
+            args_truncated_from: None,
         };
         let shown = Escaped::new(job);
         assert_eq!(shown.job_id, "id\\n");

@@ -96,7 +96,11 @@ fn render(r: &Escaped<JobReport>, visibility_ms: u64) -> String {
         r.attempt.map_or("-".to_string(), |a| a.to_string())
     );
     let _ = writeln!(out, "  last error: {}", dash(&r.last_error));
-    let _ = writeln!(out, "  args:       {}", dash(&r.args));
+    let _ = writeln!(
+        out,
+        "  args:       {}",
+        super::dead::args_text(&r.args, r.args_truncated_from)
+    );
     let _ = writeln!(out, "  result:     {}", dash(&r.result));
     let _ = writeln!(
         out,

@@ -113,6 +113,15 @@ struct WorkArgs {
     #[arg(long, default_value_t = config::MAX_DELIVERIES, allow_negative_numbers = true, value_parser = count::<u32, 1>)]
     max_deliveries: u32,
 
+    /// Most jobs kept in each group's dead stream; the oldest beyond it are deleted when a job
+    /// is added (0: no count bound)
+    #[arg(long, default_value_t = config::DEAD_MAX_LEN, allow_negative_numbers = true, value_parser = count::<u64, 0>)]
+    dead_max_len: u64,
+
+    /// Longest time a job is kept in each group's dead stream, e.g. 180d, 12h (0: no age bound)
+    #[arg(long, default_value = config::DEAD_MAX_AGE_TEXT)]
+    dead_max_age: Duration,
+
     /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9898); off by default
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
@@ -241,5 +250,30 @@ mod tests {
         assert_eq!(cli.work.max_retries, 0);
         let cli = parse(&["streamworker", "--group", "g"]).unwrap();
         assert_eq!(cli.work.concurrency, config::CONCURRENCY);
+        let err = parse(&["streamworker", "--group", "g", "--dead-max-len", "-1"]).unwrap_err();
+        assert!(err.contains("use a whole number of 0 or more"), "{err}");
+    }
+
+    #[test]
+    fn the_dead_retention_flags_default_to_the_constants_and_take_0_for_off() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).unwrap().work;
+        let work = parse(&["streamworker", "--group", "g"]);
+        assert_eq!(
+            (work.dead_max_len, *work.dead_max_age),
+            (config::DEAD_MAX_LEN, config::DEAD_MAX_AGE)
+        );
+        let work = parse(&[
+            "streamworker",
+            "--group",
+            "g",
+            "--dead-max-len",
+            "0",
+            "--dead-max-age",
+            "0",
+        ]);
+        assert_eq!(
+            (work.dead_max_len, *work.dead_max_age),
+            (0, std::time::Duration::ZERO)
+        );
     }
 }

@@ -2,7 +2,7 @@
 
 use super::escaped::Escaped;
 use super::table::{Table, opt_ms, print_json, short_ms};
-use crate::admin::{Admin, GroupStatus};
+use crate::admin::{Admin, GroupStatus, Retention};
 use crate::error::Result;
 use std::fmt::Write;
 
@@ -31,6 +31,23 @@ pub(super) async fn run(redis: &str, json: bool, args: StatusArgs) -> Result<()>
     let blocks: Vec<String> = all.into_iter().map(|s| render(&Escaped::new(s))).collect();
     print!("{}", blocks.join("\n"));
     Ok(())
+}
+
+/// The dead stream's bounds as text.
+fn retention(r: Option<Retention>) -> String {
+    let Some(r) = r else {
+        return "retention not recorded yet: each worker applies its own when it adds a job".into();
+    };
+    let len = match r.max_len {
+        0 => "no count bound".to_string(),
+        n => format!("kept: newest {n}"),
+    };
+    let age = match r.max_age_ms {
+        0 => "no age bound".to_string(),
+        ms if ms % 86_400_000 == 0 => format!("at most {}d old", ms / 86_400_000),
+        ms => format!("at most {} old", short_ms(ms)),
+    };
+    format!("{len}, {age}")
 }
 
 /// One group's status as text.
@@ -67,7 +84,13 @@ pub(crate) fn render(s: &Escaped<GroupStatus>) -> String {
         Some(_) => " (next due now)".to_string(),
         None => String::new(),
     };
-    let _ = writeln!(out, "  delayed {}{next}, dead {}", s.delayed, s.dead);
+    let _ = writeln!(
+        out,
+        "  delayed {}{next}, dead {} ({})",
+        s.delayed,
+        s.dead,
+        retention(s.dead_retention)
+    );
     if s.consumers.is_empty() {
         let _ = writeln!(out, "  no consumers: no worker has served this group yet");
     } else {

@@ -232,6 +232,7 @@ mod tests {
             delayed: 2,
             next_due_ms: None,
             dead: 1,
+            dead_retention: None,
             oldest_ready_age_ms: (ready > 0).then_some(65_000),
             queues: Vec::new(),
             consumers,

@@ -21,6 +21,8 @@ where
         .max_deliveries(args.max_deliveries)
         .max_retries(args.max_retries)
         .max_payload_bytes(args.max_payload_bytes)
+        .dead_max_len(args.dead_max_len)
+        .dead_max_age(*args.dead_max_age)
         .timeout(*args.timeout)
         .backoff(Backoff::new(*args.retry_backoff, RETRY_BACKOFF_CAP));
     for g in &args.groups {

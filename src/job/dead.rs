@@ -9,3 +9,7 @@ pub(crate) const PRIORITY: &str = "priority";
 pub(crate) const REASON: &str = "reason";
 /// When it died (Redis's clock), in ms since the Unix epoch.
 pub(crate) const DEAD_MS: &str = "dead_ms";
+/// Present when the job's args (`args` or `args_msgpack`) were too large to keep whole: the
+/// size they had, in bytes; the field holds only their first bytes. Such a job is not
+/// re-driven.
+pub(crate) const ARGS_TRUNCATED_FROM: &str = "args_truncated_from";

@@ -38,6 +38,9 @@ pub(crate) struct Undecodable {
     pub(crate) keep_result: Option<Duration>,
     /// Why the entry is not a job a worker can run.
     pub(crate) reason: String,
+    /// Whether the reason is args over the payload limit: the dead stream then keeps only
+    /// their first bytes.
+    pub(crate) too_large: bool,
 }
 
 impl Envelope {
@@ -51,6 +54,7 @@ impl Envelope {
             id,
             keep_result,
             reason,
+            too_large: false,
         };
         let Some(fields) = fields else {
             return Err(fail(
@@ -89,6 +93,7 @@ impl Envelope {
             id: id.clone(),
             keep_result,
             reason,
+            too_large: false,
         };
         let task = match get(field::TASK).map(std::str::from_utf8) {
             None => return Err(fail("missing field task".into())),
@@ -101,10 +106,13 @@ impl Envelope {
         };
         let (encoding, args) = stored_args(get).map_err(&fail)?;
         if args.len() > max_payload {
-            return Err(fail(format!(
-                "too large: args are {} bytes, over the limit of {max_payload}",
-                args.len()
-            )));
+            return Err(Undecodable {
+                too_large: true,
+                ..fail(format!(
+                    "too large: args are {} bytes, over the limit of {max_payload}",
+                    args.len()
+                ))
+            });
         }
         let attempt = number(get(field::ATTEMPT), field::ATTEMPT).map_err(&fail)?;
         let max_retries = number(get(field::MAX_RETRIES), field::MAX_RETRIES).map_err(&fail)?;
@@ -265,6 +273,7 @@ mod tests {
                 "{name}: {}",
                 err.reason
             );
+            assert!(err.too_large, "{name}: the dead stream keeps only a prefix");
         }
     }
 
@@ -314,6 +323,8 @@ mod tests {
                 err.reason
             );
         }
+        let other = Envelope::decode("1-0", Some(&f(&[("task", b"t")])), 1024).unwrap_err();
+        assert!(!other.too_large, "only oversized args are cut in dead");
         let gone = Envelope::decode("1-0", None, 1024).unwrap_err();
         assert!(gone.reason.contains("deleted while pending"));
     }

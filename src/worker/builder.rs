@@ -163,6 +163,21 @@ impl<S: Clone + Send + Sync + 'static> WorkerBuilder<S> {
         self
     }
 
+    /// Most jobs kept in each served group's dead stream (default 10,000); each time this
+    /// worker adds to it, the oldest beyond the bound are deleted. 0 keeps no count bound.
+    pub fn dead_max_len(mut self, n: u64) -> Self {
+        self.config.dead_max_len = n;
+        self
+    }
+
+    /// Longest time a job is kept in each served group's dead stream (default 180 days); each
+    /// time this worker adds to it, older jobs are deleted. `Duration::ZERO` keeps no age
+    /// bound.
+    pub fn dead_max_age(mut self, age: Duration) -> Self {
+        self.config.dead_max_age = age;
+        self
+    }
+
     /// Registers `handler` for task `name` with defaults of its own (retry limit, timeout)
     /// for the jobs that set none.
     ///

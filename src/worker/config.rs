@@ -39,6 +39,21 @@ pub(crate) const MIN_VISIBILITY_TIMEOUT: Duration = Duration::from_millis(300);
 /// Default deliveries after which an entry that keeps stalling goes to the dead stream.
 pub(crate) const MAX_DELIVERIES: u32 = 5;
 
+/// Default most jobs kept in a group's dead stream: adding to it deletes the oldest beyond
+/// this. Sidekiq's dead set keeps as many: enough to see what failed over weeks, at most a
+/// few hundred MiB even with large entries (args of jobs too large to run are cut to
+/// [`DEAD_ARGS_KEPT`]).
+pub(crate) const DEAD_MAX_LEN: u64 = 10_000;
+/// Default longest time a job is kept in the dead stream, as [`DEAD_MAX_AGE_TEXT`] says
+/// (about six months, as Sidekiq keeps its dead set): long enough to notice and re-drive a
+/// failure, short enough that old payloads, which may hold personal data, do not stay forever.
+pub(crate) const DEAD_MAX_AGE: Duration = Duration::from_secs(180 * 24 * 3600);
+/// [`DEAD_MAX_AGE`] as the command line writes it (its `--help` default).
+pub(crate) const DEAD_MAX_AGE_TEXT: &str = "180d";
+/// Bytes of a job's args kept in the dead stream when the job went there because its args
+/// are over the payload limit; the size they had is noted beside them.
+pub(crate) const DEAD_ARGS_KEPT: usize = 1024;
+
 /// Settings of a worker; [`Default`] holds the defaults above.
 #[derive(Debug, Clone)]
 pub(crate) struct WorkerConfig {
@@ -69,6 +84,11 @@ pub(crate) struct WorkerConfig {
     pub(crate) max_retries: u32,
     /// Timeout of jobs whose job and task set none. Default [`TIMEOUT`].
     pub(crate) timeout: Duration,
+    /// Most jobs kept in each group's dead stream; 0 = no bound. Default [`DEAD_MAX_LEN`].
+    pub(crate) dead_max_len: u64,
+    /// Longest time a job is kept in each group's dead stream; zero = no bound. Default
+    /// [`DEAD_MAX_AGE`].
+    pub(crate) dead_max_age: Duration,
     /// Where job outcomes, durations and queue depths are recorded. Default none.
     pub(crate) metrics: Option<Metrics>,
     /// Address to serve `GET /metrics` on while running. Default none (not served).
@@ -102,6 +122,8 @@ impl Default for WorkerConfig {
             max_deliveries: MAX_DELIVERIES,
             max_retries: MAX_RETRIES,
             timeout: TIMEOUT,
+            dead_max_len: DEAD_MAX_LEN,
+            dead_max_age: DEAD_MAX_AGE,
             metrics: None,
             metrics_addr: None,
         }
@@ -171,6 +193,11 @@ mod tests {
             format!("| payload | {} KiB ", MAX_PAYLOAD_BYTES / 1024),
             format!("| fetch block | {}: ", prose(BLOCK)),
             format!("| shutdown grace | {}, ", prose(SHUTDOWN_GRACE)),
+            format!(
+                "| dead stream | the newest {DEAD_MAX_LEN} jobs per group, each at most {} days",
+                DEAD_MAX_AGE.as_secs() / 86_400
+            ),
+            format!("| dead args | the first {} KiB ", DEAD_ARGS_KEPT / 1024),
             // The worker's flags.
             format!("`--concurrency {CONCURRENCY}`"),
             format!("`--shutdown-grace {}`", flag(SHUTDOWN_GRACE)),
@@ -184,6 +211,8 @@ mod tests {
             format!("`--visibility-timeout {}`", flag(VISIBILITY_TIMEOUT)),
             format!("`--max-deliveries {MAX_DELIVERIES}`"),
             format!("`--max-payload-bytes {MAX_PAYLOAD_BYTES}`"),
+            format!("`--dead-max-len {DEAD_MAX_LEN}`"),
+            format!("`--dead-max-age {DEAD_MAX_AGE_TEXT}`"),
         ];
         // README wraps lines: compare with every run of whitespace as one space.
         let flat = readme.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -203,5 +232,19 @@ mod tests {
             (c.concurrency, c.visibility_timeout, c.shutdown_grace),
             (CONCURRENCY, VISIBILITY_TIMEOUT, SHUTDOWN_GRACE)
         );
+        assert_eq!(
+            (c.dead_max_len, c.dead_max_age),
+            (DEAD_MAX_LEN, DEAD_MAX_AGE)
+        );
+    }
+
+    #[test]
+    fn the_dead_max_age_flag_text_is_the_constant() {
+        assert_eq!(
+            humantime::parse_duration(DEAD_MAX_AGE_TEXT).unwrap(),
+            DEAD_MAX_AGE
+        );
+        // 0 turns the bound off, and the command line accepts it as written.
+        assert_eq!(humantime::parse_duration("0").unwrap(), Duration::ZERO);
     }
 }

@@ -1,6 +1,7 @@
 //! One job's run: decode, find the handler, run it through the middleware under its timeout
 //! and a panic guard, and turn what happened into a [`Completion`] for the finisher.
 
+use super::config::DEAD_ARGS_KEPT;
 use super::running::Running;
 use super::shared::Shared;
 use crate::broker::{Cancelled, Dead, Delivery, Done, EntryRef, Retry};
@@ -57,6 +58,7 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
                         job_id: bad.id,
                         unique_key: None,
                     },
+                    args_kept: bad.too_large.then_some(DEAD_ARGS_KEPT),
                     reason: bad.reason,
                     keep_result: bad.keep_result,
                 },
@@ -76,6 +78,7 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
                 entry: entry.clone(),
                 reason,
                 keep_result: envelope.keep_result,
+                args_kept: None,
             },
         ))
     };

@@ -2,7 +2,7 @@
 //! group for whatever finished together.
 
 use super::executor::Completion;
-use crate::broker::{Broker, Cancelled, Dead, Done, FinishReport, Retry};
+use crate::broker::{Broker, Cancelled, Dead, DeadRetention, Done, FinishReport, Retry};
 use crate::keys::Keys;
 use crate::outage::Connectivity;
 use std::sync::Arc;
@@ -20,6 +20,8 @@ pub(crate) struct Finisher {
     pub(crate) broker: Broker,
     /// This worker's consumer name: outcomes are accepted only for entries it still owns.
     pub(crate) consumer: String,
+    /// The dead stream's bounds, applied with every write of dead jobs.
+    pub(crate) dead_retention: DeadRetention,
     /// Whether Redis answers.
     pub(crate) connectivity: Arc<Connectivity>,
     /// How long a failing write is retried before its outcomes are given up: by then another
@@ -108,7 +110,8 @@ impl Finisher {
         if !batch.dead.is_empty() {
             let r = self
                 .retrying("finish_dead", || {
-                    self.broker.finish_dead(keys, &self.consumer, &batch.dead)
+                    self.broker
+                        .finish_dead(keys, &self.consumer, self.dead_retention, &batch.dead)
                 })
                 .await;
             self.report(keys, "dead", r);

@@ -15,7 +15,7 @@ use super::shared::Shared;
 use super::stop::Started;
 use super::wake::{OnMessage, WakeListener};
 use super::{Completion, Worker, fetcher, preflight};
-use crate::broker::{Broker, redact_url};
+use crate::broker::{Broker, DeadRetention, redact_url};
 use crate::error::{Error, Result};
 use crate::job::DEFAULT_MAX_PAYLOAD_BYTES;
 use crate::keys::{GroupName, Keys};
@@ -68,6 +68,10 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
             Finisher {
                 broker: broker.clone(),
                 consumer: config.consumer.clone(),
+                dead_retention: DeadRetention {
+                    max_len: config.dead_max_len,
+                    max_age: config.dead_max_age,
+                },
                 connectivity: connectivity.clone(),
                 give_up_after: config.visibility_timeout,
                 outcomes: done_rx,
@@ -201,6 +205,8 @@ fn log_started(url: &str, groups: &[GroupName], tasks: &[&str], config: &WorkerC
             humantime::format_duration(config.backoff.ceiling(u32::MAX))
         ),
         max_payload_bytes = config.max_payload_bytes,
+        dead_max_len = config.dead_max_len,
+        dead_max_age = %humantime::format_duration(config.dead_max_age),
         metrics = %config.metrics_addr.map_or("off".to_string(), |a| format!("http://{a}/metrics")),
         "worker started"
     );

@@ -7,7 +7,7 @@ use crate::support::inspect::{
     entry_ids, get, hash, pending_count, pttl, redis_now_ms, stream_entries, xlen, zmembers,
 };
 use crate::support::keys::{
-    DEAD, DEFAULT, DELAYED, DELAYED_JOBS, G, HIGH, LOCK, LOW, STATS, STREAMS, WAKE,
+    DEAD, DEAD_RETENTION, DEFAULT, DELAYED, DELAYED_JOBS, G, HIGH, LOCK, LOW, STATS, STREAMS, WAKE,
 };
 use crate::support::lua::script;
 use crate::support::seed::{after, deliver, hset, set, setup, xadd};
@@ -201,16 +201,20 @@ fn finish_dead_keeps_every_field_and_adds_the_reason() {
     let stale: Value = script("finish_dead")
         .key(&STREAMS)
         .key(DEAD)
+        .key(DEAD_RETENTION)
         .key(STATS)
         .arg(G)
         .arg("intruder")
         .arg(1)
+        .arg(0)
+        .arg(0)
         .arg(3)
         .arg(&eid)
         .arg(&eid)
         .arg("nope")
         .arg(0)
         .arg(1)
+        .arg(0)
         .invoke(&mut conn)
         .unwrap();
     assert_eq!(codes(stale), vec![0]);
@@ -218,16 +222,20 @@ fn finish_dead_keeps_every_field_and_adds_the_reason() {
     let reply: Value = script("finish_dead")
         .key(&STREAMS)
         .key(DEAD)
+        .key(DEAD_RETENTION)
         .key(STATS)
         .arg(G)
         .arg("me")
         .arg(1)
+        .arg(0)
+        .arg(0)
         .arg(3)
         .arg(&eid)
         .arg(&eid)
         .arg("unregistered task")
         .arg(0)
         .arg(1)
+        .arg(0)
         .invoke(&mut conn)
         .unwrap();
     assert_eq!(codes(reply), vec![1]);
@@ -293,20 +301,24 @@ fn finishing_scripts_release_the_locks_of_the_jobs_they_finished_only() {
     let reply: Value = script("finish_dead")
         .key(&STREAMS)
         .key(DEAD)
+        .key(DEAD_RETENTION)
         .key(LOCK)
         .key(STATS)
         .arg(G)
         .arg("me")
         .arg(1)
+        .arg(0)
+        .arg(0)
         .arg(3)
         .arg(&eid)
         .arg("J1")
         .arg("failed")
         .arg(0)
         .arg(1)
+        .arg(0)
         .arg(1)
         .arg(1)
-        .arg(5)
+        .arg(6)
         .arg("J1")
         .invoke(&mut conn)
         .unwrap();
@@ -391,16 +403,20 @@ fn finishing_scripts_count_their_outcomes_per_slot_and_drop_old_slots() {
     let dead: Vec<i64> = script("finish_dead")
         .key(&STREAMS)
         .key(DEAD)
+        .key(DEAD_RETENTION)
         .key(STATS)
         .arg(G)
         .arg("other")
         .arg(1)
+        .arg(0)
+        .arg(0)
         .arg(2)
         .arg(&ids[3])
         .arg(&ids[3])
         .arg("nope")
         .arg(0)
         .arg(1)
+        .arg(0)
         .invoke(&mut conn)
         .unwrap();
     assert_eq!(dead, vec![1]);

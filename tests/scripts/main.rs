@@ -7,6 +7,7 @@ mod support;
 
 mod admin;
 mod cancel;
+mod dead_retention;
 mod enqueue;
 mod finish;
 mod lease;

@@ -28,6 +28,8 @@ pub const STREAMS: [&str; 3] = [HIGH, DEFAULT, LOW];
 pub const DELAYED: &str = "streamworker:{g}:delayed";
 pub const DELAYED_JOBS: &str = "streamworker:{g}:delayed:jobs";
 pub const DEAD: &str = "streamworker:{g}:dead";
+/// The dead stream's retention in force, written by `finish_dead.lua`.
+pub const DEAD_RETENTION: &str = "streamworker:{g}:dead:retention";
 pub const WAKE: &str = "streamworker:{g}:wake";
 pub const CANCEL: &str = "streamworker:{g}:cancel";
 pub const PAUSED: &str = "streamworker:{g}:paused";

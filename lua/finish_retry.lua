@@ -20,6 +20,7 @@
 
 --#include lib/clock.lua
 --#include lib/owned.lua
+--#include lib/take.lua
 --#include lib/fields.lua
 --#include lib/delayed.lua
 --#include lib/wake.lua
@@ -40,13 +41,10 @@ for j = 1, tonumber(ARGV[4]) do
   if not owned(stream, group, eid, consumer) then
     replies[j] = 0
   else
-    local entry = redis.call('XRANGE', stream, eid, eid)
-    redis.call('XACK', stream, group, eid)
-    redis.call('XDEL', stream, eid)
-    if not entry[1] then
+    local fields = take(stream, group, eid)
+    if not fields then
       replies[j] = -1
     else
-      local fields = entry[1][2]
       set_field(fields, 'id', id)
       set_field(fields, 'attempt', attempt)
       set_field(fields, 'last_error', err)

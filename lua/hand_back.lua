@@ -13,6 +13,7 @@
 -- Returns: one integer per entry: 1 handed back, 0 not owned, -1 payload missing (acknowledged).
 
 --#include lib/owned.lua
+--#include lib/take.lua
 --#include lib/fields.lua
 
 local group, consumer = ARGV[1], ARGV[2]
@@ -25,11 +26,8 @@ for j = 1, tonumber(ARGV[3]) do
   if not owned(stream, group, eid, consumer) then
     replies[j] = 0
   else
-    local entry = redis.call('XRANGE', stream, eid, eid)
-    redis.call('XACK', stream, group, eid)
-    redis.call('XDEL', stream, eid)
-    if entry[1] then
-      local fields = entry[1][2]
+    local fields = take(stream, group, eid)
+    if fields then
       if field(fields, 'id') == nil then
         fields[#fields + 1] = 'id'
         fields[#fields + 1] = id

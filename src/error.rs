@@ -132,6 +132,28 @@ pub enum Error {
         known: String,
     },
 
+    /// A listing over every master of a Redis Cluster could not ask one of them, so it would
+    /// be incomplete; nothing partial is returned.
+    #[error(
+        "cannot list every group: the cluster's master {node} did not answer ({source}), so the groups it holds would be missing; wait for the cluster to recover or fail over, or name the group (--group)"
+    )]
+    IncompleteListing {
+        /// The master's address, `host:port`.
+        node: String,
+        /// Why it did not answer.
+        source: redis::RedisError,
+    },
+
+    /// Something a single Redis can do and a Redis Cluster cannot; refused before anything was
+    /// sent.
+    #[error("{what} cannot run on a Redis Cluster: {instead}")]
+    NotOnCluster {
+        /// What was asked.
+        what: String,
+        /// Why not, and what to do instead.
+        instead: String,
+    },
+
     /// A job id found in none of the places searched.
     #[error("job {id} not found in group {group}: {searched}")]
     UnknownJob {

@@ -64,31 +64,51 @@ impl Broker {
         for (i, job) in jobs.iter().enumerate() {
             by_group.entry(job.group.as_str()).or_default().push(i);
         }
-        let mut pipe = redis::pipe();
-        if atomic {
-            pipe.atomic();
+        // On a cluster each group's keys live in the group's own slot, and one pipeline (or
+        // one MULTI) reaches one slot: a batch is sent per group, and an atomic one cannot
+        // span groups.
+        let per_group = by_group.len() > 1 && self.is_cluster().await?;
+        if per_group && atomic {
+            let groups: Vec<&str> = by_group.keys().copied().collect();
+            return Err(Error::NotOnCluster {
+                what: format!("an atomic batch across groups ({})", groups.join(", ")),
+                instead: "on a Redis Cluster each group lives in its own hash slot, and one transaction cannot span slots: send one atomic batch per group, or a batch that need not be atomic".into(),
+            });
         }
-        // Per script call in the pipeline, the indices of its jobs, in order.
-        let mut calls: Vec<Vec<usize>> = Vec::new();
-        for indices in by_group.values() {
+        let mut pipelines: Vec<(Pipeline, Vec<Vec<usize>>)> = Vec::new();
+        for (n, indices) in by_group.values().enumerate() {
+            if n == 0 || per_group {
+                let mut pipe = redis::pipe();
+                if atomic {
+                    pipe.atomic();
+                }
+                pipelines.push((pipe, Vec::new()));
+            }
+            let (pipe, calls) = pipelines.last_mut().expect("a pipeline");
             let keys = Keys::new(&jobs[indices[0]].group);
             let chunk_len = if atomic { indices.len() } else { CHUNK };
             for chunk in indices.chunks(chunk_len) {
-                if let Some(scripted) = self.add_chunk(&mut pipe, &keys, jobs, chunk) {
+                // Per script call in the pipeline, the indices of its jobs, in order.
+                if let Some(scripted) = self.add_chunk(pipe, &keys, jobs, chunk) {
                     calls.push(scripted);
                 }
             }
         }
-        let mut conn = self.conn().await?;
-        let replies: Vec<Value> = pipe
-            .query_async(&mut conn)
-            .await
-            .map_err(Error::redis(OP))?;
+        let sent = pipelines.iter().map(|(pipe, calls)| async move {
+            let mut conn = self.conn().await?;
+            let replies: Vec<Value> = pipe
+                .query_async(&mut conn)
+                .await
+                .map_err(Error::redis(OP))?;
+            Ok::<_, Error>(calls.iter().zip(replies))
+        });
         let mut out = vec![Enqueued::Added; jobs.len()];
-        for (call, reply) in calls.iter().zip(replies) {
-            let per_job = reply::array(OP, reply)?;
-            for (&i, value) in call.iter().zip(&per_job) {
-                out[i] = Enqueued::parse(OP, value)?;
+        for replies in futures_util::future::join_all(sent).await {
+            for (call, reply) in replies? {
+                let per_job = reply::array(OP, reply)?;
+                for (&i, value) in call.iter().zip(&per_job) {
+                    out[i] = Enqueued::parse(OP, value)?;
+                }
             }
         }
         Ok(out)

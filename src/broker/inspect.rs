@@ -26,29 +26,60 @@ pub(crate) struct RawPending {
     pub(crate) fields: Option<Fields>,
 }
 
+/// One SCAN call for group keys from `cursor`.
+fn scan_step(cursor: u64) -> redis::Cmd {
+    let mut cmd = redis::cmd("SCAN");
+    cmd.arg(cursor)
+        .arg("MATCH")
+        .arg(GROUP_SCAN_PATTERN)
+        .arg("COUNT")
+        .arg(SCAN_COUNT);
+    cmd
+}
+
 impl Broker {
     /// Every group with a stream, a delayed set, a dead stream or a pause flag in Redis, found
-    /// by following a SCAN cursor to its end (COUNT [`SCAN_COUNT`] per call).
+    /// by following a SCAN cursor to its end (COUNT [`SCAN_COUNT`] per call); on a cluster, on
+    /// every master, or [`Error::IncompleteListing`] when one does not answer.
     pub(crate) async fn scan_groups(&self) -> Result<Vec<GroupName>> {
-        let mut conn = self.conn().await?;
         let mut groups = BTreeSet::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(GROUP_SCAN_PATTERN)
-                .arg("COUNT")
-                .arg(SCAN_COUNT)
-                .query_async(&mut conn)
-                .await
-                .map_err(Error::redis("scan for groups"))?;
-            groups.extend(keys.iter().filter_map(|k| group_of_key(k)));
-            if next == 0 {
-                return Ok(groups.into_iter().collect());
+        match self.masters().await? {
+            None => {
+                let mut conn = self.conn().await?;
+                let mut cursor: u64 = 0;
+                loop {
+                    let (next, keys): (u64, Vec<String>) = scan_step(cursor)
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(Error::redis("scan for groups"))?;
+                    groups.extend(keys.iter().filter_map(|k| group_of_key(k)));
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
+                }
             }
-            cursor = next;
+            Some(masters) => {
+                for node in masters {
+                    let mut cursor: u64 = 0;
+                    loop {
+                        let (next, keys): (u64, Vec<String>) = self
+                            .on_node(&node, scan_step(cursor))
+                            .await
+                            .map_err(|source| Error::IncompleteListing {
+                                node: node.to_string(),
+                                source,
+                            })?;
+                        groups.extend(keys.iter().filter_map(|k| group_of_key(k)));
+                        if next == 0 {
+                            break;
+                        }
+                        cursor = next;
+                    }
+                }
+            }
         }
+        Ok(groups.into_iter().collect())
     }
 
     /// Whether any key showing the group exists (a stream, the delayed set, the dead stream,

@@ -14,7 +14,9 @@
 //!   entries); `finish`; `lease` (reaper, heartbeat, gone consumers); `delayed` (promotion);
 //!   `cancel`; `status` (tracked jobs); `schedule`; `server` (start-up checks); `clock`
 //!   (Redis's `TIME`); `queues` (a group's queue figures, for `status` and the depth sampler);
-//!   `inspect` and `repair` (the operations commands).
+//!   `inspect` and `repair` (the operations commands); `nodes` (a Redis Cluster's masters, for
+//!   what must ask each of them); `per_group` (commands for several groups: one
+//!   pipeline, or one per group's slot on a cluster).
 
 mod cancel;
 mod clock;
@@ -24,6 +26,8 @@ mod enqueue;
 mod finish;
 mod inspect;
 mod lease;
+mod nodes;
+mod per_group;
 mod queues;
 mod read;
 mod repair;

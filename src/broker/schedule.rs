@@ -21,18 +21,15 @@ pub(crate) struct StoredSchedule {
 impl Broker {
     /// The last tick taken by each `(keys, name)` schedule, `None` for a schedule never seen.
     pub(crate) async fn last_ticks(&self, schedules: &[(&Keys, &str)]) -> Result<Vec<Option<u64>>> {
-        let mut pipe = redis::pipe();
-        for (keys, name) in schedules {
-            pipe.cmd("HGET")
-                .arg(keys.schedule(name))
-                .arg(state_field::TICK_MS);
-        }
-        let mut conn = self.conn().await?;
-        let replies: Vec<Option<u64>> = pipe
-            .query_async(&mut conn)
-            .await
-            .map_err(Error::redis("read schedule ticks"))?;
-        Ok(replies)
+        let reads = schedules
+            .iter()
+            .map(|(keys, name)| {
+                let mut cmd = redis::cmd("HGET");
+                cmd.arg(keys.schedule(name)).arg(state_field::TICK_MS);
+                (keys.group(), cmd)
+            })
+            .collect();
+        self.query_per_group(reads, "read schedule ticks").await
     }
 
     /// Records `now_ms` as a new schedule's starting point, unless a scheduler did already:
@@ -54,28 +51,25 @@ impl Broker {
         &self,
         schedules: &[(&Keys, &str, String)],
     ) -> Result<Vec<Option<String>>> {
-        let mut read = redis::pipe();
-        for (keys, name, _) in schedules {
-            read.cmd("HGET").arg(keys.schedules()).arg(*name);
-        }
-        let mut write = redis::pipe();
-        for (keys, name, def) in schedules {
-            write
-                .cmd("HSET")
-                .arg(keys.schedules())
-                .arg(*name)
-                .arg(def)
-                .ignore();
-        }
-        let mut conn = self.conn().await?;
-        let before: Vec<Option<String>> = read
-            .query_async(&mut conn)
-            .await
-            .map_err(Error::redis("read schedules"))?;
-        write
-            .query_async::<()>(&mut conn)
-            .await
-            .map_err(Error::redis("register schedules"))?;
+        let reads = schedules
+            .iter()
+            .map(|(keys, name, _)| {
+                let mut cmd = redis::cmd("HGET");
+                cmd.arg(keys.schedules()).arg(*name);
+                (keys.group(), cmd)
+            })
+            .collect();
+        let before: Vec<Option<String>> = self.query_per_group(reads, "read schedules").await?;
+        let writes = schedules
+            .iter()
+            .map(|(keys, name, def)| {
+                let mut cmd = redis::cmd("HSET");
+                cmd.arg(keys.schedules()).arg(*name).arg(def);
+                (keys.group(), cmd)
+            })
+            .collect();
+        self.query_per_group::<Value>(writes, "register schedules")
+            .await?;
         Ok(before)
     }
 

@@ -1,6 +1,7 @@
 //! What a worker checks about its Redis at start-up: version, eviction policy, persistence.
 
 use super::Broker;
+use super::nodes::Node;
 use crate::error::{Error, Result};
 use deadpool_redis::redis;
 
@@ -83,13 +84,49 @@ impl Broker {
     /// Reads the server's [`ServerFacts`]. CONFIG GET is optional: an ACL that denies it
     /// leaves the fsync and snapshot settings unknown.
     pub(crate) async fn server_facts(&self) -> Result<ServerFacts> {
-        let mut conn = self.conn().await?;
+        self.facts_of(None).await
+    }
+
+    /// The [`ServerFacts`] of every server that holds groups: the node itself, or each
+    /// master of a Redis Cluster, by address (`None` for a single node).
+    pub(crate) async fn server_facts_each(&self) -> Result<Vec<(Option<Node>, ServerFacts)>> {
+        match self.masters().await? {
+            None => Ok(vec![(None, self.server_facts().await?)]),
+            Some(masters) => {
+                let mut out = Vec::with_capacity(masters.len());
+                for node in masters {
+                    let facts = self.facts_of(Some(&node)).await?;
+                    out.push((Some(node), facts));
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// The facts of `node`, or of the one server when `None`.
+    async fn facts_of(&self, node: Option<&Node>) -> Result<ServerFacts> {
+        let ask = |cmd: redis::Cmd| async move {
+            match node {
+                Some(node) => self.on_node::<redis::Value>(node, cmd).await,
+                None => {
+                    let mut conn = self.conn().await.map_err(|e| {
+                        redis::RedisError::from((
+                            redis::ErrorKind::Io,
+                            "no connection",
+                            e.to_string(),
+                        ))
+                    })?;
+                    cmd.query_async(&mut conn).await
+                }
+            }
+        };
         let mut info = String::new();
         for section in ["server", "persistence", "memory"] {
-            let text: String = redis::cmd("INFO")
-                .arg(section)
-                .query_async(&mut conn)
+            let mut cmd = redis::cmd("INFO");
+            cmd.arg(section);
+            let text: String = ask(cmd)
                 .await
+                .and_then(|v| redis::from_redis_value(v).map_err(Into::into))
                 .map_err(Error::redis("INFO"))?;
             info.push_str(&text);
         }
@@ -98,8 +135,11 @@ impl Broker {
             cmd.arg("GET").arg(name);
             cmd
         };
-        let appendfsync = config_value(config("appendfsync").query_async(&mut conn).await);
-        let save = config_value(config("save").query_async(&mut conn).await);
+        let read = |reply: redis::RedisResult<redis::Value>| {
+            config_value(reply.and_then(|v| redis::from_redis_value(v).map_err(Into::into)))
+        };
+        let appendfsync = read(ask(config("appendfsync")).await);
+        let save = read(ask(config("save")).await);
         Ok(ServerFacts::parse(&info, appendfsync, save))
     }
 }

@@ -9,11 +9,23 @@ const MIN_VERSION: (u32, u32, u32) = (7, 0, 0);
 /// First 7.x release with fixes for the known Lua vulnerabilities (CVE-2025-49844 and others).
 const PATCHED_VERSION: (u32, u32, u32) = (7, 2, 11);
 
-/// Checks the server behind `broker` and logs its version and persistence once.
-pub(crate) async fn check(broker: &Broker, url: &str) -> Result<ServerFacts> {
-    let facts = broker.server_facts().await?;
-    verdict(&facts, url)?;
+/// Checks the server behind `broker` (each master of a cluster) and logs its version and
+/// persistence once.
+pub(crate) async fn check(broker: &Broker, url: &str) -> Result<()> {
+    for (node, facts) in broker.server_facts_each().await? {
+        let place = match &node {
+            Some(node) => format!("{url} (cluster master {node})"),
+            None => url.to_string(),
+        };
+        check_one(&facts, &place)?;
+    }
+    Ok(())
+}
+
+fn check_one(facts: &ServerFacts, url: &str) -> Result<()> {
+    verdict(facts, url)?;
     tracing::info!(
+        server = %url,
         version = %facts.version,
         maxmemory_policy = %facts.maxmemory_policy,
         persistence = %facts.persistence(),
@@ -25,7 +37,7 @@ pub(crate) async fn check(broker: &Broker, url: &str) -> Result<ServerFacts> {
             "this Redis has known Lua vulnerabilities fixed in 7.2.11: keep it on a private network with ACL users, or upgrade"
         );
     }
-    Ok(facts)
+    Ok(())
 }
 
 /// Refuses a server that is too old or that may evict keys.

@@ -1,19 +1,26 @@
 //! Every connection to Redis, and every timeout: the shared connection for short commands
 //! (`shared`), where a short command takes its connection (`source`: the shared one or an
 //! application's pool), a connection of its own for a fetcher's blocking reads (`reader`), and
-//! one for pub/sub (`pubsub`). An [`Endpoint`] is a parsed URL they are all opened from.
+//! one for pub/sub (`pubsub`). An [`Endpoint`] is a parsed URL they are all opened from; it
+//! finds whether the URL names one node, a Redis Cluster or a master behind Sentinel
+//! (`endpoint`, `sentinel`), and a [`Link`] is one open connection to whichever it is.
 
+mod endpoint;
+mod link;
 mod pubsub;
 mod reader;
+mod sentinel;
 mod shared;
 mod source;
+
+pub(crate) use endpoint::{Endpoint, Timeouts, Topology};
 
 pub(crate) use pubsub::{PubSubError, Subscription};
 pub(crate) use reader::Reader;
 pub(crate) use source::{Connection, Connections, Pool};
 
 use crate::error::{Error, Result};
-use redis::{AsyncConnectionConfig, RedisError};
+use redis::RedisError;
 use shared::SharedConnection;
 use std::time::Duration;
 
@@ -34,6 +41,14 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// );
 /// ```
 pub fn redact_url(url: &str) -> String {
+    // Several seed URLs of a cluster: each loses its password.
+    if url.contains(',') && url.matches("://").count() > 1 {
+        return url.split(',').map(redact_one).collect::<Vec<_>>().join(",");
+    }
+    redact_one(url)
+}
+
+fn redact_one(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
@@ -87,58 +102,43 @@ pub(crate) fn check_url(url: &str) -> Result<()> {
 }
 
 /// The timeouts of connections for short commands.
-fn short_command_config() -> AsyncConnectionConfig {
-    AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        .set_response_timeout(Some(RESPONSE_TIMEOUT))
-}
+const SHORT_COMMANDS: Timeouts = Timeouts {
+    connect: CONNECT_TIMEOUT,
+    response: RESPONSE_TIMEOUT,
+};
 
 /// The timeouts of a connection for blocking reads: its response timeout exceeds any BLOCK up
 /// to `block`, so Redis answers a wait before the client gives up on it.
-fn blocking_read_config(block: Duration) -> AsyncConnectionConfig {
-    AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        .set_response_timeout(Some(block + RESPONSE_TIMEOUT))
-}
-
-/// The Redis a URL names: what the shared connection, readers and subscriptions are opened
-/// from. Holding one opens no connection.
-#[derive(Clone)]
-pub(crate) struct Endpoint {
-    url: String,
-    client: redis::Client,
+fn blocking_reads(block: Duration) -> Timeouts {
+    Timeouts {
+        connect: CONNECT_TIMEOUT,
+        response: block + RESPONSE_TIMEOUT,
+    }
 }
 
 impl Endpoint {
-    /// Parses `url`; [`Error::Connect`] when the client library rejects it.
+    /// Parses `url`; [`Error::Connect`] when it is not a Redis URL the client accepts.
     pub(crate) fn open(url: &str) -> Result<Endpoint> {
-        let client = redis::Client::open(url).map_err(|source| connect_error(url, source))?;
-        Ok(Endpoint {
-            url: url.to_string(),
-            client,
-        })
-    }
-
-    /// The URL as given (it may hold a password: print it with [`redact_url`]).
-    pub(crate) fn url(&self) -> &str {
-        &self.url
+        Endpoint::parse(url).map_err(|source| connect_error(url, source))
     }
 
     /// The shared connection for short commands (opened on first use).
     pub(crate) fn shared(&self) -> SharedConnection {
-        SharedConnection::new(self.client.clone(), short_command_config())
+        SharedConnection::new(self.clone(), SHORT_COMMANDS)
     }
 
     /// A new reader for blocking reads of up to `block`.
     pub(crate) async fn reader(&self, block: Duration) -> Result<Reader> {
-        Reader::open(&self.client, &blocking_read_config(block))
+        self.link(blocking_reads(block))
             .await
-            .map_err(|source| connect_error(&self.url, source))
+            .map(Reader::new)
+            .map_err(|source| connect_error(self.url(), source))
     }
 
     /// A new pub/sub connection subscribed to `channels`.
     pub(crate) async fn subscribe(&self, channels: &[&str]) -> Result<Subscription, PubSubError> {
-        Subscription::open(&self.client, channels).await
+        let clients = self.pubsub_clients().await.map_err(PubSubError::from)?;
+        Subscription::open(&clients, channels).await
     }
 }
 
@@ -155,5 +155,13 @@ mod tests {
         assert_eq!(redact_url("redis://:pw@h:1"), "redis://:***@h:1");
         assert_eq!(redact_url("rediss://u:p@ss@h/2"), "rediss://u:***@h/2");
         assert_eq!(redact_url("redis://token@h"), "redis://***@h");
+        assert_eq!(
+            redact_url("redis://:a@h:1,redis://:b@h:2"),
+            "redis://:***@h:1,redis://:***@h:2"
+        );
+        assert_eq!(
+            redact_url("redis+sentinel://u:p@s1,s2:26380/mymaster"),
+            "redis+sentinel://u:***@s1,s2:26380/mymaster"
+        );
     }
 }

@@ -51,10 +51,30 @@ impl std::fmt::Display for PubSubError {
 
 impl std::error::Error for PubSubError {}
 
+impl From<RedisError> for PubSubError {
+    fn from(error: RedisError) -> PubSubError {
+        PubSubError(error)
+    }
+}
+
 impl Subscription {
-    /// Opens a pub/sub connection to `client`'s server and subscribes it to `channels`, one
-    /// after another.
+    /// Opens a pub/sub connection to the first of `clients` that answers and subscribes it to
+    /// `channels`, one after another.
     pub(super) async fn open(
+        clients: &[redis::Client],
+        channels: &[&str],
+    ) -> Result<Subscription, PubSubError> {
+        let mut last_error = PubSubError::closed();
+        for client in clients {
+            match Subscription::open_on(client, channels).await {
+                Ok(subscription) => return Ok(subscription),
+                Err(e) => last_error = e,
+            }
+        }
+        Err(last_error)
+    }
+
+    async fn open_on(
         client: &redis::Client,
         channels: &[&str],
     ) -> Result<Subscription, PubSubError> {

@@ -9,8 +9,10 @@
 //! [`QUIET`] is checked with a PING before use, so one that Redis closed while nobody used it
 //! (a restart, its idle `timeout`) is replaced before a command is lost on it.
 
-use redis::aio::{ConnectionLike, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
+use super::endpoint::{Endpoint, Timeouts};
+use super::link::Link;
+use redis::aio::ConnectionLike;
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,8 +28,8 @@ pub(crate) struct SharedConnection {
 }
 
 struct Inner {
-    client: redis::Client,
-    config: AsyncConnectionConfig,
+    endpoint: Endpoint,
+    timeouts: Timeouts,
     /// The connection in use, if one is open and not retired.
     current: Mutex<Option<Arc<Live>>>,
     /// Held while opening or checking a connection: one attempt at a time.
@@ -45,14 +47,14 @@ struct Attempts {
 
 /// An open connection and when it last answered.
 struct Live {
-    conn: MultiplexedConnection,
+    conn: Link,
     opened: Instant,
     /// Milliseconds from `opened` to the latest reply.
     last_reply_ms: AtomicU64,
 }
 
 impl Live {
-    fn new(conn: MultiplexedConnection) -> Live {
+    fn new(conn: Link) -> Live {
         Live {
             conn,
             opened: Instant::now(),
@@ -69,8 +71,12 @@ impl Live {
             .fetch_max(self.millis(), Ordering::Relaxed);
     }
 
-    /// Whether it answered within [`QUIET`].
+    /// Whether it answered within [`QUIET`]. A cluster connection is always taken as fresh:
+    /// it watches its nodes itself, and a PING would go to every node.
     fn is_fresh(&self) -> bool {
+        if self.conn.is_cluster() {
+            return true;
+        }
         let now = self.millis();
         let quiet = now.saturating_sub(self.last_reply_ms.load(Ordering::Relaxed));
         u128::from(quiet) < QUIET.as_millis()
@@ -88,13 +94,12 @@ pub(crate) fn breaks_connection(error: &RedisError) -> bool {
 }
 
 impl SharedConnection {
-    /// A shared connection to `client`'s server, opened with `config` (its connect and response
-    /// timeouts) on first use.
-    pub(crate) fn new(client: redis::Client, config: AsyncConnectionConfig) -> SharedConnection {
+    /// A shared connection to `endpoint`, opened with `timeouts` on first use.
+    pub(crate) fn new(endpoint: Endpoint, timeouts: Timeouts) -> SharedConnection {
         SharedConnection {
             inner: Arc::new(Inner {
-                client,
-                config,
+                endpoint,
+                timeouts,
                 current: Mutex::new(None),
                 opening: tokio::sync::Mutex::new(Attempts::default()),
             }),
@@ -130,11 +135,7 @@ impl SharedConnection {
                 Err(_) => {}
             }
         }
-        let opened = self
-            .inner
-            .client
-            .get_multiplexed_async_connection_with_config(&self.inner.config)
-            .await;
+        let opened = self.inner.endpoint.link(self.inner.timeouts).await;
         attempts.count += 1;
         match opened {
             Ok(conn) => {
@@ -177,12 +178,17 @@ impl Inner {
 /// The shared connection as one caller uses it: sends on the multiplexed connection and
 /// retires it when a command fails in a way that [breaks](breaks_connection) it.
 pub(crate) struct SharedHandle {
-    conn: MultiplexedConnection,
+    conn: Link,
     live: Arc<Live>,
     owner: Arc<Inner>,
 }
 
 impl SharedHandle {
+    /// The link this handle sends on.
+    pub(crate) fn link(&mut self) -> &mut Link {
+        &mut self.conn
+    }
+
     fn observe<T>(&self, result: &RedisResult<T>) {
         match result {
             Err(e) if breaks_connection(e) => self.owner.retire(&self.live),
@@ -194,7 +200,7 @@ impl SharedHandle {
 impl ConnectionLike for SharedHandle {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
-            let result = self.conn.send_packed_command(cmd).await;
+            let result = self.conn.req_packed_command(cmd).await;
             self.observe(&result);
             result
         })
@@ -207,10 +213,7 @@ impl ConnectionLike for SharedHandle {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
-            let result = self
-                .conn
-                .send_packed_commands(pipeline, offset, count)
-                .await;
+            let result = self.conn.req_packed_commands(pipeline, offset, count).await;
             self.observe(&result);
             result
         })

@@ -3,6 +3,7 @@
 //! manager checks each connection out with a round trip of its own).
 
 use super::cannot_connect;
+use super::link::Link;
 use super::shared::{SharedConnection, SharedHandle};
 use crate::error::{Error, Result};
 use redis::aio::ConnectionLike;
@@ -48,6 +49,16 @@ impl Connections {
                         other => Error::Pool(other.to_string()),
                     })
             }
+        }
+    }
+}
+
+impl Connection {
+    /// The link under a shared connection (`None` for a pool's connection, always one node).
+    pub(crate) fn link(&mut self) -> Option<&mut Link> {
+        match self {
+            Connection::Shared(c) => Some(c.link()),
+            Connection::Pooled(_) => None,
         }
     }
 }

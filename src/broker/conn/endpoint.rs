@@ -1,0 +1,273 @@
+//! The deployment a URL names, and what kind it turns out to be.
+//!
+//! A URL is one node (`redis://host:port`), several seed nodes of a Redis Cluster
+//! (`redis://a:7000,redis://b:7001`), or a master behind Sentinel (`redis+sentinel://...`, see
+//! `sentinel`). Whether a node belongs to a cluster is not in its URL: the first time a
+//! connection is needed, the seeds are asked in turn (`INFO cluster`, `cluster_enabled:1`) and
+//! the answer is kept. A single node keeps one multiplexed connection; a cluster gets a cluster
+//! connection.
+
+use super::link::Link;
+use super::sentinel::Sentinels;
+use redis::cluster::{ClusterClient, ClusterConfig};
+use redis::{AsyncConnectionConfig, ConnectionAddr, ErrorKind, RedisError, RedisResult, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// How long connecting, and then each reply, may take.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timeouts {
+    pub(crate) connect: Duration,
+    pub(crate) response: Duration,
+}
+
+impl Timeouts {
+    fn single(self) -> AsyncConnectionConfig {
+        AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect))
+            .set_response_timeout(Some(self.response))
+    }
+
+    fn cluster(self) -> ClusterConfig {
+        ClusterConfig::new()
+            .set_connection_timeout(self.connect)
+            .set_response_timeout(self.response)
+    }
+}
+
+/// What the URL names, before anything is asked.
+enum Seeds {
+    /// One node, or a cluster's seed nodes, in the order given.
+    Nodes(Vec<redis::Client>),
+    /// A master found through its sentinels.
+    Sentinel(Sentinels),
+}
+
+/// What kind of deployment the seeds turned out to be.
+pub(crate) enum Topology {
+    /// One node: this client reaches it.
+    Single(redis::Client),
+    /// A Redis Cluster.
+    Cluster(Cluster),
+    /// A master found through Sentinel.
+    Sentinel,
+}
+
+/// A Redis Cluster: its client, and every node known when it was found (the seeds, then the
+/// nodes of its slot map), where a subscription may listen.
+pub(crate) struct Cluster {
+    client: ClusterClient,
+    nodes: Vec<redis::Client>,
+}
+
+impl Cluster {
+    /// Every node known when the cluster was found, seeds first.
+    pub(crate) fn nodes(&self) -> &[redis::Client] {
+        &self.nodes
+    }
+}
+
+struct Inner {
+    seeds: Seeds,
+    topology: OnceCell<Topology>,
+}
+
+/// The deployment a URL names; see the module doc. Holding one opens no connection. Cheap to
+/// clone; clones share what was found about the deployment.
+#[derive(Clone)]
+pub(crate) struct Endpoint {
+    url: String,
+    inner: Arc<Inner>,
+}
+
+impl Endpoint {
+    /// Parses `url` (one URL, several comma-separated seed URLs, or a Sentinel URL); no
+    /// connection is made.
+    pub(crate) fn parse(url: &str) -> RedisResult<Endpoint> {
+        let seeds = match Sentinels::parse(url) {
+            Some(sentinels) => Seeds::Sentinel(sentinels?),
+            None => {
+                let clients = url
+                    .split(',')
+                    .map(|seed| redis::Client::open(seed.trim()))
+                    .collect::<RedisResult<Vec<_>>>()?;
+                Seeds::Nodes(clients)
+            }
+        };
+        Ok(Endpoint {
+            url: url.to_string(),
+            inner: Arc::new(Inner {
+                seeds,
+                topology: OnceCell::new(),
+            }),
+        })
+    }
+
+    /// The URL as given (it may hold a password).
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The kind of deployment, found on first use and kept.
+    pub(crate) async fn topology(&self) -> RedisResult<&Topology> {
+        self.inner
+            .topology
+            .get_or_try_init(|| async {
+                match &self.inner.seeds {
+                    Seeds::Nodes(seeds) => detect(seeds).await,
+                    Seeds::Sentinel(_) => Ok(Topology::Sentinel),
+                }
+            })
+            .await
+    }
+
+    /// Opens a new link with `timeouts`.
+    pub(crate) async fn link(&self, timeouts: Timeouts) -> RedisResult<Link> {
+        match self.topology().await? {
+            Topology::Single(client) => Ok(Link::Single(
+                client
+                    .get_multiplexed_async_connection_with_config(&timeouts.single())
+                    .await?,
+            )),
+            Topology::Cluster(cluster) => Ok(Link::Cluster(
+                cluster
+                    .client
+                    .get_async_connection_with_config(timeouts.cluster())
+                    .await?,
+            )),
+            Topology::Sentinel => Ok(Link::Single(
+                self.sentinel_master()
+                    .await?
+                    .get_multiplexed_async_connection_with_config(&timeouts.single())
+                    .await?,
+            )),
+        }
+    }
+
+    /// The clients a subscription may listen on, in the order to try them: the node itself,
+    /// the master Sentinel names now, or every known node of a cluster (a message published
+    /// on any node of a cluster reaches subscribers on every node), starting at a random one
+    /// so that workers spread over the nodes.
+    pub(crate) async fn pubsub_clients(&self) -> RedisResult<Vec<redis::Client>> {
+        match self.topology().await? {
+            Topology::Single(client) => Ok(vec![client.clone()]),
+            Topology::Sentinel => Ok(vec![self.sentinel_master().await?]),
+            Topology::Cluster(cluster) => {
+                let mut nodes = cluster.nodes().to_vec();
+                if !nodes.is_empty() {
+                    let start = rand::random_range(0..nodes.len());
+                    nodes.rotate_left(start);
+                }
+                Ok(nodes)
+            }
+        }
+    }
+
+    async fn sentinel_master(&self) -> RedisResult<redis::Client> {
+        match &self.inner.seeds {
+            Seeds::Sentinel(sentinels) => sentinels.master().await,
+            Seeds::Nodes(_) => Err(RedisError::from((
+                ErrorKind::InvalidClientConfig,
+                "not a Sentinel URL",
+            ))),
+        }
+    }
+}
+
+/// The timeouts of the connection that asks a seed what it is.
+const DETECT: Timeouts = Timeouts {
+    connect: Duration::from_secs(5),
+    response: Duration::from_secs(10),
+};
+
+/// Asks the seeds in turn whether they are in cluster mode; the first that answers decides.
+async fn detect(seeds: &[redis::Client]) -> RedisResult<Topology> {
+    let mut last_error = None;
+    for seed in seeds {
+        match cluster_enabled(seed).await {
+            Ok(false) if seeds.len() > 1 => {
+                return Err(RedisError::from((
+                    ErrorKind::InvalidClientConfig,
+                    "several URLs name the seed nodes of a Redis Cluster, but this node is not in cluster mode",
+                    seed.get_connection_info().addr().to_string(),
+                )));
+            }
+            Ok(false) => return Ok(Topology::Single(seed.clone())),
+            Ok(true) => return found_cluster(seeds, seed).await,
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| (ErrorKind::InvalidClientConfig, "no URL given").into()))
+}
+
+/// Whether `seed` says `cluster_enabled:1`. A server that refuses INFO (an ACL) is taken for a
+/// single node; a refused login or an unreachable server is an error.
+async fn cluster_enabled(seed: &redis::Client) -> RedisResult<bool> {
+    let mut conn = seed
+        .get_multiplexed_async_connection_with_config(&DETECT.single())
+        .await?;
+    match redis::cmd("INFO")
+        .arg("cluster")
+        .query_async::<String>(&mut conn)
+        .await
+    {
+        Ok(info) => Ok(info.lines().any(|l| l.trim() == "cluster_enabled:1")),
+        Err(e) if super::is_refused_login(&e) || e.is_io_error() => Err(e),
+        Err(_) => Ok(false),
+    }
+}
+
+/// The cluster `answered` belongs to: a client over every seed, and the nodes of its slot map.
+async fn found_cluster(seeds: &[redis::Client], answered: &redis::Client) -> RedisResult<Topology> {
+    let infos: Vec<_> = seeds
+        .iter()
+        .map(|s| s.get_connection_info().clone())
+        .collect();
+    let settings = answered.get_connection_info().redis_settings();
+    let mut builder = ClusterClient::builder(infos);
+    if let Some(user) = settings.username() {
+        builder = builder.username(user);
+    }
+    if let Some(password) = settings.password() {
+        builder = builder.password(password);
+    }
+    let client = builder.build()?;
+    let mut nodes = seeds.to_vec();
+    for (host, port) in slot_map_nodes(answered).await.unwrap_or_default() {
+        let info = answered.get_connection_info();
+        let addr = match info.addr() {
+            ConnectionAddr::TcpTls {
+                insecure,
+                tls_params,
+                ..
+            } => ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: *insecure,
+                tls_params: tls_params.clone(),
+            },
+            _ => ConnectionAddr::Tcp(host, port),
+        };
+        if let Ok(node) = redis::Client::open(info.clone().set_addr(addr))
+            && !nodes
+                .iter()
+                .any(|n| n.get_connection_info().addr() == node.get_connection_info().addr())
+        {
+            nodes.push(node);
+        }
+    }
+    Ok(Topology::Cluster(Cluster { client, nodes }))
+}
+
+/// Every node address in `seed`'s `CLUSTER SLOTS` reply.
+async fn slot_map_nodes(seed: &redis::Client) -> RedisResult<Vec<(String, u16)>> {
+    let mut conn = seed
+        .get_multiplexed_async_connection_with_config(&DETECT.single())
+        .await?;
+    let slots: Value = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(&mut conn)
+        .await?;
+    Ok(super::link::slot_map_nodes(slots, false))
+}

@@ -41,10 +41,11 @@ enum Seeds {
     /// One node, or a cluster's seed nodes, in the order given.
     Nodes(Vec<redis::Client>),
     /// A master found through its sentinels.
-    Sentinel(Sentinels),
+    Sentinel(Box<Sentinels>),
 }
 
 /// What kind of deployment the seeds turned out to be.
+#[allow(clippy::large_enum_variant)] // Made once per endpoint and never moved after.
 pub(crate) enum Topology {
     /// One node: this client reaches it.
     Single(redis::Client),
@@ -86,7 +87,7 @@ impl Endpoint {
     /// connection is made.
     pub(crate) fn parse(url: &str) -> RedisResult<Endpoint> {
         let seeds = match Sentinels::parse(url) {
-            Some(sentinels) => Seeds::Sentinel(sentinels?),
+            Some(sentinels) => Seeds::Sentinel(Box::new(sentinels?)),
             None => {
                 let clients = url
                     .split(',')

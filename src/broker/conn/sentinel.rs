@@ -82,12 +82,9 @@ fn build(node_scheme: &str, rest: &str) -> RedisResult<Sentinels> {
     if node_scheme == "rediss" {
         node = node.set_tls_mode(redis::TlsMode::Secure);
     }
-    let client = SentinelClient::build(
-        sentinels,
-        master_name.to_string(),
-        Some(node),
-        SentinelServerType::Master,
-    )?;
+    // An owned name: the client library takes a `String` or an `&str` by build features.
+    let service: String = master_name.into();
+    let client = SentinelClient::build(sentinels, service, Some(node), SentinelServerType::Master)?;
     Ok(Sentinels {
         client: Mutex::new(client),
     })

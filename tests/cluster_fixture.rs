@@ -1,11 +1,12 @@
-//! Harness self-test: the Redis Cluster fixture of `tests/support` against real servers. Hash
-//! slots as Redis computes them, groups spread over the masters, and data surviving fail-over
-//! and resharding.
+//! Harness self-test: the Redis Cluster and Redis Sentinel fixtures of `tests/support` against
+//! real servers. Hash slots as Redis computes them, groups spread over the masters, and data
+//! surviving fail-over and resharding.
 
 mod support;
 
 use std::time::Duration;
 use support::cluster::{RedisCluster, crc16};
+use support::sentinel::RedisSentinel;
 use support::wait::WAIT;
 
 /// The slot Redis itself computes for `key`.
@@ -136,4 +137,33 @@ fn cluster_slots_groups_failover_and_resharding() {
     assert_eq!(cluster.cli(survivor, &["-c", "GET", key]), "before");
     assert!(!cluster.masters().contains(&to));
     assert_ne!(cluster.url(), format!("redis://127.0.0.1:{to}"));
+}
+
+#[test]
+fn sentinel_failover_and_kill() {
+    let mut set = RedisSentinel::start();
+    let sentinels = set.sentinel_ports();
+    assert_eq!(
+        set.url(),
+        format!(
+            "redis+sentinel://127.0.0.1:{},127.0.0.1:{},127.0.0.1:{}/mymaster",
+            sentinels[0], sentinels[1], sentinels[2]
+        )
+    );
+    let first = set.master_port();
+    assert_eq!(first, set.data_ports()[0]);
+    set.cli(first, &["SET", "probe", "before"]);
+    assert_eq!(set.cli(first, &["WAIT", "1", "5000"]), "1");
+
+    set.failover();
+    let second = set.master_port();
+    assert_ne!(second, first);
+    assert_eq!(set.replica_port(), first);
+    assert_eq!(set.cli(second, &["GET", "probe"]), "before");
+
+    set.cli(second, &["SET", "probe", "after"]);
+    assert_eq!(set.cli(second, &["WAIT", "1", "5000"]), "1");
+    set.kill_master();
+    assert_eq!(set.master_port(), first);
+    assert_eq!(set.cli(first, &["GET", "probe"]), "after");
 }

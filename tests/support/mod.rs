@@ -1,5 +1,7 @@
 //! Test harness shared by every test binary, one concern a module:
 //! - `server`: a `redis-server` per test, on a free port with its own temp dir;
+//! - `cluster`: a Redis Cluster per test (masters, replicas; fail-over, resharding);
+//! - `sentinel`: a master, a replica and three sentinels per test (fail-over);
 //! - `keys`: key names of a test's group, and group `g` of the Lua contract tests;
 //! - `seed`: states seeded by hand (entries added, delivered, abandoned, delayed);
 //! - `known`: the known state the operations tests read and repair;
@@ -14,6 +16,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod cluster;
 pub mod inspect;
 pub mod keys;
 pub mod known;
@@ -22,6 +25,7 @@ pub mod process;
 pub mod readme;
 pub mod scene;
 pub mod seed;
+pub mod sentinel;
 pub mod server;
 pub mod wait;
 pub mod workers;

@@ -48,7 +48,7 @@ use std::process::ExitCode;
     after_help = "Without a subcommand, runs a worker: streamworker --group emails --exec 'python3 send.py'"
 )]
 pub struct Cli {
-    /// Redis URL: redis://[user:password@]host:port[/db]
+    /// Redis URL: redis://[user:password@]host:port[/db]; a Redis Cluster: any node's URL, or several comma-separated; Sentinel: redis+sentinel://host:port[,host:port...]/MASTER-NAME
     #[arg(long, global = true, env = "REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true)]
     redis: String,
 

@@ -71,6 +71,12 @@ impl Client {
     /// that it answers. The client and its clones send their commands on one shared
     /// multiplexed connection, one round trip per command; a connection that breaks is
     /// replaced on the next call.
+    ///
+    /// A node of a Redis Cluster is found to be one (`INFO cluster`) and the client talks to
+    /// the whole cluster; several seed URLs may be given, comma-separated
+    /// (`redis://a:7000,redis://b:7001`), so that it starts while one seed is down.
+    /// `redis+sentinel://host:26379[,host:port...]/MASTER-NAME` finds the master through
+    /// Sentinel, and finds it again after a fail-over.
     pub async fn connect(url: &str) -> Result<Client> {
         let client = Client {
             broker: Broker::connect(url)?,

@@ -60,7 +60,8 @@ fn main() {
     runtime.block_on(async {
         let server = Server::start();
         let client = Client::connect(&server.url).await.expect("client");
-        let version = server.version().await;
+        let label = server.label().await;
+        let redis_version = server.redis_version().await;
         let ctx = Ctx {
             server,
             client,
@@ -68,7 +69,7 @@ fn main() {
             quick,
         };
         println!(
-            "streamworker benches{} on Redis {version}, {} cores; floor = raw commands on one connection",
+            "streamworker benches{} on {label}, {} cores; floor = raw commands on one connection",
             if quick { " (--quick)" } else { "" },
             std::thread::available_parallelism().map_or(0, |n| n.get()),
         );
@@ -87,7 +88,7 @@ fn main() {
                 _ => unreachable!(),
             };
             report::print_table(&rows);
-            let path = report::write_json(bench, &version, quick, &rows);
+            let path = report::write_json(bench, &label, &redis_version, quick, &rows);
             println!("  -> {}\n", path.display());
             all.extend(rows);
         }

@@ -130,6 +130,9 @@ pub fn print_table(rows: &[Row]) {
 struct File<'a> {
     bench: &'a str,
     commit: String,
+    /// `Redis 7.0.15`, `Valkey 8.1.1`.
+    server: &'a str,
+    /// INFO's `redis_version` (`7.2.4` on every Valkey so far).
     redis_version: &'a str,
     quick: bool,
     unix_time: u64,
@@ -137,7 +140,13 @@ struct File<'a> {
 }
 
 /// Writes `target/bench/<bench>.json`; returns its path.
-pub fn write_json(bench: &str, redis_version: &str, quick: bool, rows: &[Row]) -> PathBuf {
+pub fn write_json(
+    bench: &str,
+    server: &str,
+    redis_version: &str,
+    quick: bool,
+    rows: &[Row],
+) -> PathBuf {
     let dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
@@ -154,6 +163,7 @@ pub fn write_json(bench: &str, redis_version: &str, quick: bool, rows: &[Row]) -
     let file = File {
         bench,
         commit,
+        server,
         redis_version,
         quick,
         unix_time: crate::child::unix_ns() / 1_000_000_000,

@@ -65,9 +65,17 @@ impl Server {
             .expect("connect to the bench redis-server")
     }
 
-    /// The server's version, as INFO gives it.
-    pub async fn version(&self) -> String {
+    /// `redis_version` as INFO gives it: on a Valkey, the Redis release it is compatible with.
+    pub async fn redis_version(&self) -> String {
         self.info_field("server", "redis_version").await
+    }
+
+    /// The server and its own version: `Redis 7.0.15`, `Valkey 8.1.1`.
+    pub async fn label(&self) -> String {
+        match self.try_info_field("server", "valkey_version").await {
+            Some(version) => format!("Valkey {version}"),
+            None => format!("Redis {}", self.redis_version().await),
+        }
     }
 
     /// Bytes of memory Redis has allocated (`used_memory`).
@@ -94,6 +102,12 @@ impl Server {
     }
 
     async fn info_field(&self, section: &str, name: &str) -> String {
+        self.try_info_field(section, name)
+            .await
+            .unwrap_or_else(|| panic!("INFO has no {name}"))
+    }
+
+    async fn try_info_field(&self, section: &str, name: &str) -> Option<String> {
         let info: String = redis::cmd("INFO")
             .arg(section)
             .query_async(&mut self.conn().await)
@@ -101,9 +115,7 @@ impl Server {
             .expect("INFO");
         info.lines()
             .find_map(|l| l.strip_prefix(&format!("{name}:")))
-            .unwrap_or_else(|| panic!("INFO has no {name}"))
-            .trim()
-            .to_string()
+            .map(|v| v.trim().to_string())
     }
 
     /// Empties the server between measurements.

@@ -1,15 +1,32 @@
-//! What a worker checks about its Redis at start-up: version, eviction policy, persistence.
+//! What a worker checks about its server (Redis or Valkey) at start-up: which one and its
+//! version, eviction policy, persistence.
 
 use super::Broker;
 use super::nodes::Node;
 use crate::error::{Error, Result};
 use deadpool_redis::redis;
 
-/// Facts about the Redis server, read from INFO (and CONFIG GET where the ACL allows it).
+/// Which server answers. Valkey reports a `redis_version` too (the Redis release it is
+/// compatible with, 7.2.4 for every Valkey so far), so the kind is told by `server_name` and
+/// the version by `valkey_version`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Server {
+    #[default]
+    Redis,
+    Valkey,
+}
+
+/// Facts about the server, read from INFO (and CONFIG GET where the ACL allows it).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct ServerFacts {
-    /// `redis_version`, e.g. `7.0.15`.
+    /// Redis or Valkey: `server_name:valkey` (or a `valkey_version` field) means Valkey.
+    pub(crate) server: Server,
+    /// The server's own version: `valkey_version` on Valkey (e.g. `8.1.1`), `redis_version`
+    /// on Redis (e.g. `7.0.15`).
     pub(crate) version: String,
+    /// `redis_version` as reported: on Redis its version, on Valkey the Redis release whose
+    /// API it keeps (`7.2.4`).
+    pub(crate) redis_version: String,
     /// `maxmemory_policy`, e.g. `noeviction`.
     pub(crate) maxmemory_policy: String,
     /// Whether the append-only file is on.
@@ -23,14 +40,27 @@ pub(crate) struct ServerFacts {
 impl ServerFacts {
     /// Reads the facts out of an `INFO` reply plus the optional CONFIG values.
     pub(crate) fn parse(info: &str, appendfsync: Option<String>, save: Option<String>) -> Self {
-        let field = |name: &str| {
+        let find = |name: &str| {
             info.lines()
                 .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
                 .map(|v| v.trim().to_string())
-                .unwrap_or_default()
+        };
+        let field = |name: &str| find(name).unwrap_or_default();
+        let redis_version = field("redis_version");
+        let valkey_version = find("valkey_version");
+        let valkey = find("server_name").is_some_and(|name| name.eq_ignore_ascii_case("valkey"))
+            || valkey_version.is_some();
+        let (server, version) = if valkey {
+            // A Valkey without `valkey_version` has none to give but its Redis one.
+            let own = valkey_version.unwrap_or_else(|| redis_version.clone());
+            (Server::Valkey, own)
+        } else {
+            (Server::Redis, redis_version.clone())
         };
         ServerFacts {
-            version: field("redis_version"),
+            server,
+            version,
+            redis_version,
             maxmemory_policy: field("maxmemory_policy"),
             aof: field("aof_enabled") == "1",
             appendfsync,
@@ -38,7 +68,26 @@ impl ServerFacts {
         }
     }
 
-    /// The version as (major, minor, patch); zeros for parts that do not parse.
+    /// Whether the server is Valkey.
+    pub(crate) fn is_valkey(&self) -> bool {
+        self.server == Server::Valkey
+    }
+
+    /// `Redis` or `Valkey`.
+    pub(crate) fn server_name(&self) -> &'static str {
+        match self.server {
+            Server::Redis => "Redis",
+            Server::Valkey => "Valkey",
+        }
+    }
+
+    /// The server and its own version, as logs and errors name it: `Redis 7.0.15`,
+    /// `Valkey 8.1.1`.
+    pub(crate) fn label(&self) -> String {
+        format!("{} {}", self.server_name(), self.version)
+    }
+
+    /// The server's own version as (major, minor, patch); zeros for parts that do not parse.
     pub(crate) fn version_triple(&self) -> (u32, u32, u32) {
         let mut parts = self.version.split('.').map(|p| p.parse().unwrap_or(0));
         (
@@ -70,9 +119,10 @@ impl ServerFacts {
             (false, _, Some(true)) => {
                 "RDB snapshots only: a crash loses every write since the last snapshot".into()
             }
-            (false, _, Some(false)) => {
-                "no persistence: a restart of Redis loses every job it holds".into()
-            }
+            (false, _, Some(false)) => format!(
+                "no persistence: a restart of {} loses every job it holds",
+                self.server_name()
+            ),
             (false, _, None) => {
                 "AOF off (snapshot rules unknown: CONFIG GET is not allowed for this user)".into()
             }
@@ -155,11 +205,20 @@ mod tests {
 
     const INFO: &str = "# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\n# Persistence\r\naof_enabled:1\r\n# Memory\r\nmaxmemory_policy:allkeys-lru\r\n";
 
+    /// The first lines of `INFO server` from valkey-server 8.1.1 (as scripts/servers builds it),
+    /// then `INFO persistence` and `INFO memory` cut to the fields read.
+    const VALKEY_8_1_1: &str = "# Server\r\nredis_version:7.2.4\r\nserver_name:valkey\r\nvalkey_version:8.1.1\r\nvalkey_release_stage:ga\r\nredis_git_sha1:00000000\r\nredis_git_dirty:1\r\nredis_build_id:974fcf632018d130\r\nserver_mode:standalone\r\nos:Linux 6.18.44-fc-v1272 x86_64\r\narch_bits:64\r\n\r\n# Persistence\r\naof_enabled:0\r\n\r\n# Memory\r\nmaxmemory_policy:noeviction\r\n";
+
+    /// The same from redis-server 8.6.3: no `server_name`.
+    const REDIS_8_6_3: &str = "# Server\r\nredis_version:8.6.3\r\nredis_git_sha1:00000000\r\nredis_git_dirty:1\r\nredis_build_id:564ddbf8be216a6b\r\nredis_mode:standalone\r\nos:Linux 6.18.44-fc-v1272 x86_64\r\narch_bits:64\r\n\r\n# Persistence\r\naof_enabled:0\r\n\r\n# Memory\r\nmaxmemory_policy:noeviction\r\n";
+
     #[test]
     fn reads_version_policy_and_persistence() {
         let facts = ServerFacts::parse(INFO, Some("always".into()), Some(String::new()));
+        assert_eq!(facts.server, Server::Redis);
         assert_eq!(facts.version, "7.0.15");
         assert_eq!(facts.version_triple(), (7, 0, 15));
+        assert_eq!(facts.label(), "Redis 7.0.15");
         assert_eq!(facts.maxmemory_policy, "allkeys-lru");
         assert!(facts.aof);
         assert!(
@@ -175,5 +234,40 @@ mod tests {
         assert!(none.persistence().starts_with("no persistence"));
         let denied = ServerFacts::parse("aof_enabled:1\r\n", None, None);
         assert!(denied.persistence().contains("fsync policy unknown"));
+    }
+
+    #[test]
+    fn valkey_is_named_with_its_own_version() {
+        let facts = ServerFacts::parse(VALKEY_8_1_1, None, Some(String::new()));
+        assert_eq!(facts.server, Server::Valkey);
+        assert!(facts.is_valkey());
+        assert_eq!(facts.server_name(), "Valkey");
+        assert_eq!(facts.version, "8.1.1");
+        assert_eq!(facts.version_triple(), (8, 1, 1));
+        assert_eq!(facts.redis_version, "7.2.4");
+        assert_eq!(facts.label(), "Valkey 8.1.1");
+        assert_eq!(facts.maxmemory_policy, "noeviction");
+        assert!(!facts.aof);
+        assert_eq!(
+            facts.persistence(),
+            "no persistence: a restart of Valkey loses every job it holds"
+        );
+        // `server_name` alone, or `valkey_version` alone, is enough to tell.
+        let named = ServerFacts::parse("redis_version:7.2.4\r\nserver_name:valkey\r\n", None, None);
+        assert_eq!(named.label(), "Valkey 7.2.4");
+        let versioned = ServerFacts::parse(
+            "redis_version:7.2.4\r\nvalkey_version:8.0.6\r\n",
+            None,
+            None,
+        );
+        assert_eq!(versioned.label(), "Valkey 8.0.6");
+    }
+
+    #[test]
+    fn redis_8_is_redis() {
+        let facts = ServerFacts::parse(REDIS_8_6_3, None, None);
+        assert_eq!(facts.server, Server::Redis);
+        assert_eq!(facts.label(), "Redis 8.6.3");
+        assert_eq!(facts.redis_version, "8.6.3");
     }
 }

@@ -7,7 +7,7 @@ mod support;
 use serde_json::Value as Json;
 use std::process::Stdio;
 use streamworker::Job;
-use support::cli::{json, ok, run, text};
+use support::cli::{json, ok, row, run, text};
 use support::inspect::{exists, stream_entries, xlen};
 use support::keys::{key, unique_group};
 use support::known::{GONE, SEEDER, known_state};
@@ -16,15 +16,6 @@ use support::seed::xadd;
 use support::server::{RedisServer, free_port};
 use support::wait::{WAIT, until, wait_until};
 use support::workers::client;
-
-/// The cells of the table row whose first cell is `first`.
-fn row(table: &str, first: &str) -> Vec<String> {
-    table
-        .lines()
-        .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
-        .find(|cells| cells.first().map(String::as_str) == Some(first))
-        .unwrap_or_else(|| panic!("no row {first:?} in:\n{table}"))
-}
 
 #[tokio::test]
 async fn status_table_and_json_give_the_same_numbers_with_json_anywhere() {

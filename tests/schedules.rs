@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 use streamworker::{Job, Missed, Schedule, Scheduler};
 use support::cli::{json, ok};
-use support::inspect::{hash, redis_now_ms, stream_entries};
+use support::inspect::{hash, redis_now_ms, stream_entries, ticks_in};
 use support::keys::{key, unique_group};
 use support::process::WorkerProcess;
 use support::seed::hset;
@@ -17,19 +17,6 @@ use support::wait::{WAIT, until, wait_until};
 use support::workers::{Running, client};
 
 const HOUR_MS: u64 = 3_600_000;
-
-/// The ticks (from the job ids `{schedule}.{tick}`) of the jobs in `stream`, in stream order.
-fn ticks_in(conn: &mut redis::Connection, stream: &str, schedule: &str) -> Vec<u64> {
-    stream_entries(conn, stream)
-        .into_iter()
-        .filter_map(|e| {
-            e.get("id")?
-                .strip_prefix(&format!("{schedule}."))?
-                .parse()
-                .ok()
-        })
-        .collect()
-}
 
 /// The state hash of `schedule` in `group`.
 fn state(conn: &mut redis::Connection, group: &str, schedule: &str) -> HashMap<String, String> {

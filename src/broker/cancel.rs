@@ -3,7 +3,8 @@
 use super::{Broker, reply};
 use crate::error::{Error, Result};
 use crate::keys::Keys;
-use deadpool_redis::redis::Value;
+use deadpool_redis::redis::{self, Value};
+use std::collections::HashMap;
 
 /// The uniqueness lock a cancel step may release.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +68,40 @@ impl Broker {
             .arg(lock_name);
         let mut conn = self.conn().await?;
         let value: Value = call.invoke(&mut conn, OP).await?;
-        parse(value)
+        match parse(value)? {
+            CancelReply::Running {
+                consumer,
+                listeners,
+            } => Ok(CancelReply::Running {
+                consumer,
+                listeners: listeners.max(self.cluster_listeners(keys).await),
+            }),
+            other => Ok(other),
+        }
+    }
+
+    /// On a Redis Cluster, the subscribers of the group's cancel channel on every node. The
+    /// script's PUBLISH counts only those on the node that ran it (the group's master), while
+    /// the message reaches every node and a worker listens on whichever it reached. 0 on a
+    /// single node, or when a node does not answer (an ACL without PUBSUB NUMSUB, an outage):
+    /// the script's count stands then.
+    async fn cluster_listeners(&self, keys: &Keys) -> usize {
+        if !matches!(self.is_cluster().await, Ok(true)) {
+            return 0;
+        }
+        let Ok(mut conn) = self.conn().await else {
+            return 0;
+        };
+        // The cluster connection sends PUBSUB NUMSUB to every node and sums the counts.
+        let counts: Option<HashMap<String, i64>> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(keys.cancel_channel())
+            .query_async(&mut conn)
+            .await
+            .ok();
+        counts
+            .and_then(|c| c.values().next().copied())
+            .map_or(0, |n| n.max(0) as usize)
     }
 }
 

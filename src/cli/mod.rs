@@ -183,9 +183,15 @@ enum LogFormat {
     Json,
 }
 
+/// The log filter when `RUST_LOG` is unset: streamworker's own logs from `info`, the Redis
+/// client library's errors only. Its cluster client logs a warning per reconnect attempt to a
+/// node that is down, many a second; the worker logs an outage once instead, and a one-shot
+/// command's error is one line (`RUST_LOG=info` shows them all).
+const DEFAULT_LOG_FILTER: &str = "info,redis=error";
+
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -1,5 +1,6 @@
 //! One-shot commands as users type them: `streamworker ...` to completion, and `redis-cli`.
 
+use super::deployment::Deployment;
 use super::process::bin;
 use super::server::RedisServer;
 use super::wait::WAIT;
@@ -11,8 +12,17 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Runs `streamworker ARGS` to completion (killed if it outlives [`WAIT`]), with REDIS_URL and
-/// SSL_CERT_FILE unset.
+/// The cells of the table row whose first cell is `first`, split at whitespace.
+pub fn row(table: &str, first: &str) -> Vec<String> {
+    table
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .find(|cells| cells.first().map(String::as_str) == Some(first))
+        .unwrap_or_else(|| panic!("no row {first:?} in:\n{table}"))
+}
+
+/// Runs `streamworker ARGS` to completion (killed if it outlives [`WAIT`]), with REDIS_URL,
+/// SSL_CERT_FILE and RUST_LOG unset (its output as a user's default shows it).
 pub async fn run(args: &[&str]) -> Output {
     run_env(args, &[]).await
 }
@@ -23,6 +33,7 @@ pub async fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.args(args)
         .env_remove("REDIS_URL")
         .env_remove("SSL_CERT_FILE")
+        .env_remove("RUST_LOG")
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .kill_on_drop(true);
@@ -33,7 +44,7 @@ pub async fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 /// Runs `streamworker --redis URL ARGS`, asserts exit 0 and returns stdout.
-pub async fn ok(redis: &RedisServer, args: &[&str]) -> String {
+pub async fn ok(redis: &impl Deployment, args: &[&str]) -> String {
     let url = redis.url();
     let all: Vec<&str> = ["--redis", url.as_str()]
         .into_iter()
@@ -50,14 +61,14 @@ pub async fn ok(redis: &RedisServer, args: &[&str]) -> String {
 }
 
 /// [`ok`], with stdout parsed as JSON.
-pub async fn json(redis: &RedisServer, args: &[&str]) -> serde_json::Value {
+pub async fn json(redis: &impl Deployment, args: &[&str]) -> serde_json::Value {
     let out = ok(redis, args).await;
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {out}"))
 }
 
 /// `streamworker --redis URL enqueue --group GROUP FLAGS...`; asserts success and that stdout
 /// is the id and nothing else; returns the id.
-pub async fn enqueue(redis: &RedisServer, group: &str, flags: &[&str]) -> String {
+pub async fn enqueue(redis: &impl Deployment, group: &str, flags: &[&str]) -> String {
     let url = redis.url();
     let mut args = vec!["--redis", &url, "enqueue", "--group", group];
     args.extend_from_slice(flags);

@@ -639,6 +639,42 @@ impl RedisCluster {
             .join(",")
     }
 
+    /// A synchronous cluster connection seeded with every live node (it routes each command by
+    /// its key's slot and follows MOVED and ASK; a pipeline goes where its first key routes),
+    /// with a 2 s connect and response timeout: for seeding and inspecting state.
+    pub fn conn(&self) -> redis::cluster::ClusterConnection {
+        let live: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| n.is_live())
+            .map(Node::url)
+            .collect();
+        redis::cluster::ClusterClient::builder(live)
+            .connection_timeout(Duration::from_secs(2))
+            .response_timeout(Duration::from_secs(2))
+            .build()
+            .and_then(|client| client.get_connection())
+            .unwrap_or_else(|e| panic!("a cluster connection: {e}"))
+    }
+
+    /// Clients subscribed to `channel` on every live node together (`PUBSUB NUMSUB` counts
+    /// one node's; a subscriber may listen on any node).
+    pub fn subscribers(&self, channel: &str) -> usize {
+        self.live_ports()
+            .into_iter()
+            .map(|port| self.subscribers_on(port, channel))
+            .sum()
+    }
+
+    /// Clients subscribed to `channel` on node `port` (`PUBSUB NUMSUB`).
+    pub fn subscribers_on(&self, port: u16, channel: &str) -> usize {
+        let (_, count): (String, usize) = self
+            .node(port)
+            .run(&["PUBSUB", "NUMSUB", channel])
+            .unwrap_or_else(|e| panic!("PUBSUB NUMSUB: {e}"));
+        count
+    }
+
     /// Every node, in the order they were started.
     pub fn ports(&self) -> Vec<u16> {
         self.nodes.iter().map(Node::port).collect()

@@ -2,10 +2,10 @@
 //! repair: one group with jobs waiting, in flight with a consumer that is gone, delayed, dead
 //! and succeeded.
 
+use super::deployment::Deployment;
 use super::inspect::xlen;
 use super::keys::{key, unique_group};
 use super::seed::abandon_one;
-use super::server::RedisServer;
 use super::wait::{WAIT, until};
 use super::workers::{Running, boom, client, done};
 use std::time::Duration;
@@ -37,8 +37,12 @@ pub struct Known {
 /// tracked `ok` job, then stops; then jobs are enqueued (waiting, delayed) and the first one
 /// is delivered to [`GONE`], which never finishes it. All jobs have the args `{"n":1}`; the
 /// waiting ones have task `send`, the delayed ones `later`.
-pub async fn known_state(redis: &RedisServer) -> Known {
-    let group = unique_group("ops");
+pub async fn known_state(redis: &impl Deployment) -> Known {
+    known_state_in(redis, unique_group("ops")).await
+}
+
+/// [`known_state`] in `group` (on a cluster, a group whose slot a chosen master serves).
+pub async fn known_state_in(redis: &impl Deployment, group: String) -> Known {
     let client = client(redis).await;
     let job = |task: &str| Job::from_json(&group, task, r#"{"n":1}"#).unwrap();
 

@@ -2,6 +2,7 @@
 //! - `server`: a `redis-server` per test, on a free port with its own temp dir;
 //! - `cluster`: a Redis Cluster per test (masters, replicas; fail-over, resharding);
 //! - `sentinel`: a master, a replica and three sentinels per test (fail-over);
+//! - `deployment`: a server or a cluster, as the helpers below see it (URL, connection);
 //! - `keys`: key names of a test's group, and group `g` of the Lua contract tests;
 //! - `seed`: states seeded by hand (entries added, delivered, abandoned, delayed);
 //! - `known`: the known state the operations tests read and repair;
@@ -17,6 +18,7 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod deployment;
 pub mod inspect;
 pub mod keys;
 pub mod known;

@@ -2,6 +2,7 @@
 //! `job.sh`: it records each run as `JOB_ID WORKER_PID start|end` lines in `$OUT/runs`, so a
 //! test can tell which worker ran what, and which runs were cut.
 
+use super::deployment::Deployment;
 use super::inspect::{pending_count, stream_entries, xlen, zcard};
 use super::keys::{key, unique_group};
 use super::process::WorkerProcess;
@@ -34,22 +35,25 @@ echo "$STREAMWORKER_JOB_ID $PPID end" >> "$OUT/runs"
 echo "$PPID"
 "#;
 
-/// One test's scene: a private Redis, a group, a directory the jobs write to.
-pub struct Scene {
-    pub redis: RedisServer,
+/// One test's scene: a private Redis (a server, or a cluster), a group, a directory the jobs
+/// write to.
+pub struct Scene<R: Deployment = RedisServer> {
+    pub redis: R,
     pub group: String,
     out: tempfile::TempDir,
 }
 
-impl Scene {
-    pub fn new(redis: RedisServer, prefix: &str) -> Scene {
+impl<R: Deployment> Scene<R> {
+    /// A scene of a new group `PREFIX-PID-N`.
+    pub fn new(redis: R, prefix: &str) -> Scene<R> {
+        Scene::of_group(redis, unique_group(prefix))
+    }
+
+    /// A scene of group `group` (on a cluster, a group whose slot a chosen master serves).
+    pub fn of_group(redis: R, group: String) -> Scene<R> {
         let out = tempfile::tempdir().unwrap();
         fs::write(out.path().join("job.sh"), JOB_SH).unwrap();
-        Scene {
-            redis,
-            group: unique_group(prefix),
-            out,
-        }
+        Scene { redis, group, out }
     }
 
     /// The directory the jobs write to (`$OUT`).
@@ -133,7 +137,7 @@ impl Scene {
 
     /// Each job's status hash field `field`, in order.
     pub fn status_field(&self, ids: &[JobId], field: &str) -> Vec<Option<String>> {
-        let mut conn = self.redis.conn();
+        let mut conn = self.redis.conn_for(&self.key("default"));
         let mut pipe = redis::pipe();
         for id in ids {
             pipe.cmd("HGET")

@@ -4,7 +4,7 @@
 
 use super::keys::{DELAYED, DELAYED_JOBS, G, STREAMS};
 use super::server::RedisServer;
-use redis::Connection;
+use redis::{Connection, ConnectionLike};
 
 /// A fresh Redis with consumer group `g` on the three priority streams.
 pub fn setup() -> (RedisServer, Connection) {
@@ -24,12 +24,17 @@ pub fn setup() -> (RedisServer, Connection) {
 }
 
 /// XADD of `fields` to `stream` under a new id; returns the entry id.
-pub fn xadd(conn: &mut Connection, stream: &str, fields: &[(&str, &str)]) -> String {
+pub fn xadd(conn: &mut impl ConnectionLike, stream: &str, fields: &[(&str, &str)]) -> String {
     xadd_id(conn, stream, "*", fields)
 }
 
 /// XADD of `fields` to `stream` under entry id `id` (`*` for a new one).
-pub fn xadd_id(conn: &mut Connection, stream: &str, id: &str, fields: &[(&str, &str)]) -> String {
+pub fn xadd_id(
+    conn: &mut impl ConnectionLike,
+    stream: &str,
+    id: &str,
+    fields: &[(&str, &str)],
+) -> String {
     let mut cmd = redis::cmd("XADD");
     cmd.arg(stream).arg(id);
     for (k, v) in fields {
@@ -39,13 +44,13 @@ pub fn xadd_id(conn: &mut Connection, stream: &str, id: &str, fields: &[(&str, &
 }
 
 /// Delivers up to `count` entries of `stream` to `consumer` of group `g`.
-pub fn deliver(conn: &mut Connection, stream: &str, consumer: &str, count: usize) {
+pub fn deliver(conn: &mut impl ConnectionLike, stream: &str, consumer: &str, count: usize) {
     deliver_to(conn, stream, G, consumer, count);
 }
 
 /// Delivers up to `count` entries of `stream` to `consumer` of `group`; returns their ids.
 pub fn deliver_to(
-    conn: &mut Connection,
+    conn: &mut impl ConnectionLike,
     stream: &str,
     group: &str,
     consumer: &str,
@@ -72,7 +77,14 @@ pub fn deliver_to(
 
 /// Makes entry `id`, pending in `group`, owned by `consumer` and idle for `ms` (XCLAIM: the
 /// delivery count stays as it was).
-pub fn age(conn: &mut Connection, stream: &str, group: &str, consumer: &str, id: &str, ms: u64) {
+pub fn age(
+    conn: &mut impl ConnectionLike,
+    stream: &str,
+    group: &str,
+    consumer: &str,
+    id: &str,
+    ms: u64,
+) {
     let _: redis::Value = redis::cmd("XCLAIM")
         .arg(stream)
         .arg(group)
@@ -89,7 +101,7 @@ pub fn age(conn: &mut Connection, stream: &str, group: &str, consumer: &str, id:
 /// Delivers one entry of `stream` to `consumer` in `group` and makes it look idle for
 /// `idle_ms`: a worker that took a job and died. Returns the entry id.
 pub fn abandon_one(
-    conn: &mut Connection,
+    conn: &mut impl ConnectionLike,
     stream: &str,
     group: &str,
     consumer: &str,
@@ -104,7 +116,7 @@ pub fn abandon_one(
 
 /// Delays job `id` of group `g` until `due_ms` with `payload`, in the format enqueue.lua
 /// writes: a msgpack array `[priority index, field, value, field, value, ...]`.
-pub fn delayed(conn: &mut Connection, id: &str, due_ms: u64, payload: &[&str]) {
+pub fn delayed(conn: &mut impl ConnectionLike, id: &str, due_ms: u64, payload: &[&str]) {
     let _: () = redis::cmd("ZADD")
         .arg(DELAYED)
         .arg(due_ms)
@@ -126,11 +138,11 @@ pub fn after(id: &str) -> String {
 }
 
 /// HSET of `fields` in hash `key`.
-pub fn hset(conn: &mut Connection, key: &str, fields: &[(&str, &str)]) {
+pub fn hset(conn: &mut impl ConnectionLike, key: &str, fields: &[(&str, &str)]) {
     let _: () = redis::cmd("HSET").arg(key).arg(fields).query(conn).unwrap();
 }
 
 /// SET of string `key` to `value`.
-pub fn set(conn: &mut Connection, key: &str, value: &str) {
+pub fn set(conn: &mut impl ConnectionLike, key: &str, value: &str) {
     let _: () = redis::cmd("SET").arg(key).arg(value).query(conn).unwrap();
 }

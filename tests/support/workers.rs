@@ -1,7 +1,7 @@
 //! In-process workers and schedulers run on the test's runtime, clients, and the handlers
 //! several tests register.
 
-use super::server::RedisServer;
+use super::deployment::Deployment;
 use streamworker::{Client, Scheduler, TaskError, Worker};
 use tokio_util::sync::CancellationToken;
 
@@ -44,8 +44,8 @@ pub fn noop_worker(url: &str, group: &str, task: &str) -> Running {
     )
 }
 
-/// A client of the test's Redis.
-pub async fn client(redis: &RedisServer) -> Client {
+/// A client of the test's Redis (a server or a cluster).
+pub async fn client(redis: &impl Deployment) -> Client {
     Client::connect(&redis.url()).await.unwrap()
 }
 

@@ -2,9 +2,9 @@
 //! `--child`), so its peak memory is its own and the measuring side costs it nothing.
 //!
 //! It runs a streamworker `Worker` with every safety mechanism on (heartbeats, reaper,
-//! batched finishing) and one task, `bench`, whose args carry a stamp `t` in unix ns. Once
-//! `expect` jobs have run and their entries are gone from the stream (acknowledged and
-//! deleted), it prints one JSON line: [`ChildReport`].
+//! batched finishing), serving one group or several, and one task, `bench`, whose args carry a
+//! stamp `t` in unix ns. Once `expect` jobs have run and their entries are gone from the
+//! streams (acknowledged and deleted), it prints one JSON line: [`ChildReport`].
 
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,8 +33,13 @@ pub enum Work {
 
 #[derive(Serialize, Deserialize)]
 pub struct ChildArgs {
+    /// One node's URL, or a cluster's seed URLs, comma-separated.
     pub url: String,
-    pub group: String,
+    /// Whether `url` names a Redis Cluster (the child's own check of the streams then goes
+    /// through a cluster connection).
+    pub cluster: bool,
+    /// The groups the worker serves.
+    pub groups: Vec<String>,
     pub concurrency: usize,
     pub expect: u64,
     pub work: Work,
@@ -101,34 +106,39 @@ async fn run(args: ChildArgs) -> ChildReport {
         all_ran: Arc::default(),
         expect: args.expect,
     };
-    let worker = Worker::builder(args.url.as_str())
+    let mut builder = Worker::builder(args.url.as_str())
         .state(tally.clone())
-        .group(args.group.as_str())
         .concurrency(args.concurrency)
-        .task("bench", bench_task)
-        .build()
-        .expect("worker");
+        .task("bench", bench_task);
+    for group in &args.groups {
+        builder = builder.group(group.as_str());
+    }
+    let worker = builder.build().expect("worker");
     let stop = CancellationToken::new();
     let started_ns = unix_ns();
     let running = tokio::spawn(worker.run(stop.clone().cancelled_owned()));
     tally.all_ran.notified().await;
-    // Every handler has returned; the entries are gone once their finish batch is written.
-    let stream = format!("streamworker:{{{}}}:default", args.group);
-    let mut conn = redis::Client::open(args.url.as_str())
-        .expect("url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect");
-    loop {
-        let len: u64 = redis::cmd("XLEN")
-            .arg(&stream)
-            .query_async(&mut conn)
+    // Every handler has returned; the entries are gone once their finish batches are written.
+    let streams: Vec<String> = args
+        .groups
+        .iter()
+        .map(|g| format!("streamworker:{{{g}}}:default"))
+        .collect();
+    if args.cluster {
+        let seeds: Vec<&str> = args.url.split(',').collect();
+        let mut conn = redis::cluster::ClusterClient::new(seeds)
+            .expect("seed URLs")
+            .get_async_connection()
             .await
-            .expect("XLEN");
-        if len == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_micros(200)).await;
+            .expect("connect to the cluster");
+        wait_empty(&mut conn, &streams).await;
+    } else {
+        let mut conn = redis::Client::open(args.url.as_str())
+            .expect("url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect");
+        wait_empty(&mut conn, &streams).await;
     }
     let acked_ns = unix_ns();
     stop.cancel();
@@ -140,6 +150,23 @@ async fn run(args: ChildArgs) -> ChildReport {
         lags_us,
         rss_peak_kib: rss_peak_kib(),
         cpu_s: cpu_seconds(),
+    }
+}
+
+/// Polls until every stream in `streams` is empty.
+async fn wait_empty(conn: &mut impl redis::aio::ConnectionLike, streams: &[String]) {
+    for stream in streams {
+        loop {
+            let len: u64 = redis::cmd("XLEN")
+                .arg(stream)
+                .query_async(conn)
+                .await
+                .expect("XLEN");
+            if len == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
     }
 }
 

@@ -21,7 +21,8 @@ pub async fn load(ctx: &Ctx, n: u64) {
 pub fn worker(ctx: &Ctx, concurrency: usize, expect: u64, work: Work) -> Child {
     Child::spawn(&ChildArgs {
         url: ctx.server.url.clone(),
-        group: GROUP.into(),
+        cluster: false,
+        groups: vec![GROUP.into()],
         concurrency,
         expect,
         work,

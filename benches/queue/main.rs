@@ -5,12 +5,14 @@
 //! cargo bench                      # every bench; throughput figures are medians of 3 runs
 //! cargo bench -- --quick           # one run each: under a minute
 //! cargo bench -- drain latency     # only the benches named
+//! cargo bench -- cluster           # one node against a Redis Cluster of three masters
 //! REDIS_SERVER=/opt/redis-8/bin/redis-server cargo bench   # another Redis
 //! ```
 //!
 //! Prints one table and writes `target/bench/<bench>.json` per bench.
 
 mod child;
+mod cluster;
 mod drain;
 mod enqueue;
 mod floor;
@@ -35,7 +37,9 @@ pub struct Ctx {
     pub quick: bool,
 }
 
-const BENCHES: [&str; 6] = ["enqueue", "drain", "e2e", "latency", "delayed", "memory"];
+const BENCHES: [&str; 7] = [
+    "enqueue", "drain", "e2e", "latency", "delayed", "memory", "cluster",
+];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -85,6 +89,7 @@ fn main() {
                 "latency" => latency::latency(&ctx).await,
                 "delayed" => latency::delayed(&ctx).await,
                 "memory" => memory::run(&ctx).await,
+                "cluster" => cluster::run(&ctx).await,
                 _ => unreachable!(),
             };
             report::print_table(&rows);

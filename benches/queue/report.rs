@@ -9,6 +9,8 @@ use std::path::PathBuf;
 pub enum Target {
     /// streamworker ÷ floor at least this (higher is better).
     RatioAtLeast(f64),
+    /// streamworker ÷ floor at most this (lower is better).
+    RatioAtMost(f64),
     /// streamworker at most this, in the row's unit (lower is better).
     AtMost(f64),
     /// No target: shown for context.
@@ -21,6 +23,9 @@ pub struct Row {
     pub unit: &'static str,
     pub streamworker: f64,
     pub floor: Option<f64>,
+    /// What the `floor` column holds: the raw-Redis floor, or another reference (the same
+    /// worker on one node, for the cluster bench).
+    pub reference: &'static str,
     pub target: Target,
     /// Every run's figure when the row is a median of several.
     pub runs: Vec<f64>,
@@ -33,6 +38,7 @@ impl Row {
             unit,
             streamworker: median(&runs),
             floor: None,
+            reference: "floor",
             target: Target::None,
             runs,
         }
@@ -40,6 +46,13 @@ impl Row {
 
     pub fn floor(mut self, floor: f64) -> Row {
         self.floor = Some(floor);
+        self
+    }
+
+    /// A reference other than the floor, shown in the floor column and named in the target.
+    pub fn reference(mut self, value: f64, name: &'static str) -> Row {
+        self.floor = Some(value);
+        self.reference = name;
         self
     }
 
@@ -55,6 +68,7 @@ impl Row {
     pub fn met(&self) -> Option<bool> {
         match self.target {
             Target::RatioAtLeast(r) => self.ratio().map(|x| x >= r),
+            Target::RatioAtMost(r) => self.ratio().map(|x| x <= r),
             Target::AtMost(v) => Some(self.streamworker <= v),
             Target::None => None,
         }
@@ -95,7 +109,8 @@ fn number(v: f64, unit: &str) -> String {
 
 fn target_text(row: &Row) -> String {
     match row.target {
-        Target::RatioAtLeast(r) => format!("≥ {r:.2}× floor"),
+        Target::RatioAtLeast(r) => format!("≥ {r:.2}× {}", row.reference),
+        Target::RatioAtMost(r) => format!("≤ {r:.2}× {}", row.reference),
         Target::AtMost(v) => format!("≤ {} {}", number(v, row.unit), row.unit),
         Target::None => String::new(),
     }

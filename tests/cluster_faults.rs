@@ -1,21 +1,24 @@
 //! Fail-overs, a hung master and resharding of a real Redis Cluster, and a Sentinel fail-over,
-//! while worker processes of the project's own binary drain a busy group:
+//! while worker processes of the project's own binary drain a busy group and a producer keeps
+//! enqueueing into it:
 //!
 //! 1. `CLUSTER FAILOVER` of the group's master;
 //! 2. the group's master SIGKILLed (its replica promoted after the node timeout);
 //! 3. the group's master SIGSTOPped until its replica took over and jobs finished there, then
 //!    continued (it rejoins as a replica);
 //! 4. the group's slot moved to another master one key at a time;
-//! 5. `SENTINEL FAILOVER` while a producer keeps enqueueing (and, ignored by default, the same
-//!    without `min-replicas-to-write`, to measure what Sentinel's split brain loses);
+//! 5. `SENTINEL FAILOVER` (and, ignored by default, the same without `min-replicas-to-write`,
+//!    to measure what Sentinel's split brain loses);
 //! 6. the node a worker's pub/sub listener is subscribed on SIGSTOPped.
 //!
-//! Every drain counts what it saw (jobs, lost, duplicate runs, runs in flight at the fault,
+//! Every drain counts what it saw (jobs, lost, duplicate runs, jobs in flight at the fault,
 //! time until jobs finish again) and prints it on stderr (`cargo test --test cluster_faults --
 //! --nocapture`), then asserts the guarantees: every job accepted runs to its end, the group is
-//! left with nothing waiting, pending, delayed or dead, and there are no more duplicate runs
-//! than jobs can be running at once (two workers of eight slots): only jobs in flight when the
-//! fault struck run twice.
+//! left with nothing waiting, pending, delayed or dead, and only jobs in flight when the fault
+//! struck run twice ([`DUPLICATE_BOUND`]). The one loss tolerated is Redis's own: an enqueue a
+//! master acknowledged just before it died, hung or was replaced, which replication had not
+//! carried to the replica yet; such a job must have been accepted within that window, and is
+//! reported with its time.
 //!
 //! Every job runs `job.sh`, which appends `JOB_ID WORKER_PID start|end` to a file on disk: the
 //! record survives whatever happens to Redis. `CLUSTER_FAULTS_LOG=debug` (a `RUST_LOG` filter)
@@ -51,12 +54,23 @@ const JOBS: usize = 2_000;
 const WORKERS: usize = 2;
 /// Each worker's `--concurrency`.
 const CONCURRENCY: usize = 8;
-/// Jobs that can be running at once: the most a fault can catch in flight.
+/// Jobs that can be running at once.
 const IN_FLIGHT_BOUND: usize = WORKERS * CONCURRENCY;
+/// The most duplicate runs a fault may cause: the jobs in flight when it struck. A worker's
+/// jobs in flight are the ones running (up to its concurrency) plus the ones whose handler
+/// returned and whose outcome waits for the finisher's next write (a job's slot is free again
+/// as soon as its handler returns, so the worker may already run the next job); a fault that
+/// keeps outcomes from being written long enough (past the visibility timeout) makes them run
+/// again. So: twice the slots.
+const DUPLICATE_BOUND: usize = 2 * IN_FLIGHT_BOUND;
 /// The workers' visibility timeout: long enough that a fail-over of a few seconds does not
 /// hand running jobs to the other worker on a loaded machine, short enough that an entry
 /// whose delivery reply was lost is taken over quickly.
 const VISIBILITY: &str = "3s";
+/// When (ms from the fault) an enqueue may have been acknowledged by a master that then died
+/// or hung without its replica having it: replication is asynchronous, and on one machine the
+/// replica trails by a few ms. A job accepted then and lost is reported, not failed on.
+const REPLICATION_LAG_MS: (i64, i64) = (-250, 0);
 /// How long a drain may take, fault included, before the test gives up and reports.
 const DRAIN_LIMIT: Duration = Duration::from_secs(60);
 
@@ -283,13 +297,147 @@ impl Tally {
     }
 }
 
+/// A producer enqueueing one job at a time into a group, about 150 a second, until stopped;
+/// it notes when each job was accepted and when an enqueue was refused (with the error).
+struct Producer {
+    accepted: Arc<Mutex<Vec<(JobId, Instant)>>>,
+    refused: Arc<Mutex<Vec<(String, Instant)>>>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Producer {
+    async fn start(url: &str, group: &str) -> Producer {
+        let accepted: Arc<Mutex<Vec<(JobId, Instant)>>> = Arc::default();
+        let refused: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+        let stop = CancellationToken::new();
+        let client = Client::connect(url).await.unwrap();
+        let task = {
+            let (accepted, refused, stop) = (accepted.clone(), refused.clone(), stop.clone());
+            let group = group.to_string();
+            tokio::spawn(async move {
+                while !stop.is_cancelled() {
+                    let job = jobs(&group, 1).remove(0);
+                    match client.enqueue(job).await {
+                        Ok(id) => accepted.lock().unwrap().push((id, Instant::now())),
+                        Err(e) => refused
+                            .lock()
+                            .unwrap()
+                            .push((e.to_string(), Instant::now())),
+                    }
+                    // The producer's rate, not a synchronisation.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        };
+        Producer {
+            accepted,
+            refused,
+            stop,
+            task,
+        }
+    }
+
+    /// Jobs accepted so far.
+    fn accepted(&self) -> usize {
+        self.accepted.lock().unwrap().len()
+    }
+
+    /// Waits until `n` jobs were accepted in all.
+    async fn until_accepted(&self, n: usize) {
+        support::wait::wait_until(DRAIN_LIMIT, &format!("{n} jobs enqueued"), || {
+            let len = self.accepted();
+            async move { len >= n }
+        })
+        .await
+    }
+
+    /// Stops; returns the jobs accepted and the enqueues refused, each with its time.
+    async fn stop(self) -> (Vec<(JobId, Instant)>, Vec<(String, Instant)>) {
+        self.stop.cancel();
+        self.task.await.unwrap();
+        let accepted = self.accepted.lock().unwrap().clone();
+        let refused = self.refused.lock().unwrap().clone();
+        (accepted, refused)
+    }
+}
+
+/// How a producer fared: accepted and refused enqueues, and the first refusal, with times from
+/// `struck`.
+fn producer_summary(
+    accepted: &[(JobId, Instant)],
+    refused: &[(String, Instant)],
+    struck: Instant,
+) -> String {
+    let during = accepted.iter().filter(|(_, at)| *at >= struck).count();
+    format!(
+        "; producer: {} accepted ({during} after the fault began), {} refused{}",
+        accepted.len(),
+        refused.len(),
+        refused
+            .first()
+            .map(|(e, at)| format!(
+                " (first {:?} after the fault: {e})",
+                at.saturating_duration_since(struck)
+            ))
+            .unwrap_or_default()
+    )
+}
+
+/// A job accepted and never run, and when it was accepted: ms from the fault (negative
+/// before it), or `None` for the jobs enqueued (and replicated) before the drain began.
+#[derive(Debug)]
+struct Lost {
+    id: String,
+    accepted_ms: Option<i64>,
+}
+
+/// The jobs of `before` (enqueued before the drain) and of `accepted` (by the producer) that
+/// never ran to their end.
+fn lost_jobs(
+    tally: &Tally,
+    before: &[JobId],
+    accepted: &[(JobId, Instant)],
+    struck: Instant,
+) -> Vec<Lost> {
+    let mut lost: Vec<Lost> = tally
+        .lost(before)
+        .into_iter()
+        .map(|id| Lost {
+            id,
+            accepted_ms: None,
+        })
+        .collect();
+    let ids: Vec<JobId> = accepted.iter().map(|(id, _)| id.clone()).collect();
+    for id in tally.lost(&ids) {
+        let at = accepted
+            .iter()
+            .find(|(a, _)| a.as_str() == id)
+            .map(|(_, at)| *at)
+            .expect("a job the producer noted");
+        let ms = if at >= struck {
+            at.duration_since(struck).as_millis() as i64
+        } else {
+            -(struck.duration_since(at).as_millis() as i64)
+        };
+        lost.push(Lost {
+            id,
+            accepted_ms: Some(ms),
+        });
+    }
+    lost
+}
+
 /// What a scenario saw, printed and asserted the same way by each.
 struct Report {
     scenario: &'static str,
     jobs: usize,
-    lost: Vec<String>,
+    lost: Vec<Lost>,
     duplicates: usize,
-    in_flight_at_fault: usize,
+    /// Entries delivered and not acknowledged (XPENDING) just before the fault.
+    pending_at_fault: usize,
+    /// Runs started and not ended just before the fault.
+    running_at_fault: usize,
     recovered_after: Duration,
     wall: Duration,
     extra: String,
@@ -297,32 +445,58 @@ struct Report {
 
 impl Report {
     fn print(&self) {
+        let lost_at: Vec<String> = self
+            .lost
+            .iter()
+            .map(|l| match l.accepted_ms {
+                Some(ms) => format!("{} at {ms:+} ms", l.id),
+                None => format!("{} before the drain", l.id),
+            })
+            .collect();
         eprintln!(
-            "[{}] jobs {}, lost {}, duplicate runs {}, in flight at the fault {} (bound {}), jobs finishing again {:?} after the fault, {:?} in all{}",
+            "[{}] jobs {}, lost {}{}, duplicate runs {} (bound {DUPLICATE_BOUND}), in flight at the fault: {} pending, {} running, jobs finishing again {:?} after the fault, {:?} in all{}",
             self.scenario,
             self.jobs,
             self.lost.len(),
+            if lost_at.is_empty() {
+                String::new()
+            } else {
+                format!(" (accepted, from the fault: {})", lost_at.join(", "))
+            },
             self.duplicates,
-            self.in_flight_at_fault,
-            IN_FLIGHT_BOUND,
+            self.pending_at_fault,
+            self.running_at_fault,
             self.recovered_after,
             self.wall,
             self.extra
         );
     }
 
-    /// Nothing lost; duplicates no more than the jobs that could be running at the fault.
-    fn assert_guarantees(&self) {
+    /// Nothing lost, except jobs accepted within `window` (ms from the fault, both ends
+    /// included), where Redis's asynchronous replication may drop an acknowledged write in
+    /// this fault; no more duplicate runs than [`DUPLICATE_BOUND`].
+    fn assert_guarantees(&self, window: Option<(i64, i64)>) {
+        let outside: Vec<&Lost> = self
+            .lost
+            .iter()
+            .filter(|l| match (l.accepted_ms, window) {
+                (Some(ms), Some((from, to))) => ms < from || ms > to,
+                _ => true,
+            })
+            .collect();
         assert!(
-            self.lost.is_empty(),
-            "[{}] {} jobs lost, e.g. {:?}",
+            outside.is_empty(),
+            "[{}] {} jobs lost{}, e.g. {:?}",
             self.scenario,
-            self.lost.len(),
-            &self.lost[..self.lost.len().min(5)]
+            outside.len(),
+            window
+                .map(|w| format!(" outside the replication window {w:?} ms"))
+                .unwrap_or_default(),
+            &outside[..outside.len().min(5)]
         );
         assert!(
-            self.duplicates <= IN_FLIGHT_BOUND,
-            "[{}] {} duplicate runs, more than the {IN_FLIGHT_BOUND} jobs that can be running at once",
+            self.duplicates <= DUPLICATE_BOUND,
+            "[{}] {} duplicate runs, more than the {DUPLICATE_BOUND} jobs that can be in flight",
             self.scenario,
             self.duplicates
         );
@@ -383,8 +557,12 @@ impl ClusterScene {
     }
 }
 
-/// What the group `group` holds on the node at `port` (see [`ClusterScene::leftovers`]).
-fn leftovers(port: u16, group: &str) -> Result<Option<String>, String> {
+/// Per priority stream (high, default, low): entries, and entries pending (delivered, not
+/// acknowledged); then delayed and dead jobs.
+type GroupCounts = ([(usize, usize); 3], usize, usize);
+
+/// What group `group` holds on the node at `port`.
+fn group_counts(port: u16, group: &str) -> Result<GroupCounts, String> {
     let err = |e: redis::RedisError| format!("{port}: {e}");
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).map_err(err)?;
     let mut conn = client
@@ -393,8 +571,8 @@ fn leftovers(port: u16, group: &str) -> Result<Option<String>, String> {
     conn.set_read_timeout(Some(Duration::from_secs(2)))
         .map_err(err)?;
     let key = |suffix: &str| format!("streamworker:{{{group}}}:{suffix}");
-    let mut left = Vec::new();
-    for p in ["high", "default", "low"] {
+    let mut streams = [(0, 0); 3];
+    for (i, p) in ["high", "default", "low"].into_iter().enumerate() {
         let len: usize = redis::cmd("XLEN")
             .arg(key(p))
             .query(&mut conn)
@@ -413,14 +591,12 @@ fn leftovers(port: u16, group: &str) -> Result<Option<String>, String> {
             .map_err(err)?;
         let pending = match pending {
             redis::Value::Array(items) => match items.first() {
-                Some(redis::Value::Int(n)) => *n,
+                Some(redis::Value::Int(n)) => *n as usize,
                 _ => 0,
             },
             _ => 0,
         };
-        if len > 0 || pending > 0 {
-            left.push(format!("{p}: {len} entries, {pending} pending"));
-        }
+        streams[i] = (len, pending);
     }
     let delayed: usize = redis::cmd("ZCARD")
         .arg(key("delayed"))
@@ -430,6 +606,25 @@ fn leftovers(port: u16, group: &str) -> Result<Option<String>, String> {
         .arg(key("dead"))
         .query(&mut conn)
         .map_err(err)?;
+    Ok((streams, delayed, dead))
+}
+
+/// Entries of group `group` pending on the node at `port` (0 when it does not answer).
+fn pending(port: u16, group: &str) -> usize {
+    group_counts(port, group)
+        .map(|(streams, _, _)| streams.iter().map(|&(_, p)| p).sum())
+        .unwrap_or(0)
+}
+
+/// What the group `group` holds on the node at `port` (see [`ClusterScene::leftovers`]).
+fn leftovers(port: u16, group: &str) -> Result<Option<String>, String> {
+    let (streams, delayed, dead) = group_counts(port, group)?;
+    let mut left = Vec::new();
+    for (p, (len, pending)) in ["high", "default", "low"].into_iter().zip(streams) {
+        if len > 0 || pending > 0 {
+            left.push(format!("{p}: {len} entries, {pending} pending"));
+        }
+    }
     if delayed > 0 {
         left.push(format!("{delayed} delayed"));
     }
@@ -440,8 +635,10 @@ fn leftovers(port: u16, group: &str) -> Result<Option<String>, String> {
 }
 
 /// Runs a drain of [`JOBS`] jobs through `fault`, which strikes once a quarter of them ran and
-/// returns (after its own waits) when the cluster serves the group again; then waits for every
-/// job, and reports.
+/// returns (after its own waits) when the cluster serves the group again, while a
+/// [`Producer`] keeps enqueueing (until 200 more jobs were accepted after the fault); then
+/// waits for every job accepted, and reports. Call it from a multi-thread runtime: the fault
+/// blocks its thread while the producer goes on.
 async fn cluster_drain_through(
     scenario: &'static str,
     fault: impl FnOnce(&mut ClusterScene) -> String,
@@ -450,30 +647,42 @@ async fn cluster_drain_through(
     let mut scene = ClusterScene::start();
     let ids = scene.enqueue().await;
     scene.drain.start_workers();
+    let producer = Producer::start(&scene.drain.url, &scene.drain.group).await;
     let before = scene.drain.until_ended(JOBS / 4, WAIT).await;
-    let in_flight_at_fault = before.running();
+    let pending_at_fault = pending(scene.owner(), &scene.drain.group);
+    let running_at_fault = before.running();
     let struck = Instant::now();
-    let extra = fault(&mut scene);
+    let mut extra = tokio::task::block_in_place(|| fault(&mut scene));
     // Jobs finish again: more runs end than could have been running when the fault struck,
     // so some of them were fetched after it.
     let after_fault = scene.drain.tally().ended_runs;
+    producer.until_accepted(producer.accepted() + 200).await;
     scene
         .drain
         .until_ended(after_fault + IN_FLIGHT_BOUND + 1, DRAIN_LIMIT)
         .await;
     let recovered_after = struck.elapsed();
-    let tally = scene.drain.until_all_ended(&ids).await;
-    let lost = tally.lost(&ids);
+    let (accepted, refused) = producer.stop().await;
+    extra.push_str(&producer_summary(&accepted, &refused, struck));
+    let jobs = ids.len() + accepted.len();
+    let all: Vec<JobId> = ids
+        .iter()
+        .cloned()
+        .chain(accepted.iter().map(|(id, _)| id.clone()))
+        .collect();
+    let tally = scene.drain.until_all_ended(&all).await;
+    let lost = lost_jobs(&tally, &ids, &accepted, struck);
     if lost.is_empty() {
         scene.until_drained();
     }
     scene.drain.assert_workers_alive();
     let report = Report {
         scenario,
-        jobs: ids.len(),
+        jobs,
         lost,
         duplicates: tally.duplicates(),
-        in_flight_at_fault,
+        pending_at_fault,
+        running_at_fault,
         recovered_after,
         wall: started.elapsed(),
         extra,
@@ -485,7 +694,7 @@ async fn cluster_drain_through(
 /// 1. `CLUSTER FAILOVER` on the replica of the busy group's master, mid-drain: the replica
 ///    catches up before it takes over, so nothing is lost and no job runs twice beyond those
 ///    in flight.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_failover_mid_drain_loses_nothing() {
     let _serial = SERIAL.lock().await;
     let (_scene, report) = cluster_drain_through("cluster: CLUSTER FAILOVER", |scene| {
@@ -497,14 +706,14 @@ async fn a_graceful_failover_mid_drain_loses_nothing() {
         format!(", fail-over took {:?}", t.elapsed())
     })
     .await;
-    report.assert_guarantees();
+    report.assert_guarantees(None);
 }
 
 /// 2. The busy group's master SIGKILLed mid-drain; its replica is promoted after the node
 ///    timeout. Replication is asynchronous, so what the killed master acknowledged last may
 ///    not have reached the replica; the jobs were all replicated before the drain began
 ///    (`WAIT`), so only finishes and deliveries can be lost that way: they run again.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_master_mid_drain_loses_nothing() {
     let _serial = SERIAL.lock().await;
     let (_scene, report) = cluster_drain_through("cluster: master SIGKILLed", |scene| {
@@ -519,14 +728,14 @@ async fn a_killed_master_mid_drain_loses_nothing() {
         format!(", replica promoted {:?} after the kill", t.elapsed())
     })
     .await;
-    report.assert_guarantees();
+    report.assert_guarantees(Some(REPLICATION_LAG_MS));
 }
 
 /// 3. The busy group's master SIGSTOPped past the node timeout: its replica is promoted while
 ///    the old master holds its port and connections but answers nothing. Workers must leave it
 ///    and finish jobs on the new master while it is still stopped; continued, it rejoins as a
 ///    replica.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_master_is_left_behind() {
     let _serial = SERIAL.lock().await;
     let (scene, report) = cluster_drain_through("cluster: master SIGSTOPped", |scene| {
@@ -565,7 +774,7 @@ async fn a_hung_master_is_left_behind() {
         )
     })
     .await;
-    report.assert_guarantees();
+    report.assert_guarantees(Some(REPLICATION_LAG_MS));
     assert!(
         report.recovered_after < Duration::from_secs(45),
         "workers took {:?} to finish jobs again",
@@ -581,7 +790,7 @@ async fn a_hung_master_is_left_behind() {
 ///    moved. (A script whose keys are split between the two masters, or that names a key
 ///    neither holds, meets TRYAGAIN, which the client library retries after a pause: outcomes
 ///    may wait for the next step, and nothing is lost.)
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slot_moved_mid_drain_loses_nothing() {
     let _serial = SERIAL.lock().await;
     let (_scene, report) = cluster_drain_through("cluster: slot moved", |scene| {
@@ -640,7 +849,7 @@ async fn a_slot_moved_mid_drain_loses_nothing() {
         )
     })
     .await;
-    report.assert_guarantees();
+    report.assert_guarantees(None);
 }
 
 /// 6. The node a worker's pub/sub listener (wake-ups, cancel requests) is subscribed on hangs
@@ -699,42 +908,51 @@ async fn a_subscription_on_a_hung_node_moves_to_one_that_answers() {
 
 /// 5. One master, one replica and three sentinels; workers and a producer reach the master
 ///    through a `redis+sentinel://` URL. `SENTINEL FAILOVER` mid-drain while the producer
-///    keeps enqueueing: every job the producer was told is enqueued runs to its end.
+///    keeps enqueueing: every job the producer was told is enqueued runs to its end, but for
+///    what asynchronous replication drops as the replica is promoted.
 ///
 /// Sentinel promotes the replica (`REPLICAOF NO ONE`) while the old master is still up and
 /// still takes writes from the clients connected to it, until it is made a replica of the new
 /// one; it then drops what it took meanwhile. So the master runs with `min-replicas-to-write
 /// 1`, as README's Sentinel section asks: once its replica has left it, it refuses writes
 /// (`NOREPLICAS`), and a producer is told its enqueue failed rather than that it succeeded.
-/// [`sentinel_split_brain_without_min_replicas`] measures what is lost without it.
+/// What remains is the moment between the promotion and the old master seeing its replica
+/// go: an enqueue it acknowledged then never reached the replica. A job lost must have been
+/// accepted after the fail-over began and no later than the old master's first refusal.
+/// [`sentinel_split_brain_without_min_replicas`] measures what is lost without the setting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_failover_mid_drain_with_producers_loses_nothing() {
     let _serial = SERIAL.lock().await;
-    let (report, _) = sentinel_drain_through_failover(true).await;
-    report.assert_guarantees();
+    let (report, demoted_ms) = sentinel_drain_through_failover(true).await;
+    report.assert_guarantees(Some((0, demoted_ms)));
 }
 
 /// The same fail-over as [`a_sentinel_failover_mid_drain_with_producers_loses_nothing`] with
 /// the master at its default `min-replicas-to-write 0`: the old master accepts enqueues after
-/// its replica was promoted, and they are lost when it becomes a replica. Asserts only that
-/// every job lost was accepted after the fail-over began and before the old master was made a
-/// replica (the first enqueue it refused with `READONLY`); run it to see the numbers:
+/// its replica was promoted, until it is made a replica (its first `READONLY`), and drops them
+/// then; acknowledgements it took make jobs run again. Asserts only that every job lost was
+/// accepted in that window; run it to see the numbers:
 /// `cargo test --test cluster_faults -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement of Redis Sentinel's split-brain window, not a guarantee"]
 async fn sentinel_split_brain_without_min_replicas() {
     let _serial = SERIAL.lock().await;
-    let (report, window) = sentinel_drain_through_failover(false).await;
-    let (after, before) = window;
-    eprintln!(
-        "[sentinel, min-replicas-to-write 0] {} jobs lost, all accepted between {after:?} and {before:?} after the fail-over began",
-        report.lost.len()
+    let (report, demoted_ms) = sentinel_drain_through_failover(false).await;
+    let outside: Vec<&Lost> = report
+        .lost
+        .iter()
+        .filter(|l| l.accepted_ms.is_none_or(|ms| ms < 0 || ms > demoted_ms))
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "jobs lost outside the split-brain window (0 to {demoted_ms} ms): {outside:?}"
     );
 }
 
 /// Runs scenario 5, with `min-replicas-to-write 1` on the data nodes when `min_replicas`;
-/// returns the report, and the window of acceptance times (from the fault) of the jobs lost.
-async fn sentinel_drain_through_failover(min_replicas: bool) -> (Report, (Duration, Duration)) {
+/// returns the report, and when (ms from the fault) the old master first refused an enqueue
+/// (`NOREPLICAS` or `READONLY`), or the sentinels switched if it never did.
+async fn sentinel_drain_through_failover(min_replicas: bool) -> (Report, i64) {
     let started = Instant::now();
     let set = RedisSentinel::start();
     if min_replicas {
@@ -744,57 +962,22 @@ async fn sentinel_drain_through_failover(min_replicas: bool) -> (Report, (Durati
     }
     let group = support::keys::unique_group("sentinel");
     let mut drain = Drain::new(&set.url(), &group);
-    let mut ids = drain.enqueue(JOBS / 2).await;
+    let ids = drain.enqueue(JOBS / 2).await;
     drain.start_workers();
     drain.until_ended(JOBS / 8, WAIT).await;
 
-    // A producer enqueueing one job at a time, about 150 a second, until stopped; it notes
-    // when each job was accepted or refused.
-    let accepted: Arc<Mutex<Vec<(JobId, Instant)>>> = Arc::default();
-    let refused = Arc::new(Mutex::new(Vec::<(String, Instant)>::new()));
-    let stop = CancellationToken::new();
-    let producer = {
-        let (accepted, refused, stop) = (accepted.clone(), refused.clone(), stop.clone());
-        let client = Client::connect(&set.url()).await.unwrap();
-        let group = group.clone();
-        tokio::spawn(async move {
-            while !stop.is_cancelled() {
-                let job = jobs(&group, 1).remove(0);
-                match client.enqueue(job).await {
-                    Ok(id) => accepted.lock().unwrap().push((id, Instant::now())),
-                    Err(e) => refused
-                        .lock()
-                        .unwrap()
-                        .push((e.to_string(), Instant::now())),
-                }
-                // The producer's rate, not a synchronisation.
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-    };
-    let produced = |n: usize| {
-        let accepted = accepted.clone();
-        async move {
-            support::wait::wait_until(WAIT, &format!("{n} jobs produced"), || {
-                let len = accepted.lock().unwrap().len();
-                async move { len >= n }
-            })
-            .await
-        }
-    };
-    produced(100).await;
-    let in_flight_at_fault = drain.tally().running();
-    let struck = Instant::now();
+    let producer = Producer::start(&set.url(), &group).await;
+    producer.until_accepted(100).await;
     let old = set.master_port();
+    let pending_at_fault = pending(old, &group);
+    let running_at_fault = drain.tally().running();
+    let struck = Instant::now();
     tokio::task::block_in_place(|| set.failover());
     let switched = struck.elapsed();
     assert_ne!(set.master_port(), old);
-    let produced_before_switch = accepted.lock().unwrap().len();
-    produced(produced_before_switch + 200).await;
-    stop.cancel();
-    producer.await.unwrap();
-    let accepted = accepted.lock().unwrap().clone();
-    let refused = refused.lock().unwrap().clone();
+    let produced_before_switch = producer.accepted();
+    producer.until_accepted(produced_before_switch + 200).await;
+    let (accepted, refused) = producer.stop().await;
 
     // Recovered: a job enqueued after the sentinels switched has run.
     let after_switch: Vec<JobId> = accepted[produced_before_switch..]
@@ -808,24 +991,13 @@ async fn sentinel_drain_through_failover(min_replicas: bool) -> (Report, (Durati
     }
     let recovered_after = struck.elapsed();
 
-    ids.extend(accepted.iter().map(|(id, _)| id.clone()));
-    let tally = drain.until_all_ended(&ids).await;
-    let lost = tally.lost(&ids);
-    let since_fault = |at: Instant| at.saturating_duration_since(struck);
-    // When each lost job was accepted: before the fault (or before the drain) counts as 0.
-    let lost_at: Vec<Duration> = lost
+    let all: Vec<JobId> = ids
         .iter()
-        .map(|id| {
-            accepted
-                .iter()
-                .find(|(a, _)| a.as_str() == id)
-                .map_or(Duration::ZERO, |(_, at)| since_fault(*at))
-        })
+        .cloned()
+        .chain(accepted.iter().map(|(id, _)| id.clone()))
         .collect();
-    let window = (
-        lost_at.iter().min().copied().unwrap_or_default(),
-        lost_at.iter().max().copied().unwrap_or_default(),
-    );
+    let tally = drain.until_all_ended(&all).await;
+    let lost = lost_jobs(&tally, &ids, &accepted, struck);
     if lost.is_empty() {
         let master = set.master_port();
         poll(WAIT, "the group to hold nothing", || {
@@ -834,42 +1006,31 @@ async fn sentinel_drain_through_failover(min_replicas: bool) -> (Report, (Durati
                 Some(left) => Err(left),
             }
         });
-    } else {
-        // Every job lost was accepted by the old master after the fail-over began, before it
-        // became a replica and refused its first enqueue.
-        let demoted = refused
-            .iter()
-            .find(|(e, _)| e.contains("ReadOnly") || e.contains("READONLY"))
-            .map_or(switched, |(_, at)| since_fault(*at));
-        assert!(
-            window.0 > Duration::ZERO && window.1 <= demoted,
-            "jobs lost outside the split-brain window (0, {demoted:?}]: accepted {window:?} after the fault"
-        );
     }
     drain.assert_workers_alive();
+    let demoted = refused
+        .iter()
+        .find(|(e, _)| e.contains("NOREPLICAS") || e.contains("ReadOnly"))
+        .map_or(switched, |(_, at)| at.saturating_duration_since(struck));
     let report = Report {
         scenario: if min_replicas {
             "sentinel: SENTINEL FAILOVER, min-replicas-to-write 1"
         } else {
             "sentinel: SENTINEL FAILOVER, min-replicas-to-write 0"
         },
-        jobs: ids.len(),
+        jobs: all.len(),
         lost,
         duplicates: tally.duplicates(),
-        in_flight_at_fault,
+        pending_at_fault,
+        running_at_fault,
         recovered_after,
         wall: started.elapsed(),
         extra: format!(
-            ", sentinels switched {switched:?} after the fault; producer: {} accepted, {} refused{}; {} outcomes refused as stale",
-            accepted.len(),
-            refused.len(),
-            refused
-                .first()
-                .map(|(e, at)| format!(" (first {:?} after the fault: {e})", since_fault(*at)))
-                .unwrap_or_default(),
-            drain.count_in_logs("lost the lease")
+            ", sentinels switched {switched:?} after the fault, the old master refused its first enqueue {demoted:?} after it{}; {} outcomes refused as stale",
+            producer_summary(&accepted, &refused, struck),
+            drain.count_in_logs("lost the lease"),
         ),
     };
     report.print();
-    (report, window)
+    (report, demoted.as_millis() as i64)
 }

@@ -9,8 +9,11 @@
 
 use super::link::Link;
 use super::sentinel::Sentinels;
-use redis::cluster::{ClusterClient, ClusterConfig};
-use redis::{AsyncConnectionConfig, ConnectionAddr, ErrorKind, RedisError, RedisResult, Value};
+use redis::cluster::ClusterClient;
+use redis::{
+    AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, ErrorKind, RedisError, RedisResult,
+    Value,
+};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
@@ -27,12 +30,6 @@ impl Timeouts {
         AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect))
             .set_response_timeout(Some(self.response))
-    }
-
-    fn cluster(self) -> ClusterConfig {
-        ClusterConfig::new()
-            .set_connection_timeout(self.connect)
-            .set_response_timeout(self.response)
     }
 }
 
@@ -55,10 +52,13 @@ pub(crate) enum Topology {
     Sentinel,
 }
 
-/// A Redis Cluster: its client, and every node known when it was found (the seeds, then the
-/// nodes of its slot map), where a subscription may listen.
+/// A Redis Cluster: its seeds and credentials, from which each link builds a client with its
+/// own timeouts, and every node known when it was found (the seeds, then the nodes of its slot
+/// map), where a subscription may listen.
 pub(crate) struct Cluster {
-    client: ClusterClient,
+    seeds: Vec<ConnectionInfo>,
+    username: Option<String>,
+    password: Option<String>,
     nodes: Vec<redis::Client>,
 }
 
@@ -66,6 +66,30 @@ impl Cluster {
     /// Every node known when the cluster was found, seeds first.
     pub(crate) fn nodes(&self) -> &[redis::Client] {
         &self.nodes
+    }
+
+    /// A client over the seeds whose every request, retries and redirects included, gets its
+    /// reply within `timeouts.response`.
+    ///
+    /// The timeouts are set on the builder, not passed per connection (`ClusterConfig`): the
+    /// client library bounds a whole request (`overall_response_timeout`) by the response
+    /// timeout the builder had, and a `ClusterConfig` sets only each attempt's. Without the
+    /// overall bound, a request to a master that hangs (SIGSTOP, a frozen VM) is retried on
+    /// the same node after each attempt's timeout, up to 16 times, because only a reply
+    /// (MOVED, READONLY) makes the connection refresh its slot map: minutes on a node that was
+    /// replaced seconds after it hung. With it, the request fails within the response timeout,
+    /// the connection is replaced, and the new one reads the slot map from a node that answers.
+    fn client(&self, timeouts: Timeouts) -> RedisResult<ClusterClient> {
+        let mut builder = ClusterClient::builder(self.seeds.clone())
+            .connection_timeout(timeouts.connect)
+            .response_timeout(timeouts.response);
+        if let Some(user) = &self.username {
+            builder = builder.username(user);
+        }
+        if let Some(password) = &self.password {
+            builder = builder.password(password);
+        }
+        builder.build()
     }
 }
 
@@ -132,10 +156,7 @@ impl Endpoint {
                     .await?,
             )),
             Topology::Cluster(cluster) => Ok(Link::Cluster(
-                cluster
-                    .client
-                    .get_async_connection_with_config(timeouts.cluster())
-                    .await?,
+                cluster.client(timeouts)?.get_async_connection().await?,
             )),
             Topology::Sentinel => Ok(Link::Single(
                 self.sentinel_master()
@@ -219,21 +240,21 @@ async fn cluster_enabled(seed: &redis::Client) -> RedisResult<bool> {
     }
 }
 
-/// The cluster `answered` belongs to: a client over every seed, and the nodes of its slot map.
+/// The cluster `answered` belongs to: its seeds and credentials, and the nodes of its slot map.
 async fn found_cluster(seeds: &[redis::Client], answered: &redis::Client) -> RedisResult<Topology> {
     let infos: Vec<_> = seeds
         .iter()
         .map(|s| s.get_connection_info().clone())
         .collect();
     let settings = answered.get_connection_info().redis_settings();
-    let mut builder = ClusterClient::builder(infos);
-    if let Some(user) = settings.username() {
-        builder = builder.username(user);
-    }
-    if let Some(password) = settings.password() {
-        builder = builder.password(password);
-    }
-    let client = builder.build()?;
+    let cluster = Cluster {
+        seeds: infos,
+        username: settings.username().map(str::to_string),
+        password: settings.password().map(str::to_string),
+        nodes: Vec::new(),
+    };
+    // Checked once here, so that a bad seed list fails where the cluster is found.
+    cluster.client(DETECT)?;
     let mut nodes = seeds.to_vec();
     for (host, port) in slot_map_nodes(answered).await.unwrap_or_default() {
         let info = answered.get_connection_info();
@@ -258,7 +279,7 @@ async fn found_cluster(seeds: &[redis::Client], answered: &redis::Client) -> Red
             nodes.push(node);
         }
     }
-    Ok(Topology::Cluster(Cluster { client, nodes }))
+    Ok(Topology::Cluster(Cluster { nodes, ..cluster }))
 }
 
 /// Every node address in `seed`'s `CLUSTER SLOTS` reply.

@@ -1,13 +1,28 @@
 //! Pub/sub: a connection of its own, subscribed to a few channels, and the messages that
 //! arrive on it.
+//!
+//! A subscription hears nothing when nothing is published, so a node that hangs (SIGSTOP, a
+//! frozen VM) keeps it open without a word, and one that went away without closing the
+//! connection (a lost host) too: opening one and each quiet spell are bounded. Opening
+//! (connect, subscribe) must finish within the connect plus the response timeout; after
+//! [`QUIET`] without a message the connection is asked for a PING, and a PING unanswered
+//! within the response timeout ends the subscription like a closed connection, so the
+//! listener subscribes again, on a node that answers.
 
+use super::endpoint::Timeouts;
 use futures_util::StreamExt;
-use redis::aio::PubSub;
-use redis::{ErrorKind, RedisError};
+use redis::aio::{PubSubSink, PubSubStream};
+use redis::{ErrorKind, RedisError, Value};
+use std::time::Duration;
+
+/// How long a subscription may hear nothing before its connection is checked with a PING.
+const QUIET: Duration = Duration::from_secs(5);
 
 /// A pub/sub connection subscribed to its channels; see [`Subscription::next`].
 pub(crate) struct Subscription {
-    pubsub: PubSub,
+    sink: PubSubSink,
+    stream: PubSubStream,
+    timeouts: Timeouts,
 }
 
 /// One message published on a subscribed channel.
@@ -27,7 +42,13 @@ pub(crate) struct PubSubError(RedisError);
 impl PubSubError {
     /// The connection closed: [`Subscription::next`] returned `None`.
     pub(crate) fn closed() -> PubSubError {
-        PubSubError((ErrorKind::Io, "pub/sub connection closed").into())
+        PubSubError(
+            (
+                ErrorKind::Io,
+                "pub/sub connection closed or stopped answering",
+            )
+                .into(),
+        )
     }
 
     /// Subscriptions need a URL to open their connection from, which a broker on an
@@ -58,17 +79,26 @@ impl From<RedisError> for PubSubError {
 }
 
 impl Subscription {
-    /// Opens a pub/sub connection to the first of `clients` that answers and subscribes it to
-    /// `channels`, one after another.
+    /// Opens a pub/sub connection to the first of `clients` that answers within `timeouts`
+    /// and subscribes it to `channels`, one after another.
     pub(super) async fn open(
         clients: &[redis::Client],
         channels: &[&str],
+        timeouts: Timeouts,
     ) -> Result<Subscription, PubSubError> {
         let mut last_error = PubSubError::closed();
+        let limit = timeouts.connect + timeouts.response;
         for client in clients {
-            match Subscription::open_on(client, channels).await {
-                Ok(subscription) => return Ok(subscription),
-                Err(e) => last_error = e,
+            match tokio::time::timeout(limit, Subscription::open_on(client, channels)).await {
+                Ok(Ok((sink, stream))) => {
+                    return Ok(Subscription {
+                        sink,
+                        stream,
+                        timeouts,
+                    });
+                }
+                Ok(Err(e)) => last_error = e,
+                Err(_) => last_error = PubSubError(timed_out("subscribing")),
             }
         }
         Err(last_error)
@@ -77,20 +107,44 @@ impl Subscription {
     async fn open_on(
         client: &redis::Client,
         channels: &[&str],
-    ) -> Result<Subscription, PubSubError> {
+    ) -> Result<(PubSubSink, PubSubStream), PubSubError> {
         let mut pubsub = client.get_async_pubsub().await.map_err(PubSubError)?;
         for channel in channels {
             pubsub.subscribe(channel).await.map_err(PubSubError)?;
         }
-        Ok(Subscription { pubsub })
+        Ok(pubsub.split())
     }
 
-    /// The next message on any subscribed channel; `None` once the connection has closed.
+    /// The next message on any subscribed channel; `None` once the connection has closed, or
+    /// did not answer a PING within the response timeout after a quiet spell (see the module
+    /// doc).
     pub(crate) async fn next(&mut self) -> Option<Message> {
-        let msg = self.pubsub.on_message().next().await?;
-        Some(Message {
-            channel: msg.get_channel_name().to_string(),
-            payload: msg.get_payload_bytes().to_vec(),
-        })
+        loop {
+            match tokio::time::timeout(QUIET, self.stream.next()).await {
+                Ok(Some(msg)) => {
+                    return Some(Message {
+                        channel: msg.get_channel_name().to_string(),
+                        payload: msg.get_payload_bytes().to_vec(),
+                    });
+                }
+                Ok(None) => return None,
+                Err(_quiet) => {
+                    let ping = self.sink.ping::<Value>();
+                    match tokio::time::timeout(self.timeouts.response, ping).await {
+                        // Any reply, an error reply included, says the connection works.
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) if !(e.is_io_error() || e.is_unrecoverable_error()) => {}
+                        _ => return None,
+                    }
+                }
+            }
+        }
     }
+}
+
+fn timed_out(what: &'static str) -> RedisError {
+    RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("{what}: no answer in time"),
+    ))
 }

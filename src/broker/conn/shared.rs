@@ -93,6 +93,20 @@ pub(crate) fn breaks_connection(error: &RedisError) -> bool {
     error.is_io_error() || error.is_unrecoverable_error() || error.code() == Some("READONLY")
 }
 
+/// Whether a reply says `READONLY`, alone or as one reply of a pipeline. The client library
+/// hands error replies back as values (`query_async` turns them into errors only after the
+/// connection returned them), so a connection that judged only its `Err`s would never see a
+/// replica's `READONLY` and would keep sending to a demoted master for good.
+fn says_readonly(reply: &Value) -> bool {
+    match reply {
+        Value::ServerError(e) => e.code() == "READONLY",
+        Value::Array(replies) => replies
+            .iter()
+            .any(|r| matches!(r, Value::ServerError(e) if e.code() == "READONLY")),
+        _ => false,
+    }
+}
+
 impl SharedConnection {
     /// A shared connection to `endpoint`, opened with `timeouts` on first use.
     pub(crate) fn new(endpoint: Endpoint, timeouts: Timeouts) -> SharedConnection {
@@ -189,10 +203,17 @@ impl SharedHandle {
         &mut self.conn
     }
 
-    fn observe<T>(&self, result: &RedisResult<T>) {
-        match result {
-            Err(e) if breaks_connection(e) => self.owner.retire(&self.live),
-            _ => self.live.replied(),
+    /// Retires the connection after an error or a reply that [breaks](breaks_connection) it
+    /// (a `READONLY` reply included, see [`says_readonly`]); else notes that it answered.
+    fn observe<'r>(&self, result: Result<impl IntoIterator<Item = &'r Value>, &RedisError>) {
+        let broken = match result {
+            Err(e) => breaks_connection(e),
+            Ok(replies) => replies.into_iter().any(says_readonly),
+        };
+        if broken {
+            self.owner.retire(&self.live);
+        } else {
+            self.live.replied();
         }
     }
 }
@@ -201,7 +222,7 @@ impl ConnectionLike for SharedHandle {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
             let result = self.conn.req_packed_command(cmd).await;
-            self.observe(&result);
+            self.observe(result.as_ref().map(std::iter::once));
             result
         })
     }
@@ -214,7 +235,7 @@ impl ConnectionLike for SharedHandle {
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
             let result = self.conn.req_packed_commands(pipeline, offset, count).await;
-            self.observe(&result);
+            self.observe(result.as_ref());
             result
         })
     }
@@ -262,5 +283,16 @@ mod tests {
         assert!(breaks_connection(&replied(
             "READONLY You can't write against a read only replica."
         )));
+    }
+
+    #[test]
+    fn a_readonly_reply_is_seen_alone_and_in_a_pipeline() {
+        let value = |text: &str| redis::parse_redis_value(text.as_bytes()).unwrap();
+        let readonly = "-READONLY You can't write against a read only replica.\r\n";
+        assert!(says_readonly(&value(readonly)));
+        assert!(says_readonly(&value(&format!("*2\r\n:1\r\n{readonly}"))));
+        assert!(!says_readonly(&value("-NOGROUP No such key\r\n")));
+        assert!(!says_readonly(&value("*2\r\n:1\r\n-NOSCRIPT x\r\n")));
+        assert!(!says_readonly(&value("+OK\r\n")));
     }
 }

@@ -928,9 +928,6 @@ async fn listing_every_group_fails_naming_a_killed_master() {
 /// A master stopped (SIGSTOP: it holds its port and answers nothing): listing every group fails
 /// naming it, within the wait of a one-shot command.
 #[tokio::test]
-#[ignore = "src/broker/conn: on a cluster a command to a master that accepts connections but \
-            never answers fails only after ~80 s (16 retries x the 5 s connect timeout): the \
-            cluster client has no overall response timeout"]
 async fn listing_every_group_fails_naming_a_stopped_master() {
     listing_fails_naming(|cluster, master| cluster.pause(master)).await;
 }

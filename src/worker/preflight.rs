@@ -241,7 +241,9 @@ mod tests {
             .with_ansi(false)
             .with_writer(move || writer.clone())
             .finish();
-        tracing::subscriber::with_default(subscriber, || log_checked(facts, "redis://127.0.0.1:6379"));
+        tracing::subscriber::with_default(subscriber, || {
+            log_checked(facts, "redis://127.0.0.1:6379")
+        });
         String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
     }
 

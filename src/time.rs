@@ -15,6 +15,16 @@ pub(crate) fn system_time_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map(duration_ms).unwrap_or(0)
 }
 
+/// `t` in ms since the Unix epoch, rounded up to the next whole millisecond: a due time stored
+/// this way is never before the time asked for (a job due at x.3 ms is due at x+1 ms, since a
+/// promoter reading x ms from Redis's clock could be 0.7 ms early otherwise); 0 for a time
+/// before the epoch.
+pub(crate) fn system_time_ms_ceil(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| duration_ms(d) + u64::from(d.subsec_nanos() % 1_000_000 != 0))
+        .unwrap_or(0)
+}
+
 /// The time `ms` milliseconds after the Unix epoch.
 pub(crate) fn ms_system_time(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
@@ -59,6 +69,16 @@ pub(crate) fn format_ms(ms: Option<u64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn due_times_round_up_to_the_next_millisecond() {
+        let at = |ns: u64| UNIX_EPOCH + Duration::from_nanos(ns);
+        assert_eq!(system_time_ms_ceil(at(5_000_000)), 5);
+        assert_eq!(system_time_ms_ceil(at(5_000_001)), 6);
+        assert_eq!(system_time_ms_ceil(at(5_999_999)), 6);
+        assert_eq!(system_time_ms(at(5_999_999)), 5);
+        assert_eq!(system_time_ms_ceil(UNIX_EPOCH - Duration::from_secs(1)), 0);
+    }
 
     #[test]
     fn milliseconds_round_trip_and_saturate() {

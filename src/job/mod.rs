@@ -34,7 +34,7 @@ pub(crate) use payload::stored_args;
 use crate::error::{Error, Result};
 use crate::keys::{GroupName, validate_name};
 use crate::priority::Priority;
-use crate::time::system_time_ms;
+use crate::time::system_time_ms_ceil;
 use serde::Serialize;
 use std::time::{Duration, SystemTime};
 
@@ -218,9 +218,10 @@ impl Job {
         self
     }
 
-    /// Due time in ms since the Unix epoch; 0 = now.
+    /// Due time in ms since the Unix epoch, rounded up (never before the time asked for); 0 =
+    /// now.
     pub(crate) fn due_ms(&self) -> u64 {
-        self.due.map(system_time_ms).unwrap_or(0)
+        self.due.map(system_time_ms_ceil).unwrap_or(0)
     }
 
     /// Checks what the builder cannot: a unique key that is a valid name and has its TTL, a

@@ -15,6 +15,7 @@ use redis::{
     Value,
 };
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
@@ -96,6 +97,10 @@ impl Cluster {
 struct Inner {
     seeds: Seeds,
     topology: OnceCell<Topology>,
+    /// Where in a cluster's node list the next subscription starts trying: random at first,
+    /// then just past the node the last one was opened on, so that a listener whose node
+    /// hung tries the others before that one again.
+    pubsub_next: AtomicUsize,
 }
 
 /// The deployment a URL names; see the module doc. Holding one opens no connection. Cheap to
@@ -125,6 +130,7 @@ impl Endpoint {
             inner: Arc::new(Inner {
                 seeds,
                 topology: OnceCell::new(),
+                pubsub_next: AtomicUsize::new(rand::random_range(0..1024)),
             }),
         })
     }
@@ -170,7 +176,8 @@ impl Endpoint {
     /// The clients a subscription may listen on, in the order to try them: the node itself,
     /// the master Sentinel names now, or every known node of a cluster (a message published
     /// on any node of a cluster reaches subscribers on every node), starting at a random one
-    /// so that workers spread over the nodes.
+    /// so that workers spread over the nodes, and after a subscription ended, at the node
+    /// after the one it was on (see [`Endpoint::pubsub_opened`]).
     pub(crate) async fn pubsub_clients(&self) -> RedisResult<Vec<redis::Client>> {
         match self.topology().await? {
             Topology::Single(client) => Ok(vec![client.clone()]),
@@ -178,11 +185,22 @@ impl Endpoint {
             Topology::Cluster(cluster) => {
                 let mut nodes = cluster.nodes().to_vec();
                 if !nodes.is_empty() {
-                    let start = rand::random_range(0..nodes.len());
+                    let start = self.inner.pubsub_next.load(Ordering::Relaxed) % nodes.len();
                     nodes.rotate_left(start);
                 }
                 Ok(nodes)
             }
+        }
+    }
+
+    /// Records that a subscription was opened on the `index`th client that
+    /// [`Endpoint::pubsub_clients`] gave, out of `count`: the next one starts after it.
+    pub(crate) fn pubsub_opened(&self, index: usize, count: usize) {
+        if count > 1 {
+            let start = self.inner.pubsub_next.load(Ordering::Relaxed) % count;
+            self.inner
+                .pubsub_next
+                .store((start + index + 1) % count, Ordering::Relaxed);
         }
     }
 

@@ -138,7 +138,9 @@ impl Endpoint {
     /// A new pub/sub connection subscribed to `channels`.
     pub(crate) async fn subscribe(&self, channels: &[&str]) -> Result<Subscription, PubSubError> {
         let clients = self.pubsub_clients().await.map_err(PubSubError::from)?;
-        Subscription::open(&clients, channels, SHORT_COMMANDS).await
+        let (subscription, index) = Subscription::open(&clients, channels, SHORT_COMMANDS).await?;
+        self.pubsub_opened(index, clients.len());
+        Ok(subscription)
     }
 }
 

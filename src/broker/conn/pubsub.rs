@@ -80,22 +80,23 @@ impl From<RedisError> for PubSubError {
 
 impl Subscription {
     /// Opens a pub/sub connection to the first of `clients` that answers within `timeouts`
-    /// and subscribes it to `channels`, one after another.
+    /// and subscribes it to `channels`, one after another; also says which of `clients` it is.
     pub(super) async fn open(
         clients: &[redis::Client],
         channels: &[&str],
         timeouts: Timeouts,
-    ) -> Result<Subscription, PubSubError> {
+    ) -> Result<(Subscription, usize), PubSubError> {
         let mut last_error = PubSubError::closed();
         let limit = timeouts.connect + timeouts.response;
-        for client in clients {
+        for (index, client) in clients.iter().enumerate() {
             match tokio::time::timeout(limit, Subscription::open_on(client, channels)).await {
                 Ok(Ok((sink, stream))) => {
-                    return Ok(Subscription {
+                    let subscription = Subscription {
                         sink,
                         stream,
                         timeouts,
-                    });
+                    };
+                    return Ok((subscription, index));
                 }
                 Ok(Err(e)) => last_error = e,
                 Err(_) => last_error = PubSubError(timed_out("subscribing")),

@@ -1,5 +1,5 @@
-//! Fetch: consumer-group creation, strict-priority reads sized to free slots, and the
-//! blocking wait for new entries that claims nothing.
+//! Fetch: consumer-group creation, strict-priority reads sized to the fetcher's room, and the
+//! idle fetcher's blocking read.
 
 use super::{Broker, Reader, reply};
 use crate::error::{Error, Result};
@@ -104,6 +104,61 @@ impl Broker {
         Ok((paused, deliveries))
     }
 
+    /// An idle fetcher's read, in one round trip: an XREADGROUP of up to `count` entries per
+    /// stream that blocks up to `block` until something arrives on the high, default or low
+    /// stream (one hop from XADD to delivery, as a bare consumer), then the pause flag and the
+    /// group's state, which Redis answers only once the read has returned. Returns whether
+    /// the group is paused (the caller then hands back what was delivered), the entries
+    /// delivered, highest priority first, and the state.
+    pub(crate) async fn read_blocking(
+        &self,
+        conn: &mut Reader,
+        keys: &Keys,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<(bool, Vec<Delivery>, Vec<GroupState>)> {
+        let streams = keys.streams();
+        let mut pipe = redis::pipe();
+        pipe.cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(keys.group().as_str())
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("BLOCK")
+            .arg(block.as_millis().max(1) as u64)
+            .arg("STREAMS")
+            .arg(streams.as_slice())
+            .arg([">", ">", ">"].as_slice());
+        pipe.cmd("EXISTS").arg(keys.paused());
+        for stream in streams.iter() {
+            pipe.cmd("XINFO").arg("GROUPS").arg(stream);
+        }
+        let mut replies: Vec<Value> = pipe
+            .query_async(conn)
+            .await
+            .map_err(fetch_error(keys, "wait for jobs"))?;
+        let infos = replies.split_off(2);
+        let paused = matches!(replies.get(1), Some(Value::Int(1)));
+        let read = replies.swap_remove(0);
+        let mut deliveries = Vec::new();
+        for (name, stream_reply) in reply::streams_replied(read)? {
+            if let Some(i) = streams.iter().position(|s| *s == name) {
+                deliveries.push((i, reply::deliveries_of(Priority::ALL[i], stream_reply)?));
+            }
+        }
+        deliveries.sort_by_key(|(i, _)| *i);
+        let deliveries = deliveries.into_iter().flat_map(|(_, d)| d).collect();
+        let mut states = Vec::with_capacity(3);
+        for info in infos {
+            let state = reply::group_state(info, keys.group().as_str())
+                .ok_or_else(|| missing_group(keys))?;
+            states.push(state);
+        }
+        Ok((paused, deliveries, states))
+    }
+
     /// The consumer group's state on the high, default and low streams (XINFO GROUPS), which
     /// sizes the next fetch. For the streams in `probe` whose lag Redis cannot tell, the newest
     /// entry (XREVRANGE) tells whether anything is undelivered.
@@ -148,36 +203,6 @@ impl Broker {
             }
         }
         Ok(streams)
-    }
-
-    /// Waits up to `block` for an entry past `last_ids` (the group's last-delivered ids of the
-    /// high, default and low streams) without claiming anything (XREAD, not XREADGROUP), so a
-    /// pause set meanwhile is seen by the fetch that follows. Returns the priorities of the
-    /// streams where something arrived.
-    pub(crate) async fn wait_for_new(
-        &self,
-        conn: &mut Reader,
-        keys: &Keys,
-        last_ids: &[String],
-        block: Duration,
-    ) -> Result<Vec<Priority>> {
-        let reply: Value = redis::cmd("XREAD")
-            .arg("COUNT")
-            .arg(1)
-            .arg("BLOCK")
-            .arg(block.as_millis().max(1) as u64)
-            .arg("STREAMS")
-            .arg(keys.streams().as_slice())
-            .arg(last_ids)
-            .query_async(conn)
-            .await
-            .map_err(fetch_error(keys, "wait for jobs"))?;
-        let streams = keys.streams();
-        Ok(reply::streams_listed(reply)
-            .into_iter()
-            .filter_map(|name| streams.iter().position(|s| *s == name))
-            .map(|i| Priority::ALL[i])
-            .collect())
     }
 }
 

@@ -83,6 +83,11 @@ struct WorkArgs {
     #[arg(long, default_value_t = config::CONCURRENCY, allow_negative_numbers = true, value_parser = count::<usize, 1>)]
     concurrency: usize,
 
+    /// Jobs each group reads ahead of the free slots, so a slot that frees starts the next
+    /// job without a round trip (0: read only for free slots)
+    #[arg(long, default_value_t = config::PREFETCH, allow_negative_numbers = true, value_parser = count::<usize, 0>)]
+    prefetch: usize,
+
     /// How long running jobs may finish after SIGTERM/SIGINT before they are handed back
     #[arg(long, default_value_t = config::SHUTDOWN_GRACE.into())]
     shutdown_grace: Duration,

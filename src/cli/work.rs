@@ -16,6 +16,7 @@ where
 {
     let mut builder = Worker::builder(redis)
         .concurrency(args.concurrency)
+        .prefetch(args.prefetch)
         .shutdown_grace(*args.shutdown_grace)
         .visibility_timeout(*args.visibility_timeout)
         .max_deliveries(args.max_deliveries)

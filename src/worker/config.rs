@@ -22,6 +22,12 @@ pub(crate) const CONCURRENCY: usize = 16;
 /// How long an idle fetcher blocks waiting for new jobs before it checks for shutdown: short
 /// enough that a stop is noticed at once, long enough to cost nothing.
 pub(crate) const BLOCK: Duration = Duration::from_secs(1);
+/// Default most entries a fetcher reads ahead of its free slots (per group), to start them
+/// as slots free up without a round trip each time; 0 reads only for free slots.
+pub(crate) const PREFETCH: usize = 256;
+/// Longest an entry read ahead waits for a slot before it goes back to its stream for a
+/// worker that is free (at most a third of the visibility timeout).
+pub(crate) const PREFETCH_HOLD: Duration = Duration::from_millis(100);
 /// Default time in-flight jobs may run on after a stop before they are handed back.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Default delay before the first retry; it doubles per attempt. Longest retry delay of the
@@ -59,6 +65,8 @@ pub(crate) const DEAD_ARGS_KEPT: usize = 1024;
 pub(crate) struct WorkerConfig {
     /// Jobs run at once across all groups. Default [`CONCURRENCY`].
     pub(crate) concurrency: usize,
+    /// Most entries read ahead of the free slots, per group. Default [`PREFETCH`].
+    pub(crate) prefetch: usize,
     /// How long an idle fetcher blocks waiting for new jobs. Default [`BLOCK`].
     pub(crate) block: Duration,
     /// How long in-flight jobs may run on after a stop before they are handed back. Default
@@ -101,6 +109,12 @@ impl WorkerConfig {
         self.visibility_timeout / 3
     }
 
+    /// Longest an entry read ahead waits for a slot: [`PREFETCH_HOLD`], at most a third of
+    /// the visibility timeout, so its lease never lapses while it waits.
+    pub(crate) fn prefetch_hold(&self) -> Duration {
+        PREFETCH_HOLD.min(self.visibility_timeout / 3)
+    }
+
     /// How often the reaper looks for stalled entries: a third of the visibility timeout,
     /// at most every 10 s.
     pub(crate) fn reap_interval(&self) -> Duration {
@@ -112,6 +126,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
             concurrency: CONCURRENCY,
+            prefetch: PREFETCH,
             block: BLOCK,
             shutdown_grace: SHUTDOWN_GRACE,
             backoff: Backoff::default(),
@@ -200,6 +215,8 @@ mod tests {
             format!("| dead args | the first {} KiB ", DEAD_ARGS_KEPT / 1024),
             // The worker's flags.
             format!("`--concurrency {CONCURRENCY}`"),
+            format!("`--prefetch {PREFETCH}`"),
+            format!("| prefetch | {PREFETCH} jobs per group read ahead"),
             format!("`--shutdown-grace {}`", flag(SHUTDOWN_GRACE)),
             format!(
                 "`--retry-backoff {}` (first retry delay; doubles, capped at {})",

@@ -2,6 +2,7 @@
 //! and a panic guard, and turn what happened into a [`Completion`] for the finisher.
 
 use super::config::DEAD_ARGS_KEPT;
+use super::launch::Slot;
 use super::running::Running;
 use super::shared::Shared;
 use crate::broker::{Cancelled, Dead, Delivery, Done, EntryRef, Retry};
@@ -16,7 +17,6 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -35,7 +35,7 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
     shared: Arc<Shared<S>>,
     keys: Keys,
     delivery: Delivery,
-    slot: OwnedSemaphorePermit,
+    slot: Slot,
 ) -> Option<Completion> {
     let config = &shared.config;
     let envelope = match Envelope::decode(
@@ -187,7 +187,7 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
         }
     };
     shared.running.finish(&running_key);
-    drop(slot);
+    slot.finished(started.elapsed());
 
     let failure = match outcome {
         Ok(Ok(Ok(output))) => {

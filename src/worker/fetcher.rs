@@ -1,21 +1,33 @@
-//! The fetcher: one per group. Reads at most as many entries as there are free slots, high
-//! priority first, on a connection of its own, and starts a job task for each.
+//! The fetcher: one per group. Reads the group's jobs, high priority first, on a connection
+//! of its own, and starts them as slots free up.
+//!
+//! A read takes up to the free slots plus a read-ahead depth (see [`Room`]): what finds a free
+//! slot starts at once, the rest waits in the group's [`Buffer`] and its dispatcher starts it
+//! when a slot frees, highest priority first. An entry unstarted after the hold goes back to
+//! its stream (`lua/hand_back.lua`) for a worker that is free; a pause or a stop sends back
+//! everything buffered at once.
+//!
+//! An idle fetcher waits in a blocking XREADGROUP on the three streams (one hop from XADD to
+//! start); the pause flag is read in the same round trip, after the read returns, and what a
+//! read delivered to a paused group goes straight back.
 
-use super::launch::Launcher;
+use super::buffer::{Buffer, Buffered};
+use super::launch::{Launcher, Slot};
+use super::room::Room;
 use crate::broker::{Delivery, EntryRef, GroupState, Reader};
 use crate::error::Error;
 use crate::job::Envelope;
 use crate::keys::Keys;
 use crate::priority::Priority;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 /// Most entries taken in one read.
 const MAX_BATCH: usize = 500;
-/// Longest a busy worker waits for more slots to free up before it reads.
+/// Longest a busy worker waits for more room to free up before it reads.
 const GATHER: Duration = Duration::from_millis(1);
 /// Longest pause between attempts while Redis is failing.
 const MAX_ERROR_PAUSE: Duration = Duration::from_secs(5);
@@ -26,29 +38,47 @@ pub(crate) struct Fetcher<S> {
     pub(crate) launcher: Launcher<S>,
     /// The group's keys.
     pub(crate) keys: Keys,
-    /// The worker's job slots: a read takes at most the free ones.
+    /// The worker's job slots, shared by every group and the reaper.
     pub(crate) slots: Arc<Semaphore>,
+    /// The group's read-ahead account.
+    pub(crate) room: Arc<Room>,
+    /// The group's fetched, unstarted entries.
+    pub(crate) buffer: Arc<Buffer>,
     /// Whether the last read found the group paused: pauses and resumes are logged once.
     pub(crate) paused: AtomicBool,
+    /// The streams (bit 0 high, 1 default, 2 low) that entries were handed back to since the
+    /// last read planned: what that read saw of them is out of date.
+    pub(crate) handed_back: AtomicU8,
 }
 
 impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
-    /// Fetches until `stop` fires. A read in flight is never cancelled (Redis would still
-    /// deliver its entries to us); the loop checks `stop` between reads.
+    /// Fetches and dispatches until `stop` fires, then hands back what is buffered. A read in
+    /// flight is never cancelled (Redis would still deliver its entries to us); the loop
+    /// checks `stop` between reads.
     pub(crate) async fn run(self, stop: CancellationToken) {
+        let fetch_ended = CancellationToken::new();
+        let fetch = async {
+            self.fetch(&stop).await;
+            fetch_ended.cancel();
+        };
+        tokio::join!(fetch, self.dispatch(&stop, &fetch_ended));
+    }
+
+    /// Reads until `stop` fires.
+    async fn fetch(&self, stop: &CancellationToken) {
         let shared = self.launcher.shared.clone();
         let mut conn: Option<Reader> = None;
         let mut known = Known::default();
         let mut failures: u32 = 0;
         loop {
-            let slots = tokio::select! {
-                slots = self.free_slots() => slots,
+            let room = tokio::select! {
+                room = self.room_to_read() => room,
                 () = stop.cancelled() => return,
             };
             if stop.is_cancelled() {
                 return;
             }
-            match self.pass(&mut conn, &mut known, slots).await {
+            match self.pass(&mut conn, &mut known, room, stop).await {
                 Ok(()) => {
                     shared.connectivity.ok();
                     failures = 0;
@@ -74,48 +104,59 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
         }
     }
 
-    /// Waits for at least one free slot, then takes every other free one (up to [`MAX_BATCH`]).
-    /// While jobs are running, it first gives others up to [`GATHER`] to free up, until half
-    /// the slots are free: short jobs then come back in batches (one fetch and one finishing
-    /// call per batch, not per job) rather than one by one, and a long job's slot waits at
-    /// most that long. An idle worker (every slot free) reads at once.
-    async fn free_slots(&self) -> OwnedSemaphorePermit {
-        let mut slots = self
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the slot semaphore is never closed");
-        let enough = (self.launcher.shared.config.concurrency / 2).clamp(1, MAX_BATCH);
-        let free = self.slots.available_permits() + 1;
-        if free < enough {
-            let wanted = (enough - free) as u32;
-            if let Ok(Ok(more)) =
-                tokio::time::timeout(GATHER, self.slots.clone().acquire_many_owned(wanted)).await
-            {
-                slots.merge(more);
+    /// How many entries the next read may take: the free slots plus the read-ahead depth,
+    /// less what this group holds already (at most [`MAX_BATCH`]). Waits until that is at
+    /// least one. While jobs are running, it first gives others up to [`GATHER`] to free up,
+    /// until half the room is free: short jobs then come back in batches (one read and one
+    /// finishing call per batch) rather than one by one. An idle worker reads at once.
+    async fn room_to_read(&self) -> usize {
+        let config = &self.launcher.shared.config;
+        let mut gather_until: Option<Instant> = None;
+        loop {
+            let depth =
+                self.room
+                    .depth(config.prefetch, config.concurrency, config.prefetch_hold());
+            let limit = config.concurrency + depth;
+            let out = self.room.out();
+            let free_slots = self.slots.available_permits();
+            let room = limit
+                .saturating_sub(out)
+                .min(free_slots + depth)
+                .min(MAX_BATCH);
+            let enough = (limit / 2).clamp(1, MAX_BATCH);
+            if room >= enough || (room > 0 && out == 0) {
+                return room;
+            }
+            if room > 0 {
+                let until = *gather_until.get_or_insert_with(|| Instant::now() + GATHER);
+                if Instant::now() >= until {
+                    return room;
+                }
+                tokio::select! {
+                    () = self.room.freed() => {}
+                    _ = self.slots.acquire() => {}
+                    () = tokio::time::sleep_until(until.into()) => return room,
+                }
+                continue;
+            }
+            // No room: wait for this group's entries to finish, or for a slot to free up
+            // (another group's job or a take-over may hold them).
+            tokio::select! {
+                () = self.room.freed(), if limit <= out => {}
+                _ = self.slots.acquire(), if free_slots == 0 => {}
             }
         }
-        let more = self
-            .slots
-            .available_permits()
-            .min(MAX_BATCH - slots.num_permits());
-        if more > 0
-            && let Ok(extra) = self.slots.clone().try_acquire_many_owned(more as u32)
-        {
-            slots.merge(extra);
-        }
-        slots
     }
 
-    /// One pass: a fetch sized to the free slots and planned from what the last fetch saw of
-    /// the streams (start a job per entry), or, when nothing is waiting, release the slots and
-    /// wait (bounded) for new entries without claiming any.
+    /// One pass: a read of up to `room` entries planned from what the last read saw of the
+    /// streams; or, when nothing is known to wait, a blocking read that starts whatever
+    /// arrives first.
     async fn pass(
         &self,
         conn: &mut Option<Reader>,
         known: &mut Known,
-        slots: OwnedSemaphorePermit,
+        room: usize,
+        stop: &CancellationToken,
     ) -> crate::Result<()> {
         let shared = &self.launcher.shared;
         let config = &shared.config;
@@ -123,23 +164,20 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
             *conn = Some(shared.broker.reader(config.block).await?);
         }
         let c = conn.as_mut().expect("connection set above");
-        let plan = if self.paused.load(Ordering::Relaxed) {
+        let was_paused = self.paused.load(Ordering::Relaxed);
+        known.forget(self.handed_back.swap(0, Ordering::Relaxed));
+        let plan = if was_paused {
             Vec::new()
         } else {
-            known.plan(slots.num_permits())
+            known.plan(room)
         };
-        let idle =
-            plan.is_empty() && !self.paused.load(Ordering::Relaxed) && !known.idle_wait_ended;
-        if idle && let Some(last_ids) = known.last_ids() {
-            drop(slots);
-            known.woken = shared
+        if plan.is_empty() && !was_paused {
+            let (paused, deliveries, states) = shared
                 .broker
-                .wait_for_new(c, &self.keys, &last_ids, config.block)
+                .read_blocking(c, &self.keys, &config.consumer, room, config.block)
                 .await?;
-            // A wait that saw nothing is followed by a fetch anyway, which reads the pause
-            // flag: a pause is noticed within one wait.
-            known.idle_wait_ended = known.woken.is_empty();
-            return Ok(());
+            known.streams = Some(states);
+            return self.take(paused, deliveries, room, stop).await;
         }
         // The reads and the group's state go out together on the connection; jobs start as
         // soon as the reads' replies are in, without waiting for the state.
@@ -154,44 +192,144 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
             for d in &deliveries {
                 delivered[d.priority.index() - 1] += 1;
             }
-            if paused {
-                drop(slots);
-                return Ok::<_, Error>((true, delivered, deliveries));
-            }
-            let mut slots = slots;
-            for delivery in deliveries {
-                let slot = slots.split(1).expect("one slot per delivered entry");
-                self.launcher.launch(self.keys.clone(), delivery, slot);
-            }
-            Ok((false, delivered, Vec::new()))
+            self.take(paused, deliveries, room, stop).await?;
+            Ok::<_, Error>(delivered)
         };
         let states = shared
             .broker
             .group_states(&mut info_conn, &self.keys, &unknown);
-        let (reads, states) = tokio::join!(reads, states);
-        let (paused, delivered, held) = reads?;
-        known.update(states?, &plan, delivered);
+        let (delivered, states) = tokio::join!(reads, states);
+        known.update(states?, &plan, delivered?);
+        if self.paused.load(Ordering::Relaxed) {
+            tokio::time::sleep(config.block).await;
+        }
+        Ok(())
+    }
+
+    /// Takes what a read delivered, highest priority first: starts what finds a free slot,
+    /// buffers the rest for the dispatcher. Hands back what a paused group or a stopping
+    /// worker was delivered (and, on a pause, everything buffered), and anything beyond
+    /// `room` (a blocking read on three streams can deliver from more than one).
+    async fn take(
+        &self,
+        paused: bool,
+        mut deliveries: Vec<Delivery>,
+        room: usize,
+        stop: &CancellationToken,
+    ) -> crate::Result<()> {
         if paused {
             if !self.paused.swap(true, Ordering::Relaxed) {
                 tracing::warn!(group = %self.keys.group(), "group paused (streamworker pause): fetching nothing until it is resumed");
             }
-            self.hand_back(held).await;
-            tokio::time::sleep(config.block).await;
+            deliveries.extend(self.buffer.take_all().into_iter().map(|b| b.delivery));
+            self.hand_back(deliveries).await;
             return Ok(());
         }
         if self.paused.swap(false, Ordering::Relaxed) {
             tracing::info!(group = %self.keys.group(), "group resumed: fetching again");
         }
+        if deliveries.len() > room {
+            let beyond = deliveries.split_off(room);
+            self.hand_back(beyond).await;
+        }
+        let fetched = Instant::now();
+        let mut waiting = Vec::new();
+        for delivery in deliveries {
+            let ticket = self.room.ticket();
+            let free = if waiting.is_empty() && !stop.is_cancelled() && self.buffer.len() == 0 {
+                self.slots.clone().try_acquire_owned().ok()
+            } else {
+                None
+            };
+            match free {
+                Some(run) => {
+                    let slot = Slot {
+                        run,
+                        ticket: Some(ticket),
+                    };
+                    self.launcher.launch(self.keys.clone(), delivery, slot);
+                }
+                None => waiting.push(Buffered {
+                    delivery,
+                    fetched,
+                    ticket,
+                }),
+            }
+        }
+        self.buffer.put(waiting);
         Ok(())
     }
 
-    /// Returns entries read in the same round trip that found the group paused to their
-    /// streams, for whoever fetches after the resume.
+    /// Starts buffered entries as slots free up, highest priority first, and hands back
+    /// those unstarted after the hold; once `stop` fires and the last read has ended, hands
+    /// back everything buffered.
+    async fn dispatch(&self, stop: &CancellationToken, fetch_ended: &CancellationToken) {
+        let hold = self.launcher.shared.config.prefetch_hold();
+        loop {
+            let Some(oldest) = self.buffer.oldest() else {
+                tokio::select! {
+                    () = self.buffer.added() => continue,
+                    () = stop.cancelled() => break,
+                }
+            };
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep_until((oldest + hold).into()) => {
+                    let expired = self.buffer.take_older_than(held_since(hold));
+                    self.room.stalled();
+                    self.hand_back_buffered(expired, "waited longer than the hold for a slot").await;
+                }
+                run = self.slots.clone().acquire_owned() => {
+                    let run = run.expect("the slot semaphore is never closed");
+                    let expired = self.buffer.take_older_than(held_since(hold));
+                    if !expired.is_empty() {
+                        drop(run);
+                        self.room.stalled();
+                        self.hand_back_buffered(expired, "waited longer than the hold for a slot").await;
+                        continue;
+                    }
+                    if self.paused.load(Ordering::Relaxed) {
+                        drop(run);
+                        let all = self.buffer.take_all();
+                        self.hand_back_buffered(all, "the group is paused").await;
+                        continue;
+                    }
+                    if let Some(b) = self.buffer.next() {
+                        let slot = Slot { run, ticket: Some(b.ticket) };
+                        self.launcher.launch(self.keys.clone(), b.delivery, slot);
+                    }
+                }
+            }
+        }
+        fetch_ended.cancelled().await;
+        let all = self.buffer.take_all();
+        self.hand_back_buffered(all, "the worker is stopping").await;
+    }
+
+    /// Hands back buffered entries; their room is freed once they are back.
+    async fn hand_back_buffered(&self, entries: Vec<Buffered>, why: &str) {
+        if entries.is_empty() {
+            return;
+        }
+        tracing::debug!(group = %self.keys.group(), jobs = entries.len(), why, "handing back jobs read ahead");
+        let (deliveries, tickets): (Vec<Delivery>, Vec<_>) =
+            entries.into_iter().map(|b| (b.delivery, b.ticket)).unzip();
+        self.hand_back(deliveries).await;
+        drop(tickets);
+    }
+
+    /// Returns delivered entries that will not run here to their streams, for another worker
+    /// (or this one) to read again.
     async fn hand_back(&self, deliveries: Vec<Delivery>) {
         if deliveries.is_empty() {
             return;
         }
         let shared = &self.launcher.shared;
+        let streams = deliveries
+            .iter()
+            .fold(0, |bits, d| bits | 1 << (d.priority.index() - 1));
+        self.handed_back.fetch_or(streams, Ordering::Relaxed);
         let entries: Vec<(EntryRef, bool)> = deliveries
             .into_iter()
             .map(|d| {
@@ -214,7 +352,7 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
             .hand_back(&self.keys, &shared.config.consumer, &entries)
             .await
         {
-            tracing::warn!(group = %self.keys.group(), error = %e, "could not hand back jobs read as the group was paused: another worker takes them over after the visibility timeout");
+            tracing::warn!(group = %self.keys.group(), error = %e, "could not hand back jobs that will not run here: another worker takes them over after the visibility timeout");
         }
     }
 
@@ -240,11 +378,6 @@ struct Known {
     /// The group's state on the high, default and low streams; `None` before the first fetch
     /// and after an error.
     streams: Option<Vec<GroupState>>,
-    /// Streams where the last wait saw something arrive.
-    woken: Vec<Priority>,
-    /// The last wait ended with nothing new: the next pass fetches (and reads the pause
-    /// flag) rather than waiting again.
-    idle_wait_ended: bool,
 }
 
 impl Known {
@@ -259,7 +392,7 @@ impl Known {
                 break;
             }
             let lag = match &self.streams {
-                Some(s) if !self.woken.contains(&priority) => s[i].lag,
+                Some(s) => s[i].lag,
                 _ => None,
             };
             match lag {
@@ -291,11 +424,16 @@ impl Known {
         }
     }
 
-    /// The group's last-delivered ids, to wait for anything newer.
-    fn last_ids(&self) -> Option<Vec<String>> {
-        self.streams
-            .as_ref()
-            .map(|s| s.iter().map(|g| g.last_delivered.clone()).collect())
+    /// Forgets the undelivered counts of the streams in `streams` (bit 0 high, 1 default,
+    /// 2 low), which entries were handed back to: the next plan reads them first.
+    fn forget(&mut self, streams: u8) {
+        if let Some(s) = &mut self.streams {
+            for (i, state) in s.iter_mut().enumerate() {
+                if streams & (1 << i) != 0 {
+                    state.lag = None;
+                }
+            }
+        }
     }
 
     /// Takes in a fetch's view of the streams. A stream read for more than it delivered has
@@ -313,9 +451,13 @@ impl Known {
             }
         }
         self.streams = Some(streams);
-        self.woken.clear();
-        self.idle_wait_ended = false;
     }
+}
+
+/// The fetch time before which a buffered entry has waited longer than `hold`.
+fn held_since(hold: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_sub(hold).unwrap_or(now)
 }
 
 /// Pause after `failures` consecutive failures: doubling from 100 ms to 5 s, with jitter.
@@ -340,8 +482,6 @@ mod tests {
                     })
                     .collect(),
             ),
-            woken: Vec::new(),
-            idle_wait_ended: false,
         }
     }
 
@@ -370,13 +510,17 @@ mod tests {
             known([Some(0), Some(0), Some(0)]).plan(10).is_empty(),
             "nothing waits"
         );
-        let mut woken = known([Some(0), Some(0), Some(0)]);
-        woken.woken = vec![Low];
-        assert_eq!(woken.plan(4), vec![(Low, 4)]);
     }
 
     #[test]
     fn a_stream_read_for_more_than_it_had_counts_as_empty_when_redis_gives_no_lag() {
+        let mut forgot = known([Some(0), Some(0), Some(5)]);
+        forgot.forget(0b001);
+        assert_eq!(
+            forgot.plan(10),
+            vec![(Priority::High, 10)],
+            "handed back to"
+        );
         let mut k = Known::default();
         k.update(
             known([None, None, Some(4)]).streams.unwrap(),

@@ -2,6 +2,7 @@
 //! or the reaper's take-overs), and routes its outcome to the finisher.
 
 use super::executor::{self, Completion};
+use super::room::Ticket;
 use super::shared::Shared;
 use crate::broker::Delivery;
 use crate::keys::Keys;
@@ -31,7 +32,7 @@ impl<S> Clone for Launcher<S> {
 
 impl<S: Clone + Send + Sync + 'static> Launcher<S> {
     /// Runs `delivery` in a task of its own; `slot` is released when its handler is done.
-    pub(crate) fn launch(&self, keys: Keys, delivery: Delivery, slot: OwnedSemaphorePermit) {
+    pub(crate) fn launch(&self, keys: Keys, delivery: Delivery, slot: Slot) {
         let shared = self.shared.clone();
         let done = self.done.clone();
         // A job's future is several KB (the handler, middleware, timeout and cancel states);
@@ -43,5 +44,25 @@ impl<S: Clone + Send + Sync + 'static> Launcher<S> {
                 let _ = done.send(completion);
             }
         }));
+    }
+}
+
+/// What a running job holds until its handler is done: one of the worker's job slots and,
+/// for an entry its group's fetcher read, its place in that group's read-ahead room.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    /// The job slot.
+    pub(crate) run: OwnedSemaphorePermit,
+    /// The place in the fetcher's room; `None` for an entry the reaper took over.
+    pub(crate) ticket: Option<Ticket>,
+}
+
+impl Slot {
+    /// Releases the slot after a handler that ran for `took`, which paces the read-ahead.
+    pub(crate) fn finished(self, took: std::time::Duration) {
+        drop(self.run);
+        if let Some(ticket) = self.ticket {
+            ticket.finished(took);
+        }
     }
 }

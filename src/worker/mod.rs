@@ -1,7 +1,7 @@
 //! The [`Worker`]: a pool of concurrent job executions for one or more groups.
 //!
-//! [`Worker::run`] starts, per group, one fetcher (reads at most the free slots, on a
-//! connection of its own) and one promoter (moves due jobs from the delayed set), plus, for
+//! [`Worker::run`] starts, per group, one fetcher (reads the free slots and a bounded depth
+//! ahead, on a connection of its own, and starts what it read as slots free up) and one promoter (moves due jobs from the delayed set), plus, for
 //! the whole worker, one reaper, one finisher, one heartbeat, one pub/sub listener (wake-ups
 //! and cancel requests), and, when configured, one scheduler, one depth sampler and the
 //! metrics endpoint. Jobs run as tasks of their own; `stop.rs` documents the order of a stop.
@@ -11,11 +11,13 @@
 //! - `run`: [`Worker::run`] (start, wait for the signal, stop); `start`: the checks, then
 //!   every part spawned; `stop`: the ordered stop;
 //! - `shared`: what the job path shares; `running`: the running jobs and cancel requests;
-//! - the job path: `fetcher` (reads), `reaper` (takes over stalled entries), `launch`
+//! - the job path: `fetcher` (reads and dispatches), `room` (how far it reads ahead),
+//!   `buffer` (what it read that waits for a slot), `reaper` (takes over stalled entries), `launch`
 //!   (spawns job tasks), `executor` (runs one job), `finisher` (writes outcomes);
 //! - the loops beside it: `heartbeat`, `promoter`, `wake` (the pub/sub listener), `sampler`;
 //! - `preflight`: the start-up checks of the Redis server.
 
+mod buffer;
 mod builder;
 pub(crate) mod config;
 mod executor;
@@ -26,6 +28,7 @@ mod launch;
 mod preflight;
 mod promoter;
 mod reaper;
+mod room;
 mod run;
 mod running;
 mod sampler;

@@ -4,7 +4,8 @@
 //! removes consumers that are gone and own nothing. Cheap when nothing is stalled: one
 //! bounded XAUTOCLAIM scan per stream per pass.
 
-use super::launch::Launcher;
+use super::buffer::Buffer;
+use super::launch::{Launcher, Slot};
 use crate::broker::{ReapPage, SCAN_START};
 use crate::keys::Keys;
 use crate::priority::Priority;
@@ -32,6 +33,8 @@ pub(crate) struct Reaper<S> {
     pub(crate) groups: Vec<Keys>,
     /// The worker's job slots: a take-over needs free ones.
     pub(crate) slots: Arc<Semaphore>,
+    /// Each group's fetched, unstarted entries (aligned with `groups`).
+    buffers: Vec<Arc<Buffer>>,
     /// Where each stream's scan continues.
     cursors: HashMap<(usize, Priority), String>,
     last_prune: Option<Instant>,
@@ -39,11 +42,17 @@ pub(crate) struct Reaper<S> {
 
 impl<S: Clone + Send + Sync + 'static> Reaper<S> {
     /// A reaper that has scanned nothing yet.
-    pub(crate) fn new(launcher: Launcher<S>, groups: Vec<Keys>, slots: Arc<Semaphore>) -> Self {
+    pub(crate) fn new(
+        launcher: Launcher<S>,
+        groups: Vec<Keys>,
+        slots: Arc<Semaphore>,
+        buffers: Vec<Arc<Buffer>>,
+    ) -> Self {
         Reaper {
             launcher,
             groups,
             slots,
+            buffers,
             cursors: HashMap::new(),
             last_prune: None,
         }
@@ -147,10 +156,15 @@ impl<S: Clone + Send + Sync + 'static> Reaper<S> {
                 // An entry of this very worker that still runs here (its heartbeats failed
                 // for longer than the visibility timeout, e.g. while Redis was away): the
                 // claim renewed its lease; running it a second time would be a duplicate.
-                if shared.running.contains(keys.group(), &delivery.entry_id) {
+                // Likewise an entry read ahead that waits here for a slot (this worker stalled
+                // past its lease): it starts from the buffer, or goes back to its stream.
+                if shared.running.contains(keys.group(), &delivery.entry_id)
+                    || self.buffers[g].contains(priority, &delivery.entry_id)
+                {
                     continue;
                 }
-                let slot = slots.split(1).expect("one slot per claimed entry");
+                let run = slots.split(1).expect("one slot per claimed entry");
+                let slot = Slot { run, ticket: None };
                 self.launcher.launch(keys.clone(), delivery, slot);
             }
             let done = page.cursor == SCAN_START;

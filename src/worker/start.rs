@@ -3,12 +3,14 @@
 //! heartbeat, per group a promoter and a fetcher, the reaper, the depth sampler and the
 //! metrics endpoint.
 
+use super::buffer::Buffer;
 use super::config::WorkerConfig;
 use super::finisher::Finisher;
 use super::heartbeat::Heartbeat;
 use super::launch::Launcher;
 use super::promoter::Promoter;
 use super::reaper::Reaper;
+use super::room::Room;
 use super::running::RunningJobs;
 use super::sampler::DepthSampler;
 use super::shared::Shared;
@@ -104,6 +106,7 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
         );
         let mut promoters = Vec::new();
         let mut fetchers = Vec::new();
+        let mut buffers = Vec::new();
         for (keys, wake) in all_keys.iter().zip(wakes) {
             let promoter = Promoter::new(
                 broker.clone(),
@@ -113,18 +116,24 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
                 connectivity.clone(),
             );
             promoters.push(tokio::spawn(promoter.run(stop_background.clone())));
+            let buffer = Arc::new(Buffer::default());
+            buffers.push(buffer.clone());
             let fetcher = fetcher::Fetcher {
                 launcher: launcher.clone(),
                 keys: keys.clone(),
                 slots: slots.clone(),
+                room: Arc::new(Room::default()),
+                buffer,
                 paused: Default::default(),
+                handed_back: Default::default(),
             };
             fetchers.push(tokio::spawn(fetcher.run(stop_fetching.clone())));
         }
         // The reaper takes the last launcher, and with it the last outcome sender outside the
         // job tasks: the finisher ends once the fetchers, the reaper and the jobs are done.
         fetchers.push(tokio::spawn(
-            Reaper::new(launcher, all_keys.clone(), slots.clone()).run(stop_fetching.clone()),
+            Reaper::new(launcher, all_keys.clone(), slots.clone(), buffers)
+                .run(stop_fetching.clone()),
         ));
         let samplers = spawn_metrics(
             &config,

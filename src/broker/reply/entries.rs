@@ -49,40 +49,50 @@ pub(crate) fn first_id(op: &'static str, value: Value) -> Result<Option<String>>
 /// The entries of an XREADGROUP reply on one stream of `priority` (nil: none), each delivered
 /// for the first time.
 pub(crate) fn deliveries(priority: Priority, value: Value) -> Result<Vec<Delivery>> {
-    const OP: &str = "read";
     let mut out = Vec::new();
-    for stream in array(OP, value)? {
-        let entries = match stream {
-            Value::Array(mut kv) if kv.len() == 2 => kv.pop().expect("two items"),
-            Value::Map(mut kv) if kv.len() == 1 => kv.pop().expect("one item").1,
-            other => return Err(unexpected(OP, &other)),
-        };
-        out.extend(
-            listed(OP, entries)?
-                .into_iter()
-                .map(|(entry_id, fields)| Delivery {
-                    priority,
-                    entry_id,
-                    fields,
-                    deliveries: 1,
-                }),
-        );
+    for (_, entries) in streams_replied(value)? {
+        out.extend(deliveries_of(priority, entries)?);
     }
     Ok(out)
 }
 
-/// The names of the streams an XREAD reply lists (in RESP2 arrays; nothing else counts).
-pub(crate) fn streams_listed(value: Value) -> Vec<String> {
-    let Value::Array(items) = value else {
-        return Vec::new();
-    };
-    items
+/// Each stream of an XREAD or XREADGROUP reply (nil: none), as its name and its list of
+/// entries, in RESP2 (`[[name, entries], ...]`) or RESP3 (a map).
+pub(crate) fn streams_replied(value: Value) -> Result<Vec<(String, Value)>> {
+    const OP: &str = "read";
+    match value {
+        Value::Map(kv) => kv
+            .into_iter()
+            .map(|(name, entries)| Ok((string(OP, &name)?, entries)))
+            .collect(),
+        value => array(OP, value)?
+            .into_iter()
+            .map(|stream| match stream {
+                Value::Array(mut kv) if kv.len() == 2 => {
+                    let entries = kv.pop().expect("two items");
+                    Ok((string(OP, &kv[0])?, entries))
+                }
+                Value::Map(mut kv) if kv.len() == 1 => {
+                    let (name, entries) = kv.pop().expect("one item");
+                    Ok((string(OP, &name)?, entries))
+                }
+                other => Err(unexpected(OP, &other)),
+            })
+            .collect(),
+    }
+}
+
+/// One stream's list of entries from an XREADGROUP reply, as first deliveries of `priority`.
+pub(crate) fn deliveries_of(priority: Priority, entries: Value) -> Result<Vec<Delivery>> {
+    Ok(listed("read", entries)?
         .into_iter()
-        .filter_map(|item| match item {
-            Value::Array(mut kv) if !kv.is_empty() => string("xread", &kv.swap_remove(0)).ok(),
-            _ => None,
+        .map(|(entry_id, fields)| Delivery {
+            priority,
+            entry_id,
+            fields,
+            deliveries: 1,
         })
-        .collect()
+        .collect())
 }
 
 #[cfg(test)]
@@ -121,16 +131,5 @@ mod tests {
         assert_eq!(delivered[0].fields, None);
         assert_eq!(delivered[0].priority, Priority::Low);
         assert!(deliveries(Priority::Low, Value::Nil).unwrap().is_empty());
-    }
-
-    #[test]
-    fn xread_names_the_streams_with_news() {
-        let reply = Value::Array(vec![
-            Value::Array(vec![bulk("a"), Value::Array(Vec::new())]),
-            Value::Array(Vec::new()),
-            Value::Array(vec![bulk("b"), Value::Array(Vec::new())]),
-        ]);
-        assert_eq!(streams_listed(reply), vec!["a", "b"]);
-        assert!(streams_listed(Value::Nil).is_empty());
     }
 }

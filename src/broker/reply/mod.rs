@@ -6,7 +6,9 @@ mod entries;
 mod errors;
 mod groups;
 
-pub(crate) use entries::{Entry, Fields, deliveries, entries, first_id, streams_listed};
+pub(crate) use entries::{
+    Entry, Fields, deliveries, deliveries_of, entries, first_id, streams_replied,
+};
 pub(crate) use errors::says_group_missing;
 pub(crate) use groups::{consumers, group_info, group_state};
 

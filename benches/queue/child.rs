@@ -113,6 +113,10 @@ async fn run(args: ChildArgs) -> ChildReport {
     for group in &args.groups {
         builder = builder.group(group.as_str());
     }
+    // BENCH_PREFETCH=N sets the read-ahead (to compare depths); the default otherwise.
+    if let Ok(n) = std::env::var("BENCH_PREFETCH") {
+        builder = builder.prefetch(n.parse().expect("BENCH_PREFETCH is a number"));
+    }
     let worker = builder.build().expect("worker");
     let stop = CancellationToken::new();
     let started_ns = unix_ns();

@@ -295,8 +295,11 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
                         self.hand_back_buffered(all, "the group is paused").await;
                         continue;
                     }
-                    if let Some(b) = self.buffer.next() {
-                        let slot = Slot { run, ticket: Some(b.ticket) };
+                    // Every slot free now goes to a buffered entry in this one wake-up.
+                    let mut run = Some(run);
+                    while let Some(slot) = run.take().or_else(|| self.slots.clone().try_acquire_owned().ok()) {
+                        let Some(b) = self.buffer.next() else { break };
+                        let slot = Slot { run: slot, ticket: Some(b.ticket) };
                         self.launcher.launch(self.keys.clone(), b.delivery, slot);
                     }
                 }

@@ -1,5 +1,11 @@
 //! The finisher: writes the outcomes of jobs, batched, one script call per outcome kind and
 //! group for whatever finished together.
+//!
+//! Outcomes that come while a write is in flight wait for the next one. When few have come and
+//! other jobs are still running, the finisher also waits up to [`LINGER`] for more, so jobs
+//! that end close together share one script call (and one update of the stats counters)
+//! rather than one each. No outcome waits longer than that before its write starts, and a stop
+//! writes every outcome sent.
 
 use super::executor::Completion;
 use crate::broker::{Broker, Cancelled, Dead, DeadRetention, Done, FinishReport, Retry};
@@ -7,10 +13,14 @@ use crate::keys::Keys;
 use crate::outage::Connectivity;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 /// Most outcomes written by one script call.
 const MAX_BATCH: usize = 256;
+/// Longest a small batch waits for more outcomes while other jobs run.
+const LINGER: Duration = Duration::from_millis(1);
+/// A batch this large is written without waiting for more.
+const FULL_ENOUGH: usize = 64;
 /// Longest pause between attempts to write outcomes while Redis fails.
 const MAX_PAUSE: Duration = Duration::from_secs(2);
 
@@ -29,6 +39,10 @@ pub(crate) struct Finisher {
     pub(crate) give_up_after: Duration,
     /// The outcomes sent by the job tasks.
     pub(crate) outcomes: mpsc::UnboundedReceiver<Completion>,
+    /// The worker's job slots: while some are taken, more outcomes are on their way.
+    pub(crate) slots: Arc<Semaphore>,
+    /// The worker's concurrency: every slot.
+    pub(crate) concurrency: usize,
 }
 
 /// The outcomes of one group in one pass.
@@ -57,6 +71,7 @@ impl Finisher {
     pub(crate) async fn run(mut self) {
         let mut buffer = Vec::with_capacity(MAX_BATCH);
         while self.outcomes.recv_many(&mut buffer, MAX_BATCH).await > 0 {
+            self.linger(&mut buffer).await;
             // Usually one group: a linear search beats a map.
             let mut groups: Vec<Batch> = Vec::new();
             for completion in buffer.drain(..) {
@@ -84,6 +99,21 @@ impl Finisher {
             }
             for batch in groups {
                 self.write(batch).await;
+            }
+        }
+    }
+
+    /// Waits up to [`LINGER`] for more outcomes while the batch is small and jobs are running.
+    async fn linger(&mut self, buffer: &mut Vec<Completion>) {
+        if buffer.len() >= FULL_ENOUGH || self.slots.available_permits() >= self.concurrency {
+            return;
+        }
+        let until = tokio::time::Instant::now() + LINGER;
+        while buffer.len() < FULL_ENOUGH {
+            let more = self.outcomes.recv_many(buffer, MAX_BATCH - buffer.len());
+            match tokio::time::timeout_at(until, more).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
             }
         }
     }

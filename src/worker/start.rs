@@ -77,6 +77,8 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
                 connectivity: connectivity.clone(),
                 give_up_after: config.visibility_timeout,
                 outcomes: done_rx,
+                slots: slots.clone(),
+                concurrency: config.concurrency,
             }
             .run(),
         );

@@ -79,6 +79,12 @@ struct WorkArgs {
     #[arg(long, value_name = "CMD")]
     exec: Option<String>,
 
+    /// How --exec runs its command: per-job (a process per job) or persistent (a long-lived
+    /// process per slot, sent jobs and answering outcomes as JSON lines on stdin and stdout;
+    /// see the README's "Persistent mode")
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = exec::ExecMode::PerJob, requires = "exec")]
+    exec_mode: exec::ExecMode,
+
     /// Jobs run at once
     #[arg(long, default_value_t = config::CONCURRENCY, allow_negative_numbers = true, value_parser = count::<usize, 1>)]
     concurrency: usize,

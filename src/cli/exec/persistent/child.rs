@@ -35,10 +35,10 @@ impl Failure {
     /// The failure as the job's error.
     pub(super) fn message(&self, pid: i32) -> String {
         match self {
-            Failure::Protocol(text) => format!("{text} (child {pid} restarted)"),
+            Failure::Protocol(text) => format!("{text} (child {pid} killed and replaced)"),
             Failure::TooLong => format!(
                 "the --exec child's reply is over the {MAX_REPLY}-byte line limit (child {pid} \
-                 restarted)"
+                 killed and replaced)"
             ),
             Failure::Exited(how) => format!("the --exec child {pid} {how}"),
         }

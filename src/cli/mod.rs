@@ -267,6 +267,18 @@ mod tests {
     }
 
     #[test]
+    fn exec_mode_defaults_to_per_job_and_needs_exec() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map_err(|e| e.to_string());
+        let cli = parse(&["streamworker", "--group", "g", "--exec", "cat"]).unwrap();
+        assert_eq!(cli.work.exec_mode, exec::ExecMode::PerJob);
+        let args = ["streamworker", "--group", "g", "--exec-mode", "persistent"];
+        let cli = parse(&[&args[..], &["--exec", "cat"]].concat()).unwrap();
+        assert_eq!(cli.work.exec_mode, exec::ExecMode::Persistent);
+        let err = parse(&args).unwrap_err();
+        assert!(err.contains("--exec <CMD>"), "{err}");
+    }
+
+    #[test]
     fn the_dead_retention_flags_default_to_the_constants_and_take_0_for_off() {
         let parse = |args: &[&str]| Cli::try_parse_from(args).unwrap().work;
         let work = parse(&["streamworker", "--group", "g"]);

@@ -8,7 +8,9 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+/// The `--exec` tests' view of processes, of which these tests use a part.
 #[path = "../exec/procs.rs"]
+#[allow(dead_code)]
 mod procs;
 
 use procs::{KillOnFailure, members, runs_in};

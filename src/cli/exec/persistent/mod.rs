@@ -191,3 +191,34 @@ impl Drop for Lease<'_> {
         self.pool.idle.lock().expect("pool lock").push(slot);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readme_documents_the_limits_in_force() {
+        let readme = include_str!("../../../../README.md");
+        // README wraps lines: compare with every run of whitespace as one space.
+        let flat = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+        let expected = [
+            format!(
+                "| `--exec-mode persistent` reply | one line of up to {} MiB per job",
+                protocol::MAX_REPLY >> 20
+            ),
+            format!(
+                "up to {} KiB a line; a failure quotes the last {} KiB |",
+                stderr::MAX_LINE / 1024,
+                stderr::TAIL / 1024
+            ),
+            format!(
+                "then {} ms doubling to {} s while its replacements fail",
+                restart::FIRST_DELAY.as_millis(),
+                restart::MAX_DELAY.as_secs()
+            ),
+        ];
+        for text in expected {
+            assert!(flat.contains(&text), "README.md should say {text:?}");
+        }
+    }
+}

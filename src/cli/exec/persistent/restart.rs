@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 /// The delay before the third start in a row without an answer; it doubles per failure.
-const FIRST_DELAY: Duration = Duration::from_millis(100);
+pub(super) const FIRST_DELAY: Duration = Duration::from_millis(100);
 /// The longest delay between two starts.
 pub(super) const MAX_DELAY: Duration = Duration::from_secs(10);
 

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 pub(super) const MAX_LINE: usize = 4096;
 
 /// How much of its last stderr output a child's failure quotes, in bytes.
-const TAIL: usize = 2048;
+pub(super) const TAIL: usize = 2048;
 
 /// Logs each line of `stderr` as the child `pid` of `slot` writes it, until the pipe closes
 /// (the child's whole group is gone). The task's output is the last lines (about [`TAIL`]

@@ -1,7 +1,7 @@
 """The persistent --exec child of tests/exec_persistent: what it does depends on the task.
 
 echo: answers its facts; flaky: fails its first attempt; fatal: fails without retry; crash:
-exits on its first attempt; garbage: writes a line that is no reply; wrong_id: answers for
+exits on its first attempt; quit: answers, then exits; garbage: writes a line that is no reply; wrong_id: answers for
 another job; hang: starts a grandchild, records "PID GRANDCHILD" in $OUT/pids, never answers.
 """
 import json
@@ -38,6 +38,9 @@ for line in sys.stdin.buffer:
     elif task == "crash" and attempt == 1:
         print("crashing on purpose", file=sys.stderr, flush=True)
         os._exit(3)
+    elif task == "quit":
+        reply({"id": jid, "ok": True, "result": facts})
+        os._exit(0)
     elif task == "garbage":
         print("this is not json")
         sys.stdout.flush()

@@ -205,6 +205,25 @@ async fn a_child_that_crashes_mid_job_is_replaced_and_the_job_retried() {
     );
 }
 
+/// A child that exits after answering is replaced before the next job is sent: that job
+/// runs on a new child at its first attempt, and the log says the child exited between jobs.
+#[tokio::test]
+async fn a_child_that_exits_between_jobs_is_replaced_before_the_next_job() {
+    let redis = RedisServer::start();
+    let group = unique_group("persist-quit");
+    let out = tempfile::tempdir().unwrap();
+    let worker = worker(&redis, out.path(), &group, &handler(), &[]);
+
+    let quit = pid(&succeeded(&redis, &group, "quit", &[]).await) as i32;
+    until("the child to exit", || !runs_in(quit, quit)).await;
+    let next = succeeded(&redis, &group, "echo", &[]).await;
+    assert_eq!(next["attempt"], 1, "{next}");
+    assert_ne!(pid(&next) as i32, quit);
+    let log = worker.log();
+    let said = format!("slot 0: the --exec child {quit} exited (exit status 0) between jobs");
+    assert!(log.contains(&said), "{log}");
+}
+
 /// A reply that is not a protocol line, or that names another job, fails the job with a clear
 /// error; the child is killed and the next job runs on a new one.
 #[tokio::test]

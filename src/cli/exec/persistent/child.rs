@@ -122,22 +122,25 @@ impl Child {
         match line {
             Ok(Line::Whole(line)) => Reply::parse(&line, id).map_err(Failure::Protocol),
             Ok(Line::Over(..)) => Err(Failure::TooLong),
-            Ok(Line::End(partial)) => Err(Failure::Exited(self.ended(&partial).await)),
+            Ok(Line::End(partial)) => Err(Failure::Exited(
+                self.ended("before answering", &partial).await,
+            )),
             Err(e) => Err(Failure::Exited(format!(
                 "cannot be read ({e}): {}",
-                self.ended(&[]).await
+                self.ended("before answering", &[]).await
             ))),
         }
     }
 
-    /// Ends the child (if it still runs, with its group), reaps it and says how it ended:
-    /// `exited (exit status 3) before answering: <its last stderr lines>`.
-    pub(super) async fn ended(&mut self, partial: &[u8]) -> String {
+    /// Ends the child (if it still runs, with its group), reaps it and says how it ended,
+    /// `when` (`before answering`) and what it wrote last: `exited (exit status 3) before
+    /// answering; its last stderr: <lines>`. `partial` is an unfinished stdout line.
+    pub(super) async fn ended(&mut self, when: &str, partial: &[u8]) -> String {
         let status = match self.group.wait().await {
             Ok(status) => exit_text(status),
             Err(e) => format!("exit status unknown: {e}"),
         };
-        let mut text = format!("exited ({status}) before answering");
+        let mut text = format!("exited ({status}) {when}");
         if !partial.is_empty() {
             text.push_str(&format!(
                 "; it wrote an unfinished line: {}",

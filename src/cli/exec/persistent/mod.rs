@@ -122,9 +122,8 @@ impl Pool {
             return;
         };
         let pid = child.pid();
-        let how = child.ended(&[]).await;
+        let how = child.ended("between jobs", &[]).await;
         slot.child = None;
-        let how = how.replacen("before answering", "between jobs", 1);
         self.failed(slot, &format!("the --exec child {pid} {how}"));
     }
 

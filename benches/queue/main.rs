@@ -15,6 +15,7 @@ mod child;
 mod cluster;
 mod drain;
 mod enqueue;
+mod exec;
 mod floor;
 mod latency;
 mod memory;
@@ -37,8 +38,8 @@ pub struct Ctx {
     pub quick: bool,
 }
 
-const BENCHES: [&str; 7] = [
-    "enqueue", "drain", "e2e", "latency", "delayed", "memory", "cluster",
+const BENCHES: [&str; 8] = [
+    "enqueue", "drain", "e2e", "latency", "delayed", "memory", "cluster", "exec",
 ];
 
 fn main() {
@@ -90,6 +91,7 @@ fn main() {
                 "delayed" => latency::delayed(&ctx).await,
                 "memory" => memory::run(&ctx).await,
                 "cluster" => cluster::run(&ctx).await,
+                "exec" => exec::run(&ctx).await,
                 _ => unreachable!(),
             };
             report::print_table(&rows);

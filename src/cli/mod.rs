@@ -79,6 +79,12 @@ struct WorkArgs {
     #[arg(long, value_name = "CMD")]
     exec: Option<String>,
 
+    /// How --exec runs its command: per-job (a process per job) or persistent (a long-lived
+    /// process per slot, sent jobs and answering outcomes as JSON lines on stdin and stdout;
+    /// see the README's "Persistent mode")
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = exec::ExecMode::PerJob, requires = "exec")]
+    exec_mode: exec::ExecMode,
+
     /// Jobs run at once
     #[arg(long, default_value_t = config::CONCURRENCY, allow_negative_numbers = true, value_parser = count::<usize, 1>)]
     concurrency: usize,
@@ -263,6 +269,18 @@ mod tests {
         assert_eq!(cli.work.concurrency, config::CONCURRENCY);
         let err = parse(&["streamworker", "--group", "g", "--dead-max-len", "-1"]).unwrap_err();
         assert!(err.contains("use a whole number of 0 or more"), "{err}");
+    }
+
+    #[test]
+    fn exec_mode_defaults_to_per_job_and_needs_exec() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map_err(|e| e.to_string());
+        let cli = parse(&["streamworker", "--group", "g", "--exec", "cat"]).unwrap();
+        assert_eq!(cli.work.exec_mode, exec::ExecMode::PerJob);
+        let args = ["streamworker", "--group", "g", "--exec-mode", "persistent"];
+        let cli = parse(&[&args[..], &["--exec", "cat"]].concat()).unwrap();
+        assert_eq!(cli.work.exec_mode, exec::ExecMode::Persistent);
+        let err = parse(&args).unwrap_err();
+        assert!(err.contains("--exec <CMD>"), "{err}");
     }
 
     #[test]

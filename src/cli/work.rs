@@ -41,7 +41,7 @@ where
     }
     let mut builder = configure(builder);
     if let Some(cmd) = &args.exec {
-        let exec = Arc::new(ExecHandler::new(cmd)?);
+        let exec = Arc::new(ExecHandler::new(cmd, args.exec_mode, args.concurrency)?);
         builder = builder.fallback(move |payload, ctx| {
             let exec = exec.clone();
             async move { exec.run(payload, ctx).await }

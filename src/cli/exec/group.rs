@@ -1,4 +1,5 @@
-//! A job's command as the leader of a process group of its own, and the end of that group.
+//! A command as the leader of a process group of its own, and the end of that group: a job's
+//! command (per-job mode) or a slot's long-lived child (persistent mode).
 //!
 //! Whatever the command starts stays in its group unless it leaves on purpose (`setsid`,
 //! `setpgid`). The whole group gets SIGKILL when the leader exits, or when the job ends first
@@ -10,6 +11,7 @@ use super::watchdog::Watchdog;
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 use std::io;
 use std::process::ExitStatus;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 
@@ -18,21 +20,21 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// A running command and its process group, killed as a group when dropped.
 #[derive(Debug)]
-pub(super) struct JobGroup<'w> {
+pub(super) struct JobGroup {
     /// The leader; killed (again) and reaped by tokio when dropped, after the group's kill.
     child: Child,
     /// The leader's pid, which is the group's id.
     pgid: Pid,
     /// Told of the group while it may be running.
-    watchdog: &'w Watchdog,
+    watchdog: Arc<Watchdog>,
     /// The group was killed and unregistered; the leader may be reaped.
     ended: bool,
 }
 
-impl<'w> JobGroup<'w> {
+impl JobGroup {
     /// Spawns `command` as the leader of a new process group and registers the group with
     /// `watchdog`.
-    pub(super) fn spawn(command: &mut Command, watchdog: &'w Watchdog) -> io::Result<Self> {
+    pub(super) fn spawn(command: &mut Command, watchdog: &Arc<Watchdog>) -> io::Result<Self> {
         let child = command.process_group(0).kill_on_drop(true).spawn()?;
         let pgid = child
             .id()
@@ -44,7 +46,7 @@ impl<'w> JobGroup<'w> {
         Ok(JobGroup {
             child,
             pgid,
-            watchdog,
+            watchdog: watchdog.clone(),
             ended: false,
         })
     }
@@ -60,18 +62,32 @@ impl<'w> JobGroup<'w> {
         )
     }
 
+    /// The leader's pid (the group's id).
+    pub(super) fn pid(&self) -> i32 {
+        self.pgid.as_raw_nonzero().get()
+    }
+
+    /// Whether the leader has exited (it is not reaped: a zombie keeps the group's id taken).
+    pub(super) fn leader_has_exited(&self) -> bool {
+        loop {
+            let options = WaitIdOptions::EXITED | WaitIdOptions::NOWAIT | WaitIdOptions::NOHANG;
+            match rustix::process::waitid(WaitId::Pid(self.pgid), options) {
+                Ok(None) => return false,
+                Err(rustix::io::Errno::INTR) => continue,
+                // Exited, or not a child to wait for (nothing left to wait on either way).
+                Ok(Some(_)) | Err(_) => return true,
+            }
+        }
+    }
+
     /// Completes once the leader has exited, without reaping it.
     pub(super) async fn leader_exited(&self) {
         use tokio::signal::unix::{SignalKind, signal};
         // Listening starts before the first look, so an exit after it is never missed.
         let mut sigchld = signal(SignalKind::child()).ok();
         loop {
-            let options = WaitIdOptions::EXITED | WaitIdOptions::NOWAIT | WaitIdOptions::NOHANG;
-            match rustix::process::waitid(WaitId::Pid(self.pgid), options) {
-                Ok(None) => {}
-                Err(rustix::io::Errno::INTR) => continue,
-                // Exited, or not a child to wait for (nothing left to wait on either way).
-                Ok(Some(_)) | Err(_) => return,
+            if self.leader_has_exited() {
+                return;
             }
             match sigchld.as_mut() {
                 Some(sigchld) => {
@@ -100,7 +116,7 @@ impl<'w> JobGroup<'w> {
     }
 }
 
-impl Drop for JobGroup<'_> {
+impl Drop for JobGroup {
     /// The job ended before its group did: kill the group now, while the leader is not reaped
     /// (the `child` field is dropped, and may reap it, only after this).
     fn drop(&mut self) {

@@ -1,19 +1,25 @@
-//! The `--exec` handler: runs a command per job.
+//! The `--exec` handler: runs a command for the jobs that have no Rust handler, in one of two
+//! modes ([`ExecMode`]):
+//! - per job (the default, [`per_job`]): a process per job; args on stdin, facts in the
+//!   environment, exit status and stdout as the outcome;
+//! - persistent ([`persistent`]): one long-lived process per slot, started when a slot first
+//!   needs it and again after it dies; jobs and outcomes are JSON lines on its stdin and
+//!   stdout (the protocol is in `persistent/protocol.rs` and the README).
 //!
 //! The command line is split into argv by shell quoting rules but no shell runs it, so nothing
-//! in a job can inject a command. The job's args are the command's stdin (JSON), its facts are
-//! in `STREAMWORKER_JOB_ID`, `_TASK`, `_ATTEMPT` and `_GROUP`; exit 0 is success with stdout as
-//! the result, anything else a retryable failure with the tail of stderr.
+//! in a job can inject a command.
 //!
-//! Every process of a job dies with the job and with its worker:
+//! Every process of a job dies with the job and with its worker, in both modes:
 //! - The command leads a process group of its own, and what it starts is in that group
 //!   ([`group`]). When the command exits, the rest of its group is killed at once: a background
 //!   process it left behind does not run on unseen (nor hold the job open by keeping stdout).
 //!   When the job ends before the command (timeout, cancel, lost lease, stop past
-//!   `--shutdown-grace`), the whole group is killed.
-//! - One watchdog process per worker, started with the handler, kills the groups of the jobs
-//!   still running when the worker ends, even by SIGKILL ([`watchdog`]): a killed worker leaves
-//!   nothing running that another worker may run again at the same time.
+//!   `--shutdown-grace`), the whole group is killed; in persistent mode the slot starts a
+//!   fresh process for its next job.
+//! - One watchdog process per worker, started with the handler, kills the groups still running
+//!   when the worker ends, even by SIGKILL ([`watchdog`]): a killed worker leaves nothing
+//!   running that another worker may run again at the same time. Persistent children are
+//!   registered for their whole life.
 //! - A terminal's Ctrl-C reaches the worker only; the jobs then get the worker's shutdown grace,
 //!   as with SIGTERM.
 //!
@@ -27,123 +33,111 @@
 //! program is refused then, rather than failing every job.
 
 mod group;
+mod per_job;
+mod persistent;
 mod program;
 mod watchdog;
 
-use self::group::JobGroup;
+use self::persistent::Pool;
 use self::watchdog::Watchdog;
 use crate::context::JobContext;
 use crate::error::{Error, Result};
 use crate::job::Payload;
-use crate::task::{JobResult, Output, TaskError};
-use std::process::Stdio;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use crate::task::{JobResult, TaskError};
+use std::process::ExitStatus;
+use std::sync::Arc;
 use tokio::process::Command;
 
-/// How much of stderr a failure keeps (its tail).
-const STDERR_TAIL: usize = 2048;
-/// Most stdout kept as the result; more fails the job.
-const MAX_STDOUT: usize = 1024 * 1024;
+/// How `--exec` runs its command (`--exec-mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ExecMode {
+    /// A process per job: args on stdin, exit status and stdout as the outcome.
+    #[default]
+    PerJob,
+    /// A long-lived process per slot: jobs and outcomes as JSON lines on stdin and stdout.
+    Persistent,
+}
 
-/// Runs one program per job; see the module doc.
+/// The program and arguments `--exec` names, split once.
 #[derive(Debug)]
-pub(crate) struct ExecHandler {
+pub(super) struct Program {
     program: String,
     args: Vec<String>,
+}
+
+impl Program {
+    /// The program as named on the command line.
+    fn name(&self) -> &str {
+        &self.program
+    }
+
+    /// A command that runs it with its arguments (nothing else set).
+    fn command(&self) -> Command {
+        let mut command = Command::new(&self.program);
+        command.args(&self.args);
+        command
+    }
+}
+
+/// How the handler runs jobs.
+#[derive(Debug)]
+enum Runner {
+    /// A process per job.
+    PerJob,
+    /// The slots' long-lived processes.
+    Persistent(Pool),
+}
+
+/// Runs `--exec`'s command for jobs; see the module doc.
+#[derive(Debug)]
+pub(crate) struct ExecHandler {
+    program: Arc<Program>,
     /// Kills the jobs' groups if the worker dies.
-    watchdog: Watchdog,
+    watchdog: Arc<Watchdog>,
+    runner: Runner,
 }
 
 impl ExecHandler {
     /// Splits `command` into argv, refuses a program that cannot run, and starts the watchdog
-    /// (so it must be called inside the tokio runtime).
-    pub(crate) fn new(command: &str) -> Result<ExecHandler> {
+    /// (so it must be called inside the tokio runtime). `slots` is the worker's concurrency:
+    /// at most that many jobs run at once, so persistent mode keeps at most that many children.
+    pub(crate) fn new(command: &str, mode: ExecMode, slots: usize) -> Result<ExecHandler> {
         let (program, args) = split(command)?;
         program::check(&program)?;
+        let program = Arc::new(Program { program, args });
+        let watchdog = Arc::new(Watchdog::start());
+        let runner = match mode {
+            ExecMode::PerJob => Runner::PerJob,
+            ExecMode::Persistent => {
+                Runner::Persistent(Pool::new(program.clone(), watchdog.clone(), slots))
+            }
+        };
         Ok(ExecHandler {
             program,
-            args,
-            watchdog: Watchdog::start(),
+            watchdog,
+            runner,
         })
     }
 
-    /// Runs the program for one job: args as JSON on stdin, job facts in the environment.
-    /// Exit 0 = success with stdout as the result; anything else fails with stderr's tail.
-    /// The command's process group is killed when it exits, or if the job is dropped first.
+    /// Runs one job through the command, in the handler's mode.
     pub(crate) async fn run(&self, payload: Payload, ctx: JobContext) -> JobResult {
         let json = payload
             .to_json()
             .map_err(|e| TaskError::fatal(format!("args cannot be read as JSON: {e}")))?;
-        let mut command = Command::new(&self.program);
-        command
-            .args(&self.args)
-            .env("STREAMWORKER_JOB_ID", ctx.job_id())
-            .env("STREAMWORKER_TASK", ctx.task())
-            .env("STREAMWORKER_ATTEMPT", ctx.attempt().to_string())
-            .env("STREAMWORKER_GROUP", ctx.group().as_str())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut job = JobGroup::spawn(&mut command, &self.watchdog)
-            .map_err(|e| TaskError::retry(format!("cannot start {:?}: {e}", self.program)))?;
-        let (stdin, stdout, stderr) = job.pipes();
-        let mut stdin = stdin.expect("stdin is piped");
-        let mut stdout = stdout.expect("stdout is piped");
-        let mut stderr = stderr.expect("stderr is piped");
-        let write = async move {
-            // A program that does not read its stdin closes the pipe: not an error.
-            let _ = stdin.write_all(&json).await;
-            drop(stdin);
-        };
-        let read_out = async {
-            let mut buf = Vec::new();
-            let mut limited = (&mut stdout).take(MAX_STDOUT as u64 + 1);
-            let _ = limited.read_to_end(&mut buf).await;
-            // Drain the rest so the child never blocks on a full pipe.
-            let _ = tokio::io::copy(&mut stdout, &mut tokio::io::sink()).await;
-            buf
-        };
-        let read_err = async {
-            // Keep only the tail: a chatty command must not grow the worker's memory.
-            let mut tail = Vec::with_capacity(2 * STDERR_TAIL);
-            let mut chunk = [0u8; 4096];
-            while let Ok(n) = stderr.read(&mut chunk).await {
-                if n == 0 {
-                    break;
-                }
-                tail.extend_from_slice(&chunk[..n]);
-                if tail.len() > 2 * STDERR_TAIL {
-                    tail.drain(..tail.len() - STDERR_TAIL);
-                }
-            }
-            tail
-        };
-        // Once the command exits, what it left in its group is killed, so the pipes close.
-        let end = async {
-            job.leader_exited().await;
-            job.end();
-        };
-        let ((), out, err, ()) = tokio::join!(write, read_out, read_err, end);
-        let status = job
-            .wait()
-            .await
-            .map_err(|e| TaskError::retry(format!("waiting for {:?} failed: {e}", self.program)))?;
-        if status.success() {
-            if out.len() > MAX_STDOUT {
-                return Err(TaskError::fatal(format!(
-                    "stdout is over the {MAX_STDOUT}-byte result limit"
-                )));
-            }
-            Ok(Output(out))
-        } else {
-            let tail_start = err.len().saturating_sub(STDERR_TAIL);
-            let tail = String::from_utf8_lossy(&err[tail_start..]);
-            let how = match status.code() {
-                Some(code) => format!("exit status {code}"),
-                None => "killed by a signal".to_string(),
-            };
-            Err(TaskError::retry(format!("{how}: {}", tail.trim_end())))
+        match &self.runner {
+            Runner::PerJob => per_job::run(&self.program, &self.watchdog, json, &ctx).await,
+            Runner::Persistent(pool) => pool.run(json, &ctx).await,
         }
+    }
+}
+
+/// How a process ended, for an error: `exit status N` or `killed by signal N`.
+fn exit_text(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        (None, None) => "killed by a signal".to_string(),
     }
 }
 

@@ -13,7 +13,12 @@ const RATE: u64 = 500;
 const DELAYED: u64 = 500;
 const WITHIN_MS: u64 = 3_000;
 
-fn ms_rows(what: &str, ours: &mut [i64], floor: Option<&mut [i64]>, p99_target: f64) -> Vec<Row> {
+fn ms_rows(
+    what: &str,
+    ours: &mut [i64],
+    floor: Option<&mut [i64]>,
+    p99_target: Target,
+) -> Vec<Row> {
     let ms = |us: i64| us as f64 / 1000.0;
     let mut floor = floor;
     ["p50", "p99", "max"]
@@ -25,7 +30,7 @@ fn ms_rows(what: &str, ours: &mut [i64], floor: Option<&mut [i64]>, p99_target: 
                 row = row.floor(ms(quantile(f, q)));
             }
             if name == "p99" {
-                row = row.target(Target::AtMost(p99_target));
+                row = row.target(p99_target);
             }
             row
         })
@@ -51,7 +56,7 @@ pub async fn latency(ctx: &Ctx) -> Vec<Row> {
         "latency at 500/s, enqueue→start",
         &mut ours,
         Some(&mut floor_lags),
-        0.6,
+        Target::FloorPlus(0.2),
     )
 }
 
@@ -76,5 +81,21 @@ pub async fn delayed(ctx: &Ctx) -> Vec<Row> {
         .collect();
     ctx.client.enqueue_many(jobs).await.expect("enqueue_many");
     let mut ours = child.report().await.lags_us;
-    ms_rows("delayed 500 within 3 s, lateness", &mut ours, None, 5.0)
+    let earliest = ours.iter().copied().min().unwrap_or(0);
+    let mut rows = ms_rows(
+        "delayed 500 within 3 s, lateness",
+        &mut ours,
+        None,
+        Target::AtMost(3.0),
+    );
+    // A job must never start before its due time.
+    rows.push(
+        Row::new(
+            "delayed 500 within 3 s, earliest start",
+            "ms",
+            vec![earliest as f64 / 1000.0],
+        )
+        .target(Target::AtLeast(0.0)),
+    );
+    rows
 }

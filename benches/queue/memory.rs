@@ -30,7 +30,7 @@ pub async fn run(ctx: &Ctx) -> Vec<Row> {
     vec![
         Row::new("Redis memory per waiting job", "B", vec![ours])
             .floor(bare)
-            .target(Target::AtMost(60.0)),
+            .target(Target::AtMost(55.0)),
         Row::new(
             "worker peak RSS, concurrency 1000",
             "MB",

@@ -13,6 +13,10 @@ pub enum Target {
     RatioAtMost(f64),
     /// streamworker at most this, in the row's unit (lower is better).
     AtMost(f64),
+    /// streamworker at least this, in the row's unit (higher is better).
+    AtLeast(f64),
+    /// streamworker at most the floor plus this, in the row's unit (lower is better).
+    FloorPlus(f64),
     /// No target: shown for context.
     None,
 }
@@ -70,6 +74,8 @@ impl Row {
             Target::RatioAtLeast(r) => self.ratio().map(|x| x >= r),
             Target::RatioAtMost(r) => self.ratio().map(|x| x <= r),
             Target::AtMost(v) => Some(self.streamworker <= v),
+            Target::AtLeast(v) => Some(self.streamworker >= v),
+            Target::FloorPlus(v) => self.floor.map(|f| self.streamworker <= f + v),
             Target::None => None,
         }
     }
@@ -112,6 +118,8 @@ fn target_text(row: &Row) -> String {
         Target::RatioAtLeast(r) => format!("≥ {r:.2}× {}", row.reference),
         Target::RatioAtMost(r) => format!("≤ {r:.2}× {}", row.reference),
         Target::AtMost(v) => format!("≤ {} {}", number(v, row.unit), row.unit),
+        Target::AtLeast(v) => format!("≥ {} {}", number(v, row.unit), row.unit),
+        Target::FloorPlus(v) => format!("≤ floor + {} {}", number(v, row.unit), row.unit),
         Target::None => String::new(),
     }
 }

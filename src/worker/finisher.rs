@@ -2,7 +2,7 @@
 //! group for whatever finished together.
 //!
 //! Outcomes that come while a write is in flight wait for the next one. When few have come and
-//! other jobs are still running, the finisher also waits up to [`LINGER`] for more, so jobs
+//! other jobs are still running, the finisher also waits [`LINGER`] for more, so jobs
 //! that end close together share one script call (and one update of the stats counters)
 //! rather than one each. No outcome waits longer than that before its write starts, and a stop
 //! writes every outcome sent.
@@ -17,7 +17,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 /// Most outcomes written by one script call.
 const MAX_BATCH: usize = 256;
-/// Longest a small batch waits for more outcomes while other jobs run.
+/// How long a small batch waits for more outcomes while other jobs run.
 const LINGER: Duration = Duration::from_millis(1);
 /// A batch this large is written without waiting for more.
 const FULL_ENOUGH: usize = 64;
@@ -103,17 +103,17 @@ impl Finisher {
         }
     }
 
-    /// Waits up to [`LINGER`] for more outcomes while the batch is small and jobs are running.
+    /// Waits [`LINGER`] for more outcomes while the batch is small and jobs are running, then
+    /// takes what came (one wake-up, not one per outcome).
     async fn linger(&mut self, buffer: &mut Vec<Completion>) {
         if buffer.len() >= FULL_ENOUGH || self.slots.available_permits() >= self.concurrency {
             return;
         }
-        let until = tokio::time::Instant::now() + LINGER;
-        while buffer.len() < FULL_ENOUGH {
-            let more = self.outcomes.recv_many(buffer, MAX_BATCH - buffer.len());
-            match tokio::time::timeout_at(until, more).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
+        tokio::time::sleep(LINGER).await;
+        while buffer.len() < MAX_BATCH {
+            match self.outcomes.try_recv() {
+                Ok(c) => buffer.push(c),
+                Err(_) => return,
             }
         }
     }

@@ -146,6 +146,41 @@ async fn bulk_enqueue_is_one_call_and_every_job_runs() {
     assert_eq!(stored, wanted, "every id stored, in order");
 }
 
+/// A bulk of several pipelines (1,000 jobs each) mixing plain, delayed and unique jobs: each
+/// job's outcome comes back in its place, whichever pipeline it went in.
+#[tokio::test]
+async fn a_bulk_over_several_pipelines_reports_each_job_in_its_place() {
+    let redis = RedisServer::start();
+    let group = unique_group("bulkmix");
+    let client = client(&redis).await;
+    let jobs: Vec<Job> = (0..2100)
+        .map(|i| {
+            let job = Job::new(&group, "add", &Add { a: i, b: 0 }).unwrap();
+            match i % 700 {
+                5 => job.unique_key("one").unique_for(Duration::from_secs(60)),
+                9 => job.delay(Duration::from_secs(60)),
+                _ => job,
+            }
+        })
+        .collect();
+    let own: Vec<String> = jobs.iter().map(|j| j.id().to_string()).collect();
+    let ids: Vec<String> = client
+        .enqueue_many(jobs)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.to_string())
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        // The unique jobs in the second and third pipelines find the first one's lock.
+        let wanted = if i % 700 == 5 { &own[5] } else { &own[i] };
+        assert_eq!(id, wanted, "job {i}");
+    }
+    let mut conn = redis.conn();
+    assert_eq!(xlen(&mut conn, &key(&group, "default")), 2100 - 3 - 2);
+    assert_eq!(zcard(&mut conn, &key(&group, "delayed")), 3);
+}
+
 #[tokio::test]
 async fn atomic_enqueue_stores_all_or_none() {
     let redis = RedisServer::start();

@@ -3,8 +3,11 @@
 //! can beat it on the same Redis; streamworker's figures are read as ratios to it.
 
 use crate::child::{Stamp, unix_ns};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
 use redis::Value;
 use redis::aio::MultiplexedConnection;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 pub const STREAM: &str = "floor:jobs";
@@ -24,15 +27,51 @@ fn xadd(pipe: &mut redis::Pipeline, t: u64) {
     }
 }
 
-/// Pipelined XADD of `n` entries, in one pipeline: returns the elapsed time.
+/// XADDs per pipeline in the bulk floor. Each pipeline is handed to the connection as soon as
+/// it is built, so that Redis stores one while the client encodes the next and parses the
+/// replies of the one before: one pipeline of 100k keeps them in turn. Measured on 2 cores
+/// (Redis 7.0, 100k entries): one pipeline 2.2 µs per entry, chunks of 100 1.9 µs, of 1,000
+/// and 5,000 1.6 µs.
+const BULK_CHUNK: u64 = 1000;
+
+/// The XADD of [`bare_entry`] `t`, its buffers allocated once at their final size and no
+/// allocation but the args' encoding.
+fn xadd_cmd(t: u64) -> redis::Cmd {
+    let args = rmp_serde::to_vec_named(&Stamp { t }).expect("msgpack");
+    let words = ["XADD", STREAM, "*", "task", "bench", "args"];
+    let size = words.iter().map(|w| w.len()).sum::<usize>() + args.len();
+    let mut cmd = redis::Cmd::with_capacity(words.len() + 1, size);
+    for word in words {
+        cmd.arg(word);
+    }
+    cmd.arg(&args[..]);
+    cmd
+}
+
+/// Pipelined XADD of `n` entries in pipelines of [`BULK_CHUNK`], all in flight at once on the
+/// one connection: returns the elapsed time.
 pub async fn bulk_enqueue(conn: &mut MultiplexedConnection, n: u64) -> Duration {
     let started = Instant::now();
-    let mut pipe = redis::pipe();
-    for i in 0..n {
-        xadd(&mut pipe, i);
-        pipe.ignore();
+    let mut sent = FuturesOrdered::new();
+    let mut next = 0;
+    while next < n {
+        let end = (next + BULK_CHUNK).min(n);
+        let mut pipe = redis::Pipeline::with_capacity((end - next) as usize);
+        for t in next..end {
+            pipe.add_command(xadd_cmd(t));
+        }
+        next = end;
+        let mut conn = conn.clone();
+        sent.push_back(async move {
+            pipe.query_async::<Vec<Value>>(&mut conn)
+                .await
+                .expect("XADD pipeline");
+        });
+        // Queues the new pipeline on the connection and drops those answered, whose memory
+        // the next one reuses.
+        while let Poll::Ready(Some(())) = futures_util::poll!(sent.next()) {}
     }
-    pipe.query_async::<()>(conn).await.expect("XADD pipeline");
+    while sent.next().await.is_some() {}
     started.elapsed()
 }
 
@@ -40,9 +79,7 @@ pub async fn bulk_enqueue(conn: &mut MultiplexedConnection, n: u64) -> Duration 
 pub async fn single_enqueue(conn: &mut MultiplexedConnection, n: u64) -> Duration {
     let started = Instant::now();
     for i in 0..n {
-        let mut pipe = redis::pipe();
-        xadd(&mut pipe, i);
-        pipe.query_async::<Value>(conn).await.expect("XADD");
+        xadd_cmd(i).query_async::<Value>(conn).await.expect("XADD");
     }
     started.elapsed()
 }

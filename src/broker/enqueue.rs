@@ -4,14 +4,18 @@ use super::scripts::{Lua, ScriptCall};
 use super::{Broker, reply};
 use crate::error::{Error, Result};
 use crate::job::Job;
-use crate::keys::Keys;
+use crate::keys::{GroupName, Keys};
 use crate::time::duration_ms;
-use deadpool_redis::redis::{self, Pipeline, Value};
+use deadpool_redis::redis::{Cmd, Pipeline, Value};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::task::Poll;
 use std::time::Duration;
 
-/// Jobs per script call when a large batch need not be atomic: bounds how long one call
-/// holds the Redis event loop.
+/// Jobs per pipeline, and per script call, when a batch need not be atomic: bounds how long
+/// one call holds the Redis event loop, and lets Redis store one chunk while the next is built.
 const CHUNK: usize = 1000;
 
 /// How long a tracked job's status outlives its last change while it is not finished yet.
@@ -51,75 +55,119 @@ impl Enqueued {
     }
 }
 
+/// Per script call in a pipeline: its place among the pipeline's replies, and its jobs'
+/// indices in order.
+type ScriptCalls = Vec<(usize, Vec<usize>)>;
+
 impl Broker {
     /// Submits `jobs` in one round trip and says, per job, whether it was stored. With
     /// `atomic`, either all are stored or none is (one script per group inside MULTI/EXEC);
-    /// otherwise each group's jobs are stored in chunks of [`CHUNK`].
+    /// otherwise each group's jobs are sent in pipelines of [`CHUNK`], each handed to the
+    /// connection as soon as it is built (on an application's pool, one pipeline).
     pub(crate) async fn enqueue(&self, jobs: &[Job], atomic: bool) -> Result<Vec<Enqueued>> {
         const OP: &str = "enqueue";
         if let [job] = jobs {
             return Ok(vec![self.enqueue_one(job).await?]);
         }
-        let mut by_group: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-        for (i, job) in jobs.iter().enumerate() {
-            by_group.entry(job.group.as_str()).or_default().push(i);
-        }
+        let groups = by_group(jobs);
         // On a cluster each group's keys live in the group's own slot, and one pipeline (or
         // one MULTI) reaches one slot: a batch is sent per group, and an atomic one cannot
         // span groups.
-        let per_group = by_group.len() > 1 && self.is_cluster().await?;
+        let per_group = groups.len() > 1 && self.is_cluster().await?;
         if per_group && atomic {
-            let groups: Vec<&str> = by_group.keys().copied().collect();
+            let names: Vec<&str> = groups.iter().map(|(g, _)| g.as_str()).collect();
             return Err(Error::NotOnCluster {
-                what: format!("an atomic batch across groups ({})", groups.join(", ")),
+                what: format!("an atomic batch across groups ({})", names.join(", ")),
                 instead: "on a Redis Cluster each group lives in its own hash slot, and one transaction cannot span slots: send one atomic batch per group, or a batch that need not be atomic".into(),
             });
         }
-        let mut pipelines: Vec<(Pipeline, Vec<Vec<usize>>)> = Vec::new();
-        for (n, indices) in by_group.values().enumerate() {
-            if n == 0 || per_group {
-                let mut pipe = redis::pipe();
-                if atomic {
-                    pipe.atomic();
-                }
-                pipelines.push((pipe, Vec::new()));
+        // Each pipeline: the chunks (a group's keys and job indices) it holds. On the shared
+        // connection, pipelines sent one after another keep their order and overlap: Redis
+        // stores one while the next is encoded. A pool's connections would each cost a
+        // checkout and keep no order between them, so there a batch is one pipeline.
+        let split = !atomic && self.endpoint.is_some();
+        let mut pipelines: Vec<Vec<(Keys, &[usize])>> = Vec::new();
+        for (group, indices) in &groups {
+            let keys = Keys::new(group);
+            if !split && (pipelines.is_empty() || per_group) {
+                pipelines.push(Vec::new());
             }
-            let (pipe, calls) = pipelines.last_mut().expect("a pipeline");
-            let keys = Keys::new(&jobs[indices[0]].group);
             let chunk_len = if atomic { indices.len() } else { CHUNK };
             for chunk in indices.chunks(chunk_len) {
-                // Per script call in the pipeline, the indices of its jobs, in order.
-                if let Some(scripted) = self.add_chunk(pipe, &keys, jobs, chunk) {
-                    calls.push(scripted);
+                if split {
+                    pipelines.push(Vec::new());
                 }
+                let pipeline = pipelines.last_mut().expect("a pipeline");
+                pipeline.push((keys.clone(), chunk));
             }
         }
-        let sent = pipelines.iter().map(|(pipe, calls)| async move {
+        let mut sent = FuturesOrdered::new();
+        let mut answered = Vec::with_capacity(pipelines.len());
+        for chunks in pipelines {
+            let len = chunks.iter().map(|(_, c)| c.len()).sum::<usize>() + chunks.len();
+            let mut pipe = Pipeline::with_capacity(len);
+            if atomic {
+                pipe.atomic();
+            }
+            let mut calls = ScriptCalls::new();
+            for (keys, chunk) in chunks {
+                self.add_chunk(&mut pipe, &keys, jobs, chunk, &mut calls);
+            }
             let mut conn = self.conn().await?;
-            let replies: Vec<Value> = pipe
-                .query_async(&mut conn)
-                .await
-                .map_err(Error::redis(OP))?;
-            Ok::<_, Error>(calls.iter().zip(replies))
-        });
+            sent.push_back(async move {
+                let mut replies: Vec<Value> = pipe
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(Error::redis(OP))?;
+                // The XADDs' entry ids are not kept; each script call's reply is.
+                let scripted: Vec<(Vec<usize>, Value)> = calls
+                    .into_iter()
+                    .map(|(at, indices)| {
+                        let reply = replies.get_mut(at).map(std::mem::take);
+                        (indices, reply.unwrap_or(Value::Nil))
+                    })
+                    .collect();
+                Ok::<_, Error>(scripted)
+            });
+            // Polling hands the new pipeline to the connection, so that Redis stores it while
+            // the next one is built, and drops the pipelines already answered, whose memory
+            // the next one reuses.
+            while let Poll::Ready(Some(done)) = futures_util::poll!(sent.next()) {
+                answered.push(done);
+            }
+        }
+        while let Some(done) = sent.next().await {
+            answered.push(done);
+        }
         let mut out = vec![Enqueued::Added; jobs.len()];
-        for replies in futures_util::future::join_all(sent).await {
-            for (call, reply) in replies? {
-                let per_job = reply::array(OP, reply)?;
-                for (&i, value) in call.iter().zip(&per_job) {
-                    out[i] = Enqueued::parse(OP, value)?;
+        let mut failed = None;
+        for done in answered {
+            match done {
+                Ok(scripted) => {
+                    for (indices, reply) in scripted {
+                        let per_job = reply::array(OP, reply)?;
+                        for (&i, value) in indices.iter().zip(&per_job) {
+                            out[i] = Enqueued::parse(OP, value)?;
+                        }
+                    }
+                }
+                Err(e) => {
+                    failed.get_or_insert(e);
                 }
             }
         }
-        Ok(out)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
     }
 
     async fn enqueue_one(&self, job: &Job) -> Result<Enqueued> {
         const OP: &str = "enqueue";
-        let keys = Keys::new(&job.group);
+        let keys = keys_of(&job.group);
         let mut conn = self.conn().await?;
         if is_plain(job) {
-            xadd(&keys, job)
+            xadd(keys.stream(job.priority), job)
                 .query_async::<()>(&mut conn)
                 .await
                 .map_err(Error::redis(OP))?;
@@ -137,27 +185,60 @@ impl Broker {
         }
     }
 
-    /// Adds one chunk of one group: plain jobs as XADDs (replies ignored), the rest as one
-    /// script call, whose job indices are returned.
+    /// Adds one chunk of one group: plain jobs as XADDs, the rest as one script call, noted in
+    /// `calls`.
     fn add_chunk(
         &self,
         pipe: &mut Pipeline,
         keys: &Keys,
         jobs: &[Job],
         chunk: &[usize],
-    ) -> Option<Vec<usize>> {
-        let (plain, scripted): (Vec<usize>, Vec<usize>) =
-            chunk.iter().partition(|&&i| is_plain(&jobs[i]));
-        for i in plain {
-            pipe.add_command(xadd(keys, &jobs[i])).ignore();
+        calls: &mut ScriptCalls,
+    ) {
+        let mut scripted = Vec::new();
+        for &i in chunk {
+            let job = &jobs[i];
+            if is_plain(job) {
+                pipe.add_command(xadd(keys.stream(job.priority), job));
+            } else {
+                scripted.push(i);
+            }
         }
         if scripted.is_empty() {
-            return None;
+            return;
         }
         let batch: Vec<&Job> = scripted.iter().map(|&i| &jobs[i]).collect();
+        calls.push((pipe.len(), scripted));
         pipe.add_command(enqueue_call(&self.scripts().enqueue, keys, &batch).eval());
-        Some(scripted)
     }
+}
+
+/// The jobs' indices by group, groups in name order: one group's batch is checked once.
+fn by_group(jobs: &[Job]) -> Vec<(&GroupName, Vec<usize>)> {
+    let first = &jobs[0].group;
+    if jobs.iter().all(|job| job.group == *first) {
+        return vec![(first, (0..jobs.len()).collect())];
+    }
+    let mut groups: BTreeMap<&GroupName, Vec<usize>> = BTreeMap::new();
+    for (i, job) in jobs.iter().enumerate() {
+        groups.entry(&job.group).or_default().push(i);
+    }
+    groups.into_iter().collect()
+}
+
+/// The keys of `group`, kept for the last group this thread used: enqueueing one job at a
+/// time to a group builds its key names once.
+fn keys_of(group: &GroupName) -> Keys {
+    thread_local! {
+        static LAST: RefCell<Option<Keys>> = const { RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some(keys) if keys.group() == group => keys.clone(),
+            _ => last.insert(Keys::new(group)).clone(),
+        }
+    })
 }
 
 /// A job that needs no script: due now, not tracked, not unique and not a schedule's tick, so
@@ -170,12 +251,17 @@ fn is_unique(job: &Job) -> bool {
     job.unique_key.is_some() && job.unique_ttl.is_some()
 }
 
-fn xadd(keys: &Keys, job: &Job) -> redis::Cmd {
-    let mut cmd = redis::cmd("XADD");
-    cmd.arg(keys.stream(job.priority)).arg("*");
-    for (name, value) in job.fields() {
-        cmd.arg(name).arg(&*value);
-    }
+/// The XADD of a plain job to `stream`, its fields written straight into a buffer sized for
+/// them (one allocation for the bytes, one for the argument ends).
+fn xadd(stream: &str, job: &Job) -> Cmd {
+    const HEAD: [&str; 3] = ["XADD", "", "*"];
+    let (fields, bytes) = job.wire_size();
+    let head = HEAD.iter().map(|a| a.len()).sum::<usize>() + stream.len();
+    let mut cmd = Cmd::with_capacity(HEAD.len() + 2 * fields, head + bytes);
+    cmd.arg(HEAD[0]).arg(stream).arg(HEAD[2]);
+    job.write_fields(|name, value| {
+        cmd.arg(name).arg(value);
+    });
     cmd
 }
 
@@ -192,16 +278,15 @@ fn enqueue_call<'a>(lua: &'a Lua, keys: &Keys, jobs: &[&Job]) -> ScriptCall<'a> 
     for (j, job) in jobs.iter().enumerate() {
         let key_index = call.status_index(keys, job.id.as_str(), job.keep_result.is_some());
         let ttl = job.keep_result.map_or(0, |k| duration_ms(k + STATUS_GRACE));
-        let fields = job.fields();
         call.arg(job.priority.index())
             .arg(job.due_ms())
             .arg(job.id.as_str())
             .arg(key_index)
             .arg(ttl)
-            .arg(fields.len());
-        for (name, value) in fields {
-            call.arg(name).arg(&*value);
-        }
+            .arg(job.wire_size().0);
+        job.write_fields(|name, value| {
+            call.arg(name).arg(value);
+        });
         if let Some(tick) = &job.tick {
             let kind = if tick.run { "tick" } else { "tick_skip" };
             let index = call.key_index(keys.schedule(&tick.schedule));

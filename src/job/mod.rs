@@ -36,6 +36,7 @@ use crate::keys::{GroupName, validate_name};
 use crate::priority::Priority;
 use crate::time::system_time_ms_ceil;
 use serde::Serialize;
+use std::cell::RefCell;
 use std::time::{Duration, SystemTime};
 
 /// Retries a job gets when it names none: 4 attempts in all.
@@ -119,7 +120,7 @@ impl Job {
     fn with_payload(group: &str, task: &str, encoding: Encoding, bytes: Vec<u8>) -> Result<Job> {
         validate_name("task", task)?;
         Ok(Job {
-            group: GroupName::new(group)?,
+            group: group_name(group)?,
             task: task.to_string(),
             id: JobId::generate(),
             payload: Payload::new(encoding, bytes),
@@ -263,9 +264,45 @@ impl Job {
     }
 }
 
+/// `name` as a [`GroupName`]: the one this thread validated last when it is the same, so that
+/// building many jobs of one group validates and allocates its name once.
+fn group_name(name: &str) -> Result<GroupName> {
+    thread_local! {
+        static LAST: RefCell<Option<GroupName>> = const { RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some(group) if group.as_str() == name => Ok(group.clone()),
+            _ => Ok(last.insert(GroupName::new(name)?).clone()),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jobs_of_one_group_share_its_validated_name() {
+        let a = Job::from_json("g1", "t", "{}").unwrap();
+        let b = Job::from_json("g1", "t", "{}").unwrap();
+        assert_eq!(a.group.as_str(), "g1");
+        assert_eq!(a.group, b.group);
+        assert!(matches!(
+            Job::from_json("bad group", "t", "{}"),
+            Err(Error::InvalidName { .. })
+        ));
+        // A refused name leaves the last good one in place.
+        assert_eq!(
+            Job::from_json("g1", "t", "{}").unwrap().group.as_str(),
+            "g1"
+        );
+        assert_eq!(
+            Job::from_json("g2", "t", "{}").unwrap().group.as_str(),
+            "g2"
+        );
+    }
 
     #[test]
     fn args_that_do_not_serialize_say_so() {

@@ -3,37 +3,67 @@
 use super::Job;
 use super::field;
 use crate::time::duration_ms;
-use std::borrow::Cow;
 
 impl Job {
-    /// The stream fields, in a fixed order so entries of plain jobs share their field names
-    /// (which a stream stores once per node): `task`, `args_msgpack` or `args`, `id`, then the
-    /// options that were set. The encoding is in the args field's name, not a field of its own.
-    /// Values borrow from the job where they can, so a bulk enqueue copies each payload once,
-    /// into the command.
-    pub(crate) fn fields(&self) -> Vec<(&'static str, Cow<'_, [u8]>)> {
-        let mut fields = vec![
-            (field::TASK, Cow::Borrowed(self.task.as_bytes())),
-            (
-                self.payload.encoding().field(),
-                Cow::Borrowed(self.payload.bytes()),
-            ),
-            (field::ID, Cow::Borrowed(self.id.as_str().as_bytes())),
-        ];
-        let number = |n: u64| Cow::Owned(n.to_string().into_bytes());
+    /// Hands each stream field to `put`, name then value, in a fixed order so entries of plain
+    /// jobs share their field names (which a stream stores once per node): `task`,
+    /// `args_msgpack` or `args`, `id`, then the options that were set. The encoding is in the
+    /// args field's name, not a field of its own. Values are borrowed from the job, and numbers
+    /// are formatted on the stack, so the caller writes them straight into its command.
+    pub(crate) fn write_fields(&self, mut put: impl FnMut(&'static str, &[u8])) {
+        put(field::TASK, self.task.as_bytes());
+        put(self.payload.encoding().field(), self.payload.bytes());
+        put(field::ID, self.id.as_str().as_bytes());
+        let mut digits = Decimal::default();
         if let Some(n) = self.max_retries {
-            fields.push((field::MAX_RETRIES, number(n.into())));
+            put(field::MAX_RETRIES, digits.format(n.into()));
         }
         if let Some(t) = self.timeout {
-            fields.push((field::TIMEOUT_MS, number(duration_ms(t))));
+            put(field::TIMEOUT_MS, digits.format(duration_ms(t)));
         }
         if let Some(t) = self.keep_result {
-            fields.push((field::KEEP_RESULT_MS, number(duration_ms(t))));
+            put(field::KEEP_RESULT_MS, digits.format(duration_ms(t)));
         }
         if let (Some(key), Some(_)) = (&self.unique_key, self.unique_ttl) {
-            fields.push((field::UNIQUE_KEY, Cow::Borrowed(key.as_bytes())));
+            put(field::UNIQUE_KEY, key.as_bytes());
         }
+    }
+
+    /// How many fields [`Job::write_fields`] writes, and their names' and values' bytes: what
+    /// a command needs to hold them, so it can be allocated once.
+    pub(crate) fn wire_size(&self) -> (usize, usize) {
+        let (mut count, mut bytes) = (0, 0);
+        self.write_fields(|name, value| {
+            count += 1;
+            bytes += name.len() + value.len();
+        });
+        (count, bytes)
+    }
+
+    /// The stream fields as owned pairs, for tests.
+    #[cfg(test)]
+    pub(crate) fn fields(&self) -> Vec<(&'static str, std::borrow::Cow<'static, [u8]>)> {
+        let mut fields = Vec::new();
+        self.write_fields(|name, value| fields.push((name, value.to_vec().into())));
         fields
+    }
+}
+
+/// A number's decimal digits, formatted without allocating.
+#[derive(Default)]
+struct Decimal([u8; 20]);
+
+impl Decimal {
+    fn format(&mut self, mut n: u64) -> &[u8] {
+        let mut at = self.0.len();
+        loop {
+            at -= 1;
+            self.0[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                return &self.0[at..];
+            }
+        }
     }
 }
 
@@ -44,6 +74,25 @@ mod tests {
 
     fn names(job: &Job) -> Vec<&'static str> {
         job.fields().into_iter().map(|(k, _)| k).collect()
+    }
+
+    #[test]
+    fn numbers_are_written_in_decimal_and_sizes_add_up() {
+        let mut d = super::Decimal::default();
+        assert_eq!(d.format(0), b"0");
+        assert_eq!(d.format(1_500), b"1500");
+        assert_eq!(d.format(u64::MAX), u64::MAX.to_string().as_bytes());
+        let job = Job::new("g", "t", &1u8)
+            .unwrap()
+            .max_retries(12)
+            .keep_result(Duration::from_millis(2_500));
+        let (count, bytes) = job.wire_size();
+        let fields = job.fields();
+        assert_eq!(count, fields.len());
+        let sum: usize = fields.iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert_eq!(bytes, sum);
+        assert_eq!(&*fields[3].1, b"12");
+        assert_eq!(&*fields[4].1, b"2500");
     }
 
     #[test]

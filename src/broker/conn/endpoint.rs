@@ -82,6 +82,7 @@ impl Cluster {
     /// the connection is replaced, and the new one reads the slot map from a node that answers.
     fn client(&self, timeouts: Timeouts) -> RedisResult<ClusterClient> {
         let mut builder = ClusterClient::builder(self.seeds.clone())
+            .tcp_settings(super::tcp_settings())
             .connection_timeout(timeouts.connect)
             .response_timeout(timeouts.response);
         if let Some(user) = &self.username {
@@ -120,7 +121,7 @@ impl Endpoint {
             None => {
                 let clients = url
                     .split(',')
-                    .map(|seed| redis::Client::open(seed.trim()))
+                    .map(|seed| super::client(seed.trim()))
                     .collect::<RedisResult<Vec<_>>>()?;
                 Seeds::Nodes(clients)
             }
@@ -289,7 +290,7 @@ async fn found_cluster(seeds: &[redis::Client], answered: &redis::Client) -> Red
             },
             _ => ConnectionAddr::Tcp(host, port),
         };
-        if let Ok(node) = redis::Client::open(info.clone().set_addr(addr))
+        if let Ok(node) = super::client(info.clone().set_addr(addr))
             && !nodes
                 .iter()
                 .any(|n| n.get_connection_info().addr() == node.get_connection_info().addr())

@@ -7,7 +7,7 @@
 //! The credentials and db are the master's; the sentinels are asked without credentials.
 
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
-use redis::{ErrorKind, RedisError, RedisResult};
+use redis::{ErrorKind, IntoConnectionInfo, RedisError, RedisResult};
 use tokio::sync::Mutex;
 
 /// The schemes of a Sentinel URL, plain and TLS.
@@ -65,7 +65,8 @@ fn build(node_scheme: &str, rest: &str) -> RedisResult<Sentinels> {
         } else {
             format!("{host}:{DEFAULT_PORT}")
         };
-        sentinels.push(format!("{node_scheme}://{host}"));
+        let info = format!("{node_scheme}://{host}").into_connection_info()?;
+        sentinels.push(info.set_tcp_settings(super::tcp_settings()));
     }
     if sentinels.is_empty() {
         return Err(invalid("it names no sentinel host".into()));
@@ -78,7 +79,8 @@ fn build(node_scheme: &str, rest: &str) -> RedisResult<Sentinels> {
     );
     let master = redis::Client::open(master_url.as_str())?;
     let mut node = SentinelNodeConnectionInfo::default()
-        .set_redis_connection_info(master.get_connection_info().redis_settings().clone());
+        .set_redis_connection_info(master.get_connection_info().redis_settings().clone())
+        .set_tcp_settings(super::tcp_settings());
     if node_scheme == "rediss" {
         node = node.set_tls_mode(redis::TlsMode::Secure);
     }

@@ -51,6 +51,7 @@ impl Connectivity {
     }
 
     /// Whether an outage is on.
+    #[cfg(test)]
     pub(crate) fn is_down(&self) -> bool {
         self.down.load(Ordering::Acquire)
     }

@@ -34,8 +34,6 @@ const GATHER: Duration = Duration::from_millis(1);
 /// shared one and costs about as much again per job (measured at concurrency 256: worker CPU
 /// per job 9.6–10.8 µs in bursts, 5.8–6.5 µs in runs of 64).
 const LAUNCH_BURST: usize = 64;
-/// How often a dispatcher looks again whether Redis answers, while it does not.
-const OUTAGE_CHECK: Duration = Duration::from_millis(10);
 /// Longest pause between attempts while Redis is failing.
 const MAX_ERROR_PAUSE: Duration = Duration::from_secs(5);
 
@@ -248,8 +246,7 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
             let start_now = waiting.is_empty()
                 && launched < LAUNCH_BURST
                 && none_buffered
-                && !stop.is_cancelled()
-                && self.launcher.shared.flights.room();
+                && !stop.is_cancelled();
             let free = if start_now {
                 self.slots.clone().try_acquire_owned().ok()
             } else {
@@ -279,8 +276,7 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
     /// those unstarted after the hold; once `stop` fires and the last read has ended, hands
     /// back everything buffered.
     async fn dispatch(&self, stop: &CancellationToken, fetch_ended: &CancellationToken) {
-        let shared = &self.launcher.shared;
-        let hold = shared.config.prefetch_hold();
+        let hold = self.launcher.shared.config.prefetch_hold();
         loop {
             let Some(oldest) = self.buffer.oldest() else {
                 tokio::select! {
@@ -288,22 +284,15 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
                     () = stop.cancelled() => break,
                 }
             };
-            // While Redis does not answer, or twice the concurrency of jobs wait for their
-            // outcome to be written, nothing read ahead starts: its outcome could be lost, and
-            // the job would run again elsewhere. It waits (at most out the hold) instead.
-            let down = shared.connectivity.is_down();
-            let room = shared.flights.room();
             tokio::select! {
                 biased;
                 () = stop.cancelled() => break,
-                () = tokio::time::sleep(OUTAGE_CHECK), if down => {}
-                () = shared.flights.landed(), if !down && !room => {}
                 () = tokio::time::sleep_until((oldest + hold).into()) => {
                     let expired = self.buffer.take_older_than(held_since(hold));
                     self.room.stalled();
                     self.hand_back_buffered(expired, "waited longer than the hold for a slot").await;
                 }
-                run = self.slots.clone().acquire_owned(), if !down && room => {
+                run = self.slots.clone().acquire_owned() => {
                     let run = run.expect("the slot semaphore is never closed");
                     let expired = self.buffer.take_older_than(held_since(hold));
                     if !expired.is_empty() {
@@ -323,7 +312,6 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
                     let mut run = Some(run);
                     let mut launched = 0;
                     while launched < LAUNCH_BURST
-                        && shared.flights.room()
                         && let Some(slot) = run.take().or_else(|| self.slots.clone().try_acquire_owned().ok())
                     {
                         let Some(b) = self.buffer.next() else { break };
@@ -342,9 +330,7 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
         self.hand_back_buffered(all, "the worker is stopping").await;
     }
 
-    /// Hands back buffered entries; their room is freed once they are back (or once handing
-    /// back failed: they stay pending for this worker, and a reaper takes them over after the
-    /// visibility timeout; they never ran here).
+    /// Hands back buffered entries; their room is freed once they are back.
     async fn hand_back_buffered(&self, entries: Vec<Buffered>, why: &str) {
         if entries.is_empty() {
             return;

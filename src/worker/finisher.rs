@@ -8,7 +8,6 @@
 //! writes every outcome sent.
 
 use super::executor::Completion;
-use super::launch::Outcome;
 use crate::broker::{Broker, Cancelled, Dead, DeadRetention, Done, FinishReport, Retry};
 use crate::keys::Keys;
 use crate::outage::Connectivity;
@@ -39,7 +38,7 @@ pub(crate) struct Finisher {
     /// worker has taken the entries over (they stay pending, unrenewed) and will run them again.
     pub(crate) give_up_after: Duration,
     /// The outcomes sent by the job tasks.
-    pub(crate) outcomes: mpsc::UnboundedReceiver<Outcome>,
+    pub(crate) outcomes: mpsc::UnboundedReceiver<Completion>,
     /// The worker's job slots: while some are taken, more outcomes are on their way.
     pub(crate) slots: Arc<Semaphore>,
     /// The worker's concurrency: every slot.
@@ -75,9 +74,7 @@ impl Finisher {
             self.linger(&mut buffer).await;
             // Usually one group: a linear search beats a map.
             let mut groups: Vec<Batch> = Vec::new();
-            let mut flights = Vec::with_capacity(buffer.len());
-            for (completion, flight) in buffer.drain(..) {
-                flights.push(flight);
+            for completion in buffer.drain(..) {
                 let keys = completion.keys();
                 let at = match groups.iter().position(|b| b.keys.group() == keys.group()) {
                     Some(at) => at,
@@ -103,14 +100,12 @@ impl Finisher {
             for batch in groups {
                 self.write(batch).await;
             }
-            // Written (or given up): these jobs have landed.
-            drop(flights);
         }
     }
 
     /// Waits [`LINGER`] for more outcomes while the batch is small and jobs are running, then
     /// takes what came (one wake-up, not one per outcome).
-    async fn linger(&mut self, buffer: &mut Vec<Outcome>) {
+    async fn linger(&mut self, buffer: &mut Vec<Completion>) {
         if buffer.len() >= FULL_ENOUGH || self.slots.available_permits() >= self.concurrency {
             return;
         }

@@ -2,7 +2,6 @@
 //! or the reaper's take-overs), and routes its outcome to the finisher.
 
 use super::executor::{self, Completion};
-use super::flights::Flight;
 use super::room::Ticket;
 use super::shared::Shared;
 use crate::broker::Delivery;
@@ -18,7 +17,7 @@ pub(crate) struct Launcher<S> {
     /// The job tasks, which a stop waits for.
     pub(crate) jobs: TaskTracker,
     /// Where outcomes go: the finisher.
-    pub(crate) done: mpsc::UnboundedSender<Outcome>,
+    pub(crate) done: mpsc::UnboundedSender<Completion>,
 }
 
 impl<S> Clone for Launcher<S> {
@@ -36,22 +35,17 @@ impl<S: Clone + Send + Sync + 'static> Launcher<S> {
     pub(crate) fn launch(&self, keys: Keys, delivery: Delivery, slot: Slot) {
         let shared = self.shared.clone();
         let done = self.done.clone();
-        let flight = shared.flights.take_off();
         // A job's future is several KB (the handler, middleware, timeout and cancel states);
         // boxed, the task holds a pointer and the runtime moves 16 bytes, not the whole state,
         // each time it stores or finishes the task.
         self.jobs.spawn(Box::pin(async move {
             if let Some(completion) = executor::execute(shared, keys, delivery, slot).await {
                 // The finisher outlives every job task, so the send cannot fail.
-                let _ = done.send((completion, flight));
+                let _ = done.send(completion);
             }
         }));
     }
 }
-
-/// A job's outcome on its way to the finisher, with its place among the jobs in flight,
-/// given back once the outcome is written.
-pub(crate) type Outcome = (Completion, Flight);
 
 /// What a running job holds until its handler is done: one of the worker's job slots and,
 /// for an entry its group's fetcher read, its place in that group's read-ahead room.

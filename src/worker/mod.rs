@@ -12,8 +12,7 @@
 //!   every part spawned; `stop`: the ordered stop;
 //! - `shared`: what the job path shares; `running`: the running jobs and cancel requests;
 //! - the job path: `fetcher` (reads and dispatches), `room` (how far it reads ahead),
-//!   `buffer` (what it read that waits for a slot), `flights` (jobs whose outcome is not
-//!   written yet), `reaper` (takes over stalled entries), `launch`
+//!   `buffer` (what it read that waits for a slot), `reaper` (takes over stalled entries), `launch`
 //!   (spawns job tasks), `executor` (runs one job), `finisher` (writes outcomes);
 //! - the loops beside it: `heartbeat`, `promoter`, `wake` (the pub/sub listener), `sampler`;
 //! - `preflight`: the start-up checks of the Redis server.
@@ -24,7 +23,6 @@ pub(crate) mod config;
 mod executor;
 mod fetcher;
 mod finisher;
-mod flights;
 mod heartbeat;
 mod launch;
 mod preflight;
@@ -40,6 +38,7 @@ mod stop;
 mod wake;
 
 pub use builder::WorkerBuilder;
+pub(crate) use executor::Completion;
 
 use crate::broker::redact_url;
 use crate::keys::GroupName;

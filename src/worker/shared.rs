@@ -2,7 +2,6 @@
 //! runs, behind one `Arc`.
 
 use super::config::WorkerConfig;
-use super::flights::Flights;
 use super::running::RunningJobs;
 use crate::broker::Broker;
 use crate::middleware::Middleware;
@@ -26,6 +25,4 @@ pub(crate) struct Shared<S> {
     pub(crate) running: Arc<RunningJobs>,
     /// Whether Redis answers; logs each outage once.
     pub(crate) connectivity: Arc<Connectivity>,
-    /// Jobs started whose outcome is not written yet.
-    pub(crate) flights: Arc<Flights>,
 }

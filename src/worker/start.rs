@@ -6,10 +6,8 @@
 use super::buffer::Buffer;
 use super::config::WorkerConfig;
 use super::finisher::Finisher;
-use super::flights::Flights;
 use super::heartbeat::Heartbeat;
 use super::launch::Launcher;
-use super::launch::Outcome;
 use super::promoter::Promoter;
 use super::reaper::Reaper;
 use super::room::Room;
@@ -18,7 +16,7 @@ use super::sampler::DepthSampler;
 use super::shared::Shared;
 use super::stop::Started;
 use super::wake::{OnMessage, WakeListener};
-use super::{Worker, fetcher, preflight};
+use super::{Completion, Worker, fetcher, preflight};
 use crate::broker::{Broker, DeadRetention, redact_url};
 use crate::error::{Error, Result};
 use crate::job::DEFAULT_MAX_PAYLOAD_BYTES;
@@ -57,14 +55,13 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
             layers: self.layers,
             running: running.clone(),
             connectivity: connectivity.clone(),
-            flights: Arc::new(Flights::new(2 * config.concurrency)),
         });
 
         let stop_fetching = CancellationToken::new();
         let stop_background = CancellationToken::new();
         let slots = Arc::new(Semaphore::new(config.concurrency));
         let jobs = TaskTracker::new();
-        let (done_tx, done_rx) = mpsc::unbounded_channel::<Outcome>();
+        let (done_tx, done_rx) = mpsc::unbounded_channel::<Completion>();
 
         let scheduler = scheduler.map(|scheduler| {
             tokio::spawn(scheduler.run(stop_background.clone().cancelled_owned()))

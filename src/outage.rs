@@ -51,7 +51,6 @@ impl Connectivity {
     }
 
     /// Whether an outage is on.
-    #[cfg(test)]
     pub(crate) fn is_down(&self) -> bool {
         self.down.load(Ordering::Acquire)
     }

@@ -34,6 +34,8 @@ const GATHER: Duration = Duration::from_millis(1);
 /// shared one and costs about as much again per job (measured at concurrency 256: worker CPU
 /// per job 9.6–10.8 µs in bursts, 5.8–6.5 µs in runs of 64).
 const LAUNCH_BURST: usize = 64;
+/// How often a dispatcher looks again whether Redis answers, while it does not.
+const OUTAGE_CHECK: Duration = Duration::from_millis(10);
 /// Longest pause between attempts while Redis is failing.
 const MAX_ERROR_PAUSE: Duration = Duration::from_secs(5);
 
@@ -276,7 +278,8 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
     /// those unstarted after the hold; once `stop` fires and the last read has ended, hands
     /// back everything buffered.
     async fn dispatch(&self, stop: &CancellationToken, fetch_ended: &CancellationToken) {
-        let hold = self.launcher.shared.config.prefetch_hold();
+        let shared = &self.launcher.shared;
+        let hold = shared.config.prefetch_hold();
         loop {
             let Some(oldest) = self.buffer.oldest() else {
                 tokio::select! {
@@ -284,15 +287,19 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
                     () = stop.cancelled() => break,
                 }
             };
+            // While Redis does not answer, nothing read ahead starts: its outcome could not be
+            // written, and the job would run again elsewhere. It waits out the hold instead.
+            let down = shared.connectivity.is_down();
             tokio::select! {
                 biased;
                 () = stop.cancelled() => break,
+                () = tokio::time::sleep(OUTAGE_CHECK), if down => {}
                 () = tokio::time::sleep_until((oldest + hold).into()) => {
                     let expired = self.buffer.take_older_than(held_since(hold));
                     self.room.stalled();
                     self.hand_back_buffered(expired, "waited longer than the hold for a slot").await;
                 }
-                run = self.slots.clone().acquire_owned() => {
+                run = self.slots.clone().acquire_owned(), if !down => {
                     let run = run.expect("the slot semaphore is never closed");
                     let expired = self.buffer.take_older_than(held_since(hold));
                     if !expired.is_empty() {

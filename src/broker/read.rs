@@ -150,13 +150,7 @@ impl Broker {
         }
         deliveries.sort_by_key(|(i, _)| *i);
         let deliveries = deliveries.into_iter().flat_map(|(_, d)| d).collect();
-        let mut states = Vec::with_capacity(3);
-        for info in infos {
-            let state = reply::group_state(info, keys.group().as_str())
-                .ok_or_else(|| missing_group(keys))?;
-            states.push(state);
-        }
-        Ok((paused, deliveries, states))
+        Ok((paused, deliveries, states_of(keys, infos)?))
     }
 
     /// The consumer group's state on the high, default and low streams (XINFO GROUPS), which
@@ -185,12 +179,7 @@ impl Broker {
             .await
             .map_err(fetch_error(keys, "read"))?;
         let probes = infos.split_off(3);
-        let mut streams = Vec::with_capacity(3);
-        for info in infos {
-            let state = reply::group_state(info, keys.group().as_str())
-                .ok_or_else(|| missing_group(keys))?;
-            streams.push(state);
-        }
+        let mut streams = states_of(keys, infos)?;
         for (reply, &priority) in probes.into_iter().zip(probe) {
             let state = &mut streams[priority.index() - 1];
             if state.lag.is_none() {
@@ -204,6 +193,17 @@ impl Broker {
         }
         Ok(streams)
     }
+}
+
+/// The group's state on each stream from its `XINFO GROUPS` reply;
+/// [`Error::MissingGroup`] when a stream lacks the consumer group.
+fn states_of(keys: &Keys, infos: Vec<Value>) -> Result<Vec<GroupState>> {
+    infos
+        .into_iter()
+        .map(|info| {
+            reply::group_state(info, keys.group().as_str()).ok_or_else(|| missing_group(keys))
+        })
+        .collect()
 }
 
 /// The consumer group's state on one stream.

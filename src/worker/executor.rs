@@ -2,9 +2,9 @@
 //! and a panic guard, and turn what happened into a [`Completion`] for the finisher.
 
 use super::config::DEAD_ARGS_KEPT;
-use super::launch::Slot;
 use super::running::Running;
 use super::shared::Shared;
+use super::slot::Slot;
 use crate::broker::{Cancelled, Dead, Delivery, Done, EntryRef, Retry};
 use crate::context::JobContext;
 use crate::job::Envelope;

@@ -2,12 +2,12 @@
 //! or the reaper's take-overs), and routes its outcome to the finisher.
 
 use super::executor::{self, Completion};
-use super::room::Ticket;
 use super::shared::Shared;
+pub(crate) use super::slot::Slot;
 use crate::broker::Delivery;
 use crate::keys::Keys;
 use std::sync::Arc;
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
 /// Spawns job tasks; see the module doc.
@@ -44,25 +44,5 @@ impl<S: Clone + Send + Sync + 'static> Launcher<S> {
                 let _ = done.send(completion);
             }
         }));
-    }
-}
-
-/// What a running job holds until its handler is done: one of the worker's job slots and,
-/// for an entry its group's fetcher read, its place in that group's read-ahead room.
-#[derive(Debug)]
-pub(crate) struct Slot {
-    /// The job slot.
-    pub(crate) run: OwnedSemaphorePermit,
-    /// The place in the fetcher's room; `None` for an entry the reaper took over.
-    pub(crate) ticket: Option<Ticket>,
-}
-
-impl Slot {
-    /// Releases the slot after a handler that ran for `took`, which paces the read-ahead.
-    pub(crate) fn finished(self, took: std::time::Duration) {
-        drop(self.run);
-        if let Some(ticket) = self.ticket {
-            ticket.finished(took);
-        }
     }
 }

@@ -11,7 +11,8 @@
 //! - `run`: [`Worker::run`] (start, wait for the signal, stop); `start`: the checks, then
 //!   every part spawned; `stop`: the ordered stop;
 //! - `shared`: what the job path shares; `running`: the running jobs and cancel requests;
-//! - the job path: `fetcher` (reads and dispatches), `room` (how far it reads ahead),
+//! - the job path: `fetcher` (reads and dispatches), `plan` (what the last read saw, and the
+//!   next read), `room` (how far it reads ahead), `slot` (what a running job holds),
 //!   `buffer` (what it read that waits for a slot), `reaper` (takes over stalled entries), `launch`
 //!   (spawns job tasks), `executor` (runs one job), `finisher` (writes outcomes);
 //! - the loops beside it: `heartbeat`, `promoter`, `wake` (the pub/sub listener), `sampler`;
@@ -25,6 +26,7 @@ mod fetcher;
 mod finisher;
 mod heartbeat;
 mod launch;
+mod plan;
 mod preflight;
 mod promoter;
 mod reaper;
@@ -33,6 +35,7 @@ mod run;
 mod running;
 mod sampler;
 mod shared;
+mod slot;
 mod start;
 mod stop;
 mod wake;

@@ -287,19 +287,22 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
                     () = stop.cancelled() => break,
                 }
             };
-            // While Redis does not answer, nothing read ahead starts: its outcome could not be
-            // written, and the job would run again elsewhere. It waits out the hold instead.
+            // While Redis does not answer, or as many outcomes wait to be written as there are
+            // slots, nothing read ahead starts: its outcome could not be written, and the job
+            // would run again elsewhere. It waits (at most out the hold) instead.
             let down = shared.connectivity.is_down();
+            let open = shared.unwritten.open();
             tokio::select! {
                 biased;
                 () = stop.cancelled() => break,
                 () = tokio::time::sleep(OUTAGE_CHECK), if down => {}
+                () = shared.unwritten.opened(), if !down && !open => {}
                 () = tokio::time::sleep_until((oldest + hold).into()) => {
                     let expired = self.buffer.take_older_than(held_since(hold));
                     self.room.stalled();
                     self.hand_back_buffered(expired, "waited longer than the hold for a slot").await;
                 }
-                run = self.slots.clone().acquire_owned(), if !down => {
+                run = self.slots.clone().acquire_owned(), if !down && open => {
                     let run = run.expect("the slot semaphore is never closed");
                     let expired = self.buffer.take_older_than(held_since(hold));
                     if !expired.is_empty() {
@@ -319,6 +322,7 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
                     let mut run = Some(run);
                     let mut launched = 0;
                     while launched < LAUNCH_BURST
+                        && (launched == 0 || shared.unwritten.open())
                         && let Some(slot) = run.take().or_else(|| self.slots.clone().try_acquire_owned().ok())
                     {
                         let Some(b) = self.buffer.next() else { break };

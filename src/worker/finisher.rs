@@ -8,6 +8,7 @@
 //! writes every outcome sent.
 
 use super::executor::Completion;
+use super::unwritten::Unwritten;
 use crate::broker::{Broker, Cancelled, Dead, DeadRetention, Done, FinishReport, Retry};
 use crate::keys::Keys;
 use crate::outage::Connectivity;
@@ -43,6 +44,8 @@ pub(crate) struct Finisher {
     pub(crate) slots: Arc<Semaphore>,
     /// The worker's concurrency: every slot.
     pub(crate) concurrency: usize,
+    /// Told how many outcomes each pass has written (or given up).
+    pub(crate) unwritten: Arc<Unwritten>,
 }
 
 /// The outcomes of one group in one pass.
@@ -72,6 +75,7 @@ impl Finisher {
         let mut buffer = Vec::with_capacity(MAX_BATCH);
         while self.outcomes.recv_many(&mut buffer, MAX_BATCH).await > 0 {
             self.linger(&mut buffer).await;
+            let taken = buffer.len();
             // Usually one group: a linear search beats a map.
             let mut groups: Vec<Batch> = Vec::new();
             for completion in buffer.drain(..) {
@@ -100,6 +104,7 @@ impl Finisher {
             for batch in groups {
                 self.write(batch).await;
             }
+            self.unwritten.written(taken);
         }
     }
 

@@ -35,12 +35,14 @@ impl<S: Clone + Send + Sync + 'static> Launcher<S> {
     pub(crate) fn launch(&self, keys: Keys, delivery: Delivery, slot: Slot) {
         let shared = self.shared.clone();
         let done = self.done.clone();
+        let unwritten = self.shared.unwritten.clone();
         // A job's future is several KB (the handler, middleware, timeout and cancel states);
         // boxed, the task holds a pointer and the runtime moves 16 bytes, not the whole state,
         // each time it stores or finishes the task.
         self.jobs.spawn(Box::pin(async move {
             if let Some(completion) = executor::execute(shared, keys, delivery, slot).await {
                 // The finisher outlives every job task, so the send cannot fail.
+                unwritten.sent();
                 let _ = done.send(completion);
             }
         }));

@@ -38,6 +38,7 @@ mod shared;
 mod slot;
 mod start;
 mod stop;
+mod unwritten;
 mod wake;
 
 pub use builder::WorkerBuilder;

@@ -3,6 +3,7 @@
 
 use super::config::WorkerConfig;
 use super::running::RunningJobs;
+use super::unwritten::Unwritten;
 use crate::broker::Broker;
 use crate::middleware::Middleware;
 use crate::outage::Connectivity;
@@ -25,4 +26,6 @@ pub(crate) struct Shared<S> {
     pub(crate) running: Arc<RunningJobs>,
     /// Whether Redis answers; logs each outage once.
     pub(crate) connectivity: Arc<Connectivity>,
+    /// Outcomes sent to the finisher and not written yet; read-ahead jobs wait while too many do.
+    pub(crate) unwritten: Arc<Unwritten>,
 }

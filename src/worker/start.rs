@@ -15,6 +15,7 @@ use super::running::RunningJobs;
 use super::sampler::DepthSampler;
 use super::shared::Shared;
 use super::stop::Started;
+use super::unwritten::Unwritten;
 use super::wake::{OnMessage, WakeListener};
 use super::{Completion, Worker, fetcher, preflight};
 use crate::broker::{Broker, DeadRetention, redact_url};
@@ -47,6 +48,7 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
         log_started(&self.url, &self.groups, &self.registry.names(), &config);
         let connectivity = Arc::new(Connectivity::default());
         let running = Arc::new(RunningJobs::default());
+        let unwritten = Arc::new(Unwritten::new(config.concurrency));
         let shared = Arc::new(Shared {
             broker: broker.clone(),
             config: config.clone(),
@@ -55,6 +57,7 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
             layers: self.layers,
             running: running.clone(),
             connectivity: connectivity.clone(),
+            unwritten: unwritten.clone(),
         });
 
         let stop_fetching = CancellationToken::new();
@@ -79,6 +82,7 @@ impl<S: Clone + Send + Sync + 'static> Worker<S> {
                 outcomes: done_rx,
                 slots: slots.clone(),
                 concurrency: config.concurrency,
+                unwritten,
             }
             .run(),
         );

@@ -1,6 +1,7 @@
 //! Test harness shared by every test binary, one concern a module:
 //! - `server`: a `redis-server` per test, on a free port with its own temp dir;
 //! - `cluster`: a Redis Cluster per test (masters, replicas; fail-over, resharding);
+//! - `postgres`: a PostgreSQL server per test (`initdb` + `postgres`), free port, own temp dir;
 //! - `sentinel`: a master, a replica and three sentinels per test (fail-over);
 //! - `deployment`: a server or a cluster, as the helpers below see it (URL, connection);
 //! - `keys`: key names of a test's group, and group `g` of the Lua contract tests;
@@ -23,6 +24,7 @@ pub mod inspect;
 pub mod keys;
 pub mod known;
 pub mod lua;
+pub mod postgres;
 pub mod process;
 pub mod readme;
 pub mod scene;

@@ -27,7 +27,12 @@
 --                when the job is added, last_run_tick_ms, last_job_id and last_run_ms are set.
 --   'tick_skip'  as 'tick', but the job is never added (a missed tick the schedule skips); its
 --                reply is {'tick_skipped'} or {'tick_taken'}.
---   A 'tick' is checked before a 'unique' lock: a tick already taken leaves the lock alone.
+--   'once'       KEYS[i] is the job's enqueue-once mark, the number its TTL in ms: when the mark
+--                is there, this job id was enqueued before: nothing is written and its reply is
+--                {'enqueued_before'}; otherwise the mark is set (SET PX), whatever else the
+--                conditions decide, so a repeated call gets the same answer.
+--   'once' is checked first; a 'tick' before a 'unique' lock: a tick already taken leaves the
+--   lock alone.
 -- Returns: one reply per job: the stream entry id, "delayed", or a table as above.
 -- Errors: a malformed record or condition, or a delayed job whose id is already in the delayed
 --   set (it would replace that job), raises before any write.
@@ -59,11 +64,6 @@ for j = 1, tonumber(ARGV[2]) do
     job.fields[f] = ARGV[pos + 5 + f]
   end
   pos = pos + 6 + nfields * 2
-  if job.due > now_ms and (scheduled[job.id] or redis.call('ZSCORE', KEYS[4], job.id)) then
-    return redis.error_reply('ERR streamworker enqueue: job id ' .. job.id ..
-      ' is already scheduled; enqueue a new Job rather than the same one twice')
-  end
-  if job.due > now_ms then scheduled[job.id] = true end
   jobs[j] = job
 end
 
@@ -74,13 +74,28 @@ for c = 1, nconds do
     tonumber(ARGV[at + 3])
   local job = j and jobs[j]
   if not job or not key or not KEYS[key] or not num or
-      not (kind == 'unique' or kind == 'tick' or kind == 'tick_skip') then
+      not (kind == 'unique' or kind == 'tick' or kind == 'tick_skip' or kind == 'once') then
     return redis.error_reply('ERR streamworker enqueue: malformed condition ' .. c)
   end
   if kind == 'unique' then
     job.lock, job.lock_ttl = KEYS[key], num
+  elseif kind == 'once' then
+    job.once, job.once_ttl = KEYS[key], num
   else
     job.tick_key, job.tick, job.tick_only = KEYS[key], num, kind == 'tick_skip'
+  end
+end
+
+-- A delayed job must not replace one of the same id, unless this is a repeat of a job
+-- enqueued once (it will store nothing).
+for j = 1, #jobs do
+  local job = jobs[j]
+  if job.due > now_ms and not (job.once and redis.call('EXISTS', job.once) == 1) then
+    if scheduled[job.id] or redis.call('ZSCORE', KEYS[4], job.id) then
+      return redis.error_reply('ERR streamworker enqueue: job id ' .. job.id ..
+        ' is already scheduled; enqueue a new Job rather than the same one twice')
+    end
+    scheduled[job.id] = true
   end
 end
 
@@ -88,6 +103,13 @@ wake_start(KEYS[4])
 local replies = {}
 -- Whether the job may be added: its tick is new and its uniqueness lock free (then taken).
 local function admit(j, job)
+  if job.once then
+    if redis.call('EXISTS', job.once) == 1 then
+      replies[j] = {'enqueued_before'}
+      return false
+    end
+    redis.call('SET', job.once, '1', 'PX', job.once_ttl)
+  end
   if job.tick_key then
     local taken = tonumber(redis.call('HGET', job.tick_key, 'tick_ms'))
     if taken and taken >= job.tick then

@@ -61,6 +61,16 @@ pub enum Error {
     #[error("{0}")]
     UnsafeRedis(String),
 
+    /// A PostgreSQL call of the outbox failed (the `postgres` feature); `op` names what
+    /// streamworker was doing.
+    #[error("database error during {op}: {message}{}", database_hint(message))]
+    Database {
+        /// The operation, such as `outbox enqueue` or `outbox relay`.
+        op: &'static str,
+        /// The database's error.
+        message: String,
+    },
+
     /// No connection could be taken from the pool.
     #[error("no Redis connection available: {0}")]
     Pool(String),
@@ -221,5 +231,14 @@ impl Error {
     /// Wraps a Redis error with the operation it interrupted.
     pub(crate) fn redis(op: &'static str) -> impl FnOnce(redis::RedisError) -> Error {
         move |source| Error::Redis { op, source }
+    }
+}
+
+/// What to do about a database error, where streamworker knows.
+fn database_hint(message: &str) -> &'static str {
+    if message.contains("streamworker_outbox") && message.contains("does not exist") {
+        " (the outbox table is missing: run `streamworker outbox init --database-url URL`, or call streamworker::outbox::init)"
+    } else {
+        ""
     }
 }

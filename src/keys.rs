@@ -152,6 +152,13 @@ impl Keys {
         format!("{}unique:{key}", self.0.prefix)
     }
 
+    /// Mark of a job enqueued once ([`Job::enqueue_once`](crate::Job::enqueue_once)): set by
+    /// the enqueue script when the job id is first seen, with a TTL; a later enqueue of the same
+    /// id within it stores nothing. `job_id` is a [`JobId`](crate::JobId)'s text.
+    pub(crate) fn once(&self, job_id: &str) -> String {
+        format!("{}once:{job_id}", self.0.prefix)
+    }
+
     /// Hash of the periodic schedules that enqueue into this group: name → definition (JSON),
     /// written by the schedulers so that `streamworker schedules` can list them.
     pub(crate) fn schedules(&self) -> String {

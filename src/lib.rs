@@ -45,6 +45,8 @@
 //! - [`Metrics`]: Prometheus metrics of a worker, served with `--metrics-addr`.
 //! - [`admin`]: the operations queries and repairs (status, pending, dead, delayed, pause).
 //! - [`cli`]: the `streamworker` command line, reusable in your own binary.
+//! - [`outbox`] (feature `postgres`): enqueue inside a PostgreSQL transaction, and the relay
+//!   that moves committed jobs into Redis once.
 //! - `time`: milliseconds since the epoch to and from Rust times, and times as UTC text.
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
@@ -62,6 +64,8 @@ pub mod keys;
 mod metrics;
 pub mod middleware;
 mod outage;
+#[cfg(feature = "postgres")]
+pub mod outbox;
 mod priority;
 mod schedule;
 mod scheduler;

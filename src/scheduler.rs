@@ -250,7 +250,8 @@ impl Scheduler {
                 holder = %holder,
                 "tick not enqueued: the job of an earlier tick still holds the uniqueness lock"
             ),
-            None => {}
+            // Schedules do not enqueue once.
+            Some(Enqueued::EnqueuedBefore) | None => {}
         }
         Ok(())
     }

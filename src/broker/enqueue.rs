@@ -32,6 +32,8 @@ pub(crate) enum Enqueued {
     TickTaken,
     /// Not stored, as asked: the missed tick is recorded as handled.
     TickSkipped,
+    /// Not stored: the job was enqueued once, and its id was enqueued before.
+    EnqueuedBefore,
 }
 
 impl Enqueued {
@@ -48,6 +50,7 @@ impl Enqueued {
             [kind] => match reply::string(op, kind)?.as_str() {
                 "tick_taken" => Ok(Enqueued::TickTaken),
                 "tick_skipped" => Ok(Enqueued::TickSkipped),
+                "enqueued_before" => Ok(Enqueued::EnqueuedBefore),
                 _ => Err(reply::unexpected(op, value)),
             },
             _ => Err(reply::unexpected(op, value)),
@@ -244,7 +247,11 @@ fn keys_of(group: &GroupName) -> Keys {
 /// A job that needs no script: due now, not tracked, not unique and not a schedule's tick, so
 /// one XADD is the whole move.
 fn is_plain(job: &Job) -> bool {
-    job.due_ms() == 0 && job.keep_result.is_none() && !is_unique(job) && job.tick.is_none()
+    job.due_ms() == 0
+        && job.keep_result.is_none()
+        && !is_unique(job)
+        && job.tick.is_none()
+        && job.once_ttl.is_none()
 }
 
 fn is_unique(job: &Job) -> bool {
@@ -287,6 +294,10 @@ fn enqueue_call<'a>(lua: &'a Lua, keys: &Keys, jobs: &[&Job]) -> ScriptCall<'a> 
         job.write_fields(|name, value| {
             call.arg(name).arg(value);
         });
+        if let Some(ttl) = job.once_ttl {
+            let index = call.key_index(keys.once(job.id.as_str()));
+            conditions.push((j + 1, "once", index, duration_ms(ttl).max(1)));
+        }
         if let Some(tick) = &job.tick {
             let kind = if tick.run { "tick" } else { "tick_skip" };
             let index = call.key_index(keys.schedule(&tick.schedule));

@@ -23,6 +23,8 @@ mod enqueue;
 mod escaped;
 mod exec;
 mod job;
+#[cfg(feature = "postgres")]
+mod outbox;
 mod pause;
 mod pending;
 mod safe;
@@ -143,6 +145,16 @@ struct WorkArgs {
     /// (args last; group defaults to the only --group)
     #[arg(long = "schedule", value_name = "SPEC")]
     schedules: Vec<String>,
+
+    /// Also relay the PostgreSQL outbox at this URL into Redis (jobs written with
+    /// enqueue_in_tx); see `streamworker outbox --help`
+    #[cfg(feature = "postgres")]
+    #[arg(long, value_name = "POSTGRES_URL")]
+    outbox: Option<String>,
+
+    #[cfg(feature = "postgres")]
+    #[command(flatten)]
+    outbox_relay: outbox::RelayArgs,
 }
 
 /// Parses a count flag: a whole number of at least `MIN`. A negative number, a fraction or a
@@ -186,6 +198,10 @@ enum Command {
     Cancel(cancel::CancelArgs),
     /// List a group's periodic schedules with their next and last run
     Schedules(schedule::SchedulesArgs),
+    /// The PostgreSQL outbox: init (create its table), relay (move committed jobs into
+    /// Redis), status
+    #[cfg(feature = "postgres")]
+    Outbox(outbox::OutboxArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -236,6 +252,8 @@ where
         Some(Command::Top(args)) => top::run(redis, json, args).await,
         Some(Command::Cancel(args)) => cancel::run(redis, args).await,
         Some(Command::Schedules(args)) => schedule::list(redis, json, args).await,
+        #[cfg(feature = "postgres")]
+        Some(Command::Outbox(args)) => outbox::run(redis, json, args).await,
         None => work::run(redis, cli.work, configure).await,
     };
     match result {

@@ -32,6 +32,20 @@ where
     if let Some(addr) = args.metrics_addr {
         builder = builder.metrics_addr(addr);
     }
+    #[cfg(feature = "postgres")]
+    let outbox = match &args.outbox {
+        Some(url) => {
+            let pool = super::outbox::connect(url).await?;
+            // A missing table fails the start, not the relay later.
+            crate::outbox::status(&pool).await?;
+            let metrics = args.metrics_addr.map(|_| crate::metrics::Metrics::new());
+            if let Some(m) = &metrics {
+                builder = builder.metrics(m.clone());
+            }
+            Some((pool, metrics))
+        }
+        None => None,
+    };
     let only_group = match args.groups.as_slice() {
         [g] => Some(g.as_str()),
         _ => None,
@@ -53,12 +67,31 @@ where
         ),
         other => other,
     })?;
-    worker.run(shutdown_signal()?).await
+    let signal = shutdown_signal()?;
+    #[cfg(feature = "postgres")]
+    if let Some((pool, metrics)) = outbox {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let relay = tokio::spawn({
+            let (redis, relay_args, stop) = (redis.to_string(), args.outbox_relay.clone(), stop.clone());
+            async move { super::outbox::relay(&redis, pool, &relay_args, metrics, stop).await }
+        });
+        let ran = worker
+            .run(async move {
+                signal.await;
+                stop.cancel();
+            })
+            .await;
+        let relayed = relay
+            .await
+            .map_err(|e| Error::Config(format!("the outbox relay panicked: {e}")))?;
+        return ran.and(relayed);
+    }
+    worker.run(signal).await
 }
 
 /// Installs the SIGINT and SIGTERM handlers at once (so a signal during start-up already
 /// means "stop cleanly") and returns a future that completes on the first of them.
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send> {
+pub(super) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send> {
     use tokio::signal::unix::{SignalKind, signal};
     let install = |kind| {
         signal(kind).map_err(|e| Error::Config(format!("cannot install signal handlers: {e}")))

@@ -89,6 +89,8 @@ pub struct Job {
     pub(crate) unique_ttl: Option<Duration>,
     /// The schedule tick this job is for, when a scheduler enqueues it.
     pub(crate) tick: Option<Tick>,
+    /// How long an enqueue-once mark for its id lives; `None` = not enqueued once.
+    pub(crate) once_ttl: Option<Duration>,
 }
 
 /// A schedule's tick that a job is enqueued for: taken at most once, in the enqueue script.
@@ -117,7 +119,12 @@ impl Job {
     }
 
     /// A job with default options and a new id, after checking the task's name.
-    fn with_payload(group: &str, task: &str, encoding: Encoding, bytes: Vec<u8>) -> Result<Job> {
+    pub(crate) fn with_payload(
+        group: &str,
+        task: &str,
+        encoding: Encoding,
+        bytes: Vec<u8>,
+    ) -> Result<Job> {
         validate_name("task", task)?;
         Ok(Job {
             group: group_name(group)?,
@@ -132,6 +139,7 @@ impl Job {
             unique_key: None,
             unique_ttl: None,
             tick: None,
+            once_ttl: None,
         })
     }
 
@@ -219,6 +227,24 @@ impl Job {
         self
     }
 
+    /// Makes the enqueue idempotent by job id for `ttl`: an enqueue of this same job (a clone
+    /// sent again after a timeout, or by a relay that died before it could record the send)
+    /// within `ttl` of the first stores nothing and reports the job's own id. Costs one small
+    /// key per job in Redis for `ttl` (about 100 bytes). The outbox relay sets it on every job.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streamworker::Job;
+    ///
+    /// let job = Job::new("emails", "send_email", &serde_json::json!({"to": "a@b.c"}))?
+    ///     .enqueue_once(Duration::from_secs(600));
+    /// # Ok::<(), streamworker::Error>(())
+    /// ```
+    pub fn enqueue_once(mut self, ttl: Duration) -> Job {
+        self.once_ttl = Some(ttl);
+        self
+    }
+
     /// Due time in ms since the Unix epoch, rounded up (never before the time asked for); 0 =
     /// now.
     pub(crate) fn due_ms(&self) -> u64 {
@@ -246,6 +272,12 @@ impl Job {
                 }
                 Some(_) => {}
             }
+        }
+        if self.once_ttl.is_some_and(|t| t.as_millis() == 0) {
+            return Err(Error::Config(format!(
+                "job {}: enqueue_once needs a TTL of at least 1 ms",
+                self.id
+            )));
         }
         if self.timeout.is_some_and(|t| t.is_zero()) {
             return Err(Error::Config(format!(

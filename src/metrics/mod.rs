@@ -29,7 +29,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
 
 /// The content type of [`Metrics::encode`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -74,6 +75,10 @@ struct Inner {
     delayed: Family<GroupLabels, Gauge>,
     dead_queue: Family<GroupLabels, Gauge>,
     reaper_claimed: Family<GroupLabels, Counter>,
+    outbox_backlog: Gauge,
+    outbox_oldest_age: Gauge<f64, AtomicU64>,
+    outbox_failed: Gauge,
+    outbox_relayed: Counter,
 }
 
 /// The metrics one worker (or several sharing it) records. Cheap to clone: clones share the
@@ -159,6 +164,30 @@ impl Metrics {
             "Entries a reaper took over from a consumer presumed dead",
             reaper_claimed.clone(),
         );
+        let outbox_backlog = Gauge::default();
+        registry.register(
+            "streamworker_outbox_backlog",
+            "Rows waiting in the PostgreSQL outbox for a relay (sampled by a relay)",
+            outbox_backlog.clone(),
+        );
+        let outbox_oldest_age = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "streamworker_outbox_oldest_age_seconds",
+            "How long the oldest row waiting in the outbox has waited; 0 when none waits (sampled by a relay)",
+            outbox_oldest_age.clone(),
+        );
+        let outbox_failed = Gauge::default();
+        registry.register(
+            "streamworker_outbox_failed_rows",
+            "Outbox rows a relay could not turn into a job; they wait for a fix (sampled by a relay)",
+            outbox_failed.clone(),
+        );
+        let outbox_relayed = Counter::default();
+        registry.register(
+            "streamworker_outbox_relayed",
+            "Jobs this process's relay moved from the outbox into Redis",
+            outbox_relayed.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -174,6 +203,10 @@ impl Metrics {
                 delayed,
                 dead_queue,
                 reaper_claimed,
+                outbox_backlog,
+                outbox_oldest_age,
+                outbox_failed,
+                outbox_relayed,
             }),
         }
     }
@@ -185,6 +218,18 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry);
         out
+    }
+
+    /// Records a sample of the outbox: rows waiting, the oldest one's wait, failed rows.
+    pub(crate) fn outbox_sampled(&self, backlog: u64, oldest_age: Duration, failed: u64) {
+        self.inner.outbox_backlog.set(backlog as i64);
+        self.inner.outbox_oldest_age.set(oldest_age.as_secs_f64());
+        self.inner.outbox_failed.set(failed as i64);
+    }
+
+    /// Counts `n` jobs a relay moved into Redis.
+    pub(crate) fn outbox_relayed(&self, n: u64) {
+        self.inner.outbox_relayed.inc_by(n);
     }
 
     /// Counts `n` entries a reaper of `group` took over from consumers presumed dead.

@@ -251,7 +251,7 @@ impl Scheduler {
                 "tick not enqueued: the job of an earlier tick still holds the uniqueness lock"
             ),
             // Schedules do not enqueue once.
-            Some(Enqueued::EnqueuedBefore) | None => {}
+            Some(Enqueued::AlreadyStored) | None => {}
         }
         Ok(())
     }

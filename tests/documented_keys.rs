@@ -86,7 +86,8 @@ async fn the_readme_key_table_names_every_key_of_a_group_and_its_type() {
         Scheduler::new(&client)
             .schedule(Schedule::every(SCHEDULE, Duration::from_secs(1), tick).unwrap()),
     );
-    // A job that goes dead (and is counted), and a tracked unique job waiting for an hour.
+    // A job that goes dead (and is counted), and a tracked unique job enqueued once, waiting
+    // for an hour.
     let job = |task: &str| Job::from_json(&group, task, "{}").unwrap();
     client.enqueue(job("boom")).await.unwrap();
     let waiting = client
@@ -95,7 +96,8 @@ async fn the_readme_key_table_names_every_key_of_a_group_and_its_type() {
                 .delay(Duration::from_secs(3600))
                 .unique_key(UNIQUE_KEY)
                 .unique_for(Duration::from_secs(7200))
-                .keep_result(Duration::from_secs(3600)),
+                .keep_result(Duration::from_secs(3600))
+                .enqueue_once(Duration::from_secs(3600)),
         )
         .await
         .unwrap();

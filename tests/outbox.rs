@@ -6,12 +6,16 @@
 
 mod support;
 
+#[allow(dead_code, unreachable_pub)]
+#[path = "../examples/outbox.rs"]
+mod example;
+
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use streamworker::outbox::{self, Relay, RelayConfig};
 use streamworker::admin::Admin;
+use streamworker::outbox::{self, Relay, RelayConfig};
 use streamworker::{Client, Job, JobContext, JobState, Priority, TaskError, Worker};
 use support::postgres::PgServer;
 use support::process::WorkerProcess;
@@ -49,7 +53,12 @@ impl Scene {
     }
 
     /// A relay running in this process until the token is cancelled.
-    fn relay(&self) -> (CancellationToken, tokio::task::JoinHandle<streamworker::Result<()>>) {
+    fn relay(
+        &self,
+    ) -> (
+        CancellationToken,
+        tokio::task::JoinHandle<streamworker::Result<()>>,
+    ) {
         let stop = CancellationToken::new();
         let relay = Relay::new(self.pool.clone(), self.client.clone());
         let handle = tokio::spawn(relay.run(stop.clone().cancelled_owned()));
@@ -65,7 +74,11 @@ impl Scene {
                 .task("t", move |_: serde_json::Value, ctx: JobContext| {
                     let runs = runs.clone();
                     async move {
-                        *runs.lock().unwrap().entry(ctx.job_id().to_string()).or_default() += 1;
+                        *runs
+                            .lock()
+                            .unwrap()
+                            .entry(ctx.job_id().to_string())
+                            .or_default() += 1;
                         Ok::<_, TaskError>(())
                     }
                 })
@@ -193,12 +206,9 @@ async fn options_travel_through_the_outbox() {
         .unwrap()
         .priority(Priority::Low)
         .keep_result(Duration::from_secs(600));
-    let ids = outbox::enqueue_all_in_tx(
-        &mut tx,
-        [unique, unique_again.clone(), delayed, tracked],
-    )
-    .await
-    .unwrap();
+    let ids = outbox::enqueue_all_in_tx(&mut tx, [unique, unique_again.clone(), delayed, tracked])
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     until_backlog(&scene, 0).await;
 
@@ -221,7 +231,12 @@ async fn options_travel_through_the_outbox() {
     })
     .await;
     assert!(runs.lock().unwrap().contains_key(ids[0].as_str()));
-    assert!(!runs.lock().unwrap().contains_key(unique_again.id().as_str()));
+    assert!(
+        !runs
+            .lock()
+            .unwrap()
+            .contains_key(unique_again.id().as_str())
+    );
     // keep_result: its status is kept and says it succeeded.
     wait_until(WAIT, "the tracked job's status says succeeded", || async {
         let status = scene.client.status("u", &ids[3]).await.unwrap();
@@ -244,7 +259,14 @@ async fn a_relay_killed_between_redis_and_the_delete_leaves_each_job_run_once() 
     let mut crashing = WorkerProcess::start_env(
         &scene.redis.url(),
         out.path(),
-        &["outbox", "--database-url", &url, "relay", "--outbox-batch", "100"],
+        &[
+            "outbox",
+            "--database-url",
+            &url,
+            "relay",
+            "--outbox-batch",
+            "100",
+        ],
         &[("STREAMWORKER_OUTBOX_CRASH_AFTER_SEND", "1")],
     );
     let status = crashing.exit_status(WAIT).await;
@@ -262,7 +284,14 @@ async fn a_relay_killed_between_redis_and_the_delete_leaves_each_job_run_once() 
     let relay = WorkerProcess::start(
         &scene.redis.url(),
         out.path(),
-        &["outbox", "--database-url", &url, "relay", "--outbox-batch", "100"],
+        &[
+            "outbox",
+            "--database-url",
+            &url,
+            "relay",
+            "--outbox-batch",
+            "100",
+        ],
     );
     until_backlog(&scene, 0).await;
     assert_eq!(scene.stream_len("g"), 300, "each job entered Redis once");
@@ -355,13 +384,7 @@ async fn a_row_that_is_not_a_job_is_marked_and_the_others_go() {
     assert!(status.failed[1].error.contains("invalid group name"));
     assert_eq!(scene.place("g", "good-1").await, Some("waiting"));
     // The CLI lists them.
-    let out = support::cli::run(&[
-        "outbox",
-        "--database-url",
-        &scene.pg.url(),
-        "status",
-    ])
-    .await;
+    let out = support::cli::run(&["outbox", "--database-url", &scene.pg.url(), "status"]).await;
     let text = support::cli::text(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("0 rows waiting"), "{text}");
@@ -420,4 +443,52 @@ async fn a_worker_with_outbox_relays_and_a_missing_table_is_a_clear_error() {
     let err = support::cli::text(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("streamworker outbox init"), "{err}");
+}
+
+#[tokio::test]
+async fn the_example_registers_a_user_and_sends_one_welcome_email_per_commit() {
+    let scene = Scene::new().await;
+    example::migrate(&scene.pool).await.unwrap();
+    let group = "welcome";
+    let (stop, relay) = scene.relay();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = example::router(example::App {
+        pool: scene.pool.clone(),
+        group: group.into(),
+    });
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let created =
+        support::http::http(addr, "POST", "/users", r#"{"email":"ada@example.com"}"#).await;
+    assert_eq!(created.status, 202, "{created:?}");
+    let job_id = created.body["welcome_job"].as_str().unwrap().to_string();
+    // The same email again: the transaction rolls back, and no second email exists.
+    let taken = support::http::http(addr, "POST", "/users", r#"{"email":"ada@example.com"}"#).await;
+    assert_eq!(taken.status, 409);
+    until_backlog(&scene, 0).await;
+    assert_eq!(scene.place(group, &job_id).await, Some("waiting"));
+    assert_eq!(
+        scene.stream_len(group),
+        1,
+        "one welcome email, for the commit"
+    );
+
+    // The example's task reads the committed row.
+    let worker = Running::worker(
+        Worker::builder(scene.redis.url())
+            .state(scene.pool.clone())
+            .group(group)
+            .task("send_welcome", example::send_welcome)
+            .build()
+            .unwrap(),
+    );
+    wait_until(WAIT, "the welcome email was sent", || async {
+        scene.place(group, &job_id).await.is_none() && scene.stream_len(group) == 0
+    })
+    .await;
+    worker.stop().await;
+    stop.cancel();
+    relay.await.unwrap().unwrap();
+    server.abort();
 }

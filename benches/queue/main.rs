@@ -6,6 +6,7 @@
 //! cargo bench -- --quick           # one run each: under a minute
 //! cargo bench -- drain latency     # only the benches named
 //! cargo bench -- cluster           # one node against a Redis Cluster of three masters
+//! cargo bench --features postgres -- outbox   # the PostgreSQL outbox beside plain enqueue
 //! REDIS_SERVER=/opt/redis-8/bin/redis-server cargo bench   # another Redis
 //! ```
 //!
@@ -19,6 +20,8 @@ mod exec;
 mod floor;
 mod latency;
 mod memory;
+#[cfg(feature = "postgres")]
+mod outbox;
 mod report;
 mod server;
 
@@ -38,8 +41,8 @@ pub struct Ctx {
     pub quick: bool,
 }
 
-const BENCHES: [&str; 8] = [
-    "enqueue", "drain", "e2e", "latency", "delayed", "memory", "cluster", "exec",
+const BENCHES: [&str; 9] = [
+    "enqueue", "drain", "e2e", "latency", "delayed", "memory", "cluster", "exec", "outbox",
 ];
 
 fn main() {
@@ -92,6 +95,13 @@ fn main() {
                 "memory" => memory::run(&ctx).await,
                 "cluster" => cluster::run(&ctx).await,
                 "exec" => exec::run(&ctx).await,
+                #[cfg(feature = "postgres")]
+                "outbox" => outbox::run(&ctx).await,
+                #[cfg(not(feature = "postgres"))]
+                "outbox" => {
+                    println!("outbox: skipped (cargo bench --features postgres runs it)\n");
+                    continue;
+                }
                 _ => unreachable!(),
             };
             report::print_table(&rows);

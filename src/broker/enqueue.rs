@@ -33,7 +33,7 @@ pub(crate) enum Enqueued {
     /// Not stored, as asked: the missed tick is recorded as handled.
     TickSkipped,
     /// Not stored: the job was enqueued once, and its id was enqueued before.
-    EnqueuedBefore,
+    AlreadyStored,
 }
 
 impl Enqueued {
@@ -50,7 +50,7 @@ impl Enqueued {
             [kind] => match reply::string(op, kind)?.as_str() {
                 "tick_taken" => Ok(Enqueued::TickTaken),
                 "tick_skipped" => Ok(Enqueued::TickSkipped),
-                "enqueued_before" => Ok(Enqueued::EnqueuedBefore),
+                "enqueued_before" => Ok(Enqueued::AlreadyStored),
                 _ => Err(reply::unexpected(op, value)),
             },
             _ => Err(reply::unexpected(op, value)),

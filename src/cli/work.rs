@@ -72,7 +72,8 @@ where
     if let Some((pool, metrics)) = outbox {
         let stop = tokio_util::sync::CancellationToken::new();
         let relay = tokio::spawn({
-            let (redis, relay_args, stop) = (redis.to_string(), args.outbox_relay.clone(), stop.clone());
+            let (redis, relay_args, stop) =
+                (redis.to_string(), args.outbox_relay.clone(), stop.clone());
             async move { super::outbox::relay(&redis, pool, &relay_args, metrics, stop).await }
         });
         let ran = worker

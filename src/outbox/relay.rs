@@ -12,10 +12,10 @@
 //! transaction commits), and looks anyway every [`RelayConfig::poll_interval`], in case a
 //! notification was missed while its listening connection was down.
 
+use super::db_error;
 use super::row::StoredRow;
 use super::schema::CHANNEL;
 use super::status::status;
-use super::db_error;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;

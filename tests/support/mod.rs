@@ -3,6 +3,7 @@
 //! - `cluster`: a Redis Cluster per test (masters, replicas; fail-over, resharding);
 //! - `postgres`: a PostgreSQL server per test (`initdb` + `postgres`), free port, own temp dir;
 //! - `sentinel`: a master, a replica and three sentinels per test (fail-over);
+//! - `http`: HTTP/1.1 requests to the examples' servers;
 //! - `deployment`: a server or a cluster, as the helpers below see it (URL, connection);
 //! - `keys`: key names of a test's group, and group `g` of the Lua contract tests;
 //! - `seed`: states seeded by hand (entries added, delivered, abandoned, delayed);
@@ -20,6 +21,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod deployment;
+pub mod http;
 pub mod inspect;
 pub mod keys;
 pub mod known;

@@ -16,6 +16,7 @@ pub(crate) mod dead;
 pub(crate) mod delayed;
 mod envelope;
 pub(crate) mod field;
+pub(crate) mod headers;
 mod id;
 mod payload;
 pub(crate) mod state;
@@ -23,6 +24,7 @@ pub(crate) mod status;
 mod unique;
 mod wire;
 
+pub use headers::{MAX_HEADER_NAME_LEN, MAX_HEADER_VALUE_BYTES, MAX_HEADERS};
 pub use id::JobId;
 pub use payload::{Encoding, Payload};
 pub use state::JobState;
@@ -89,6 +91,8 @@ pub struct Job {
     pub(crate) unique_ttl: Option<Duration>,
     /// The schedule tick this job is for, when a scheduler enqueues it.
     pub(crate) tick: Option<Tick>,
+    /// Its headers (see [`headers`]); empty for most jobs.
+    pub(crate) headers: headers::Headers,
 }
 
 /// A schedule's tick that a job is enqueued for: taken at most once, in the enqueue script.
@@ -132,6 +136,7 @@ impl Job {
             unique_key: None,
             unique_ttl: None,
             tick: None,
+            headers: headers::Headers::default(),
         })
     }
 
@@ -226,7 +231,8 @@ impl Job {
     }
 
     /// Checks what the builder cannot: a unique key that is a valid name and has its TTL, a
-    /// timeout above zero, and arguments of at most `max_payload_bytes`. Run before a job is
+    /// timeout above zero, headers within their limits ([`headers::check`]), and arguments of
+    /// at most `max_payload_bytes`. Run before a job is
     /// sent, so a bad job fails where it is enqueued.
     pub(crate) fn check(&self, max_payload_bytes: usize) -> Result<()> {
         if let Some(key) = &self.unique_key {
@@ -253,6 +259,7 @@ impl Job {
                 self.id
             )));
         }
+        headers::check(self)?;
         let size = self.payload.bytes().len();
         if size > max_payload_bytes {
             return Err(Error::PayloadTooLarge {

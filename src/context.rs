@@ -141,9 +141,8 @@ impl JobContext {
     }
 
     /// An absolute URL for `path` on the site whose origin the job carries in its `origin`
-    /// header (`scheme://host[:port][/prefix]`, as
-    /// [`RequestOrigin`](crate::RequestOrigin) sets it with the `axum` feature, or as any
-    /// producer writes it): `ctx.origin_url("/users/42")` →
+    /// header (`scheme://host[:port][/prefix]`, as `RequestOrigin` sets it with the `axum`
+    /// feature, or as any producer writes it): `ctx.origin_url("/users/42")` →
     /// `https://example.com/app/users/42`. `None` when the job has no `origin` header.
     ///
     /// ```

@@ -1,6 +1,7 @@
 //! What a handler receives besides its arguments: the per-job [`JobContext`] and the
 //! per-process [`State`].
 
+use crate::job::headers::Headers;
 use crate::keys::GroupName;
 use crate::priority::Priority;
 use std::ops::Deref;
@@ -14,7 +15,7 @@ pub struct JobContext {
     inner: Arc<ContextInner>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct ContextInner {
     id: String,
     task: String,
@@ -24,6 +25,7 @@ struct ContextInner {
     max_retries: u32,
     deadline: Instant,
     cancel: CancellationToken,
+    headers: Headers,
 }
 
 impl JobContext {
@@ -39,6 +41,7 @@ impl JobContext {
             0,
             deadline,
             CancellationToken::new(),
+            Headers::default(),
         )
     }
 
@@ -52,6 +55,7 @@ impl JobContext {
         max_retries: u32,
         deadline: Instant,
         cancel: CancellationToken,
+        headers: Headers,
     ) -> JobContext {
         JobContext {
             inner: Arc::new(ContextInner {
@@ -63,6 +67,7 @@ impl JobContext {
                 max_retries,
                 deadline,
                 cancel,
+                headers,
             }),
         }
     }
@@ -114,6 +119,55 @@ impl JobContext {
     pub fn cancellation(&self) -> &CancellationToken {
         &self.inner.cancel
     }
+
+    /// The value of the job's header `name` (set by the producer with
+    /// [`Job::header`](crate::Job::header), or as field `h.<name>` by redis-cli), if any.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.inner.headers.get(name)
+    }
+
+    /// Every header of the job as `(name, value)`, in the order the producer set them.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.inner.headers.iter().map(|h| (h.name(), h.value()))
+    }
+
+    /// This context with header `name` set to `value`: for calling a handler directly with a
+    /// [`detached`](JobContext::detached) context (clones share the header set before it).
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> JobContext {
+        Arc::make_mut(&mut self.inner)
+            .headers
+            .set(name, value.into());
+        self
+    }
+
+    /// An absolute URL for `path` on the site whose origin the job carries in its `origin`
+    /// header (`scheme://host[:port][/prefix]`, as `RequestOrigin` sets it with the `axum`
+    /// feature, or as any producer writes it): `ctx.origin_url("/users/42")` →
+    /// `https://example.com/app/users/42`. `None` when the job has no `origin` header.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use streamworker::{GroupName, JobContext};
+    ///
+    /// let ctx = JobContext::detached(GroupName::new("push")?, "notify", "j1", Instant::now())
+    ///     .with_header("origin", "https://example.com/app");
+    /// assert_eq!(ctx.origin_url("/users/42").as_deref(), Some("https://example.com/app/users/42"));
+    /// # Ok::<(), streamworker::Error>(())
+    /// ```
+    pub fn origin_url(&self, path: &str) -> Option<String> {
+        self.header(ORIGIN_HEADER)
+            .map(|origin| join_url(origin, path))
+    }
+}
+
+/// The header that holds the origin of the request that enqueued a job.
+pub const ORIGIN_HEADER: &str = "origin";
+
+/// `origin` and `path` joined with exactly one `/` between them.
+fn join_url(origin: &str, path: &str) -> String {
+    let origin = origin.trim_end_matches('/');
+    let path = path.trim_start_matches('/');
+    format!("{origin}/{path}")
 }
 
 /// Per-process state handed to the worker once and given to every handler that asks for it,
@@ -136,5 +190,49 @@ impl<S> Deref for State<S> {
     type Target = S;
     fn deref(&self) -> &S {
         &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> JobContext {
+        JobContext::detached(GroupName::new("g").unwrap(), "t", "j", Instant::now())
+    }
+
+    #[test]
+    fn headers_are_read_by_name_and_in_order() {
+        let c = ctx().with_header("b", "2").with_header("a", "1");
+        assert_eq!(c.header("a"), Some("1"));
+        assert_eq!(c.header("zz"), None);
+        assert_eq!(c.headers().collect::<Vec<_>>(), [("b", "2"), ("a", "1")]);
+        assert_eq!(ctx().headers().count(), 0);
+    }
+
+    #[test]
+    fn origin_urls_join_with_one_slash() {
+        assert_eq!(ctx().origin_url("/x"), None);
+        for (origin, path, want) in [
+            (
+                "https://a.example",
+                "/users/42",
+                "https://a.example/users/42",
+            ),
+            (
+                "https://a.example/",
+                "users/42",
+                "https://a.example/users/42",
+            ),
+            (
+                "http://a.example:8080/app",
+                "/u?x=1",
+                "http://a.example:8080/app/u?x=1",
+            ),
+            ("https://a.example", "", "https://a.example/"),
+        ] {
+            let c = ctx().with_header(ORIGIN_HEADER, origin);
+            assert_eq!(c.origin_url(path).as_deref(), Some(want));
+        }
     }
 }

@@ -47,6 +47,8 @@
 //! - [`cli`]: the `streamworker` command line, reusable in your own binary.
 //! - [`outbox`] (feature `postgres`): enqueue inside a PostgreSQL transaction, and the relay
 //!   that moves committed jobs into Redis once.
+//! - [`Job::header`] and [`JobContext::header`]: a job's headers (`job/headers.rs`); with the
+//!   `axum` feature, `RequestOrigin` captures a web request's origin into them (`origin.rs`).
 //! - `time`: milliseconds since the epoch to and from Rust times, and times as UTC text.
 
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
@@ -63,6 +65,8 @@ mod job;
 pub mod keys;
 mod metrics;
 pub mod middleware;
+#[cfg(feature = "axum")]
+mod origin;
 mod outage;
 #[cfg(feature = "postgres")]
 pub mod outbox;
@@ -76,15 +80,18 @@ mod worker;
 pub use backoff::Backoff;
 pub use broker::{DEFAULT_REDIS_URL, redact_url};
 pub use client::{CancelOutcome, Client, JobBatch};
-pub use context::{JobContext, State};
+pub use context::{JobContext, ORIGIN_HEADER, State};
 pub use error::{Error, Result};
 pub use job::{
     DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, Encoding, Job, JobId,
     JobState, JobStatus, Payload,
 };
+pub use job::{MAX_HEADER_NAME_LEN, MAX_HEADER_VALUE_BYTES, MAX_HEADERS};
 pub use keys::GroupName;
 pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, Metrics};
 pub use middleware::{Middleware, Next};
+#[cfg(feature = "axum")]
+pub use origin::{OriginConfig, OriginRejection, RequestOrigin};
 pub use priority::{ParsePriorityError, Priority};
 pub use schedule::{DEFAULT_GRACE, MAX_SCHEDULE_NAME_LEN, Missed, Schedule, ScheduleInfo};
 pub use scheduler::Scheduler;

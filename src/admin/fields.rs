@@ -2,6 +2,7 @@
 //! display: nothing read here is trusted or required to be well formed.
 
 use crate::broker::Fields;
+use crate::job::headers::FIELD_PREFIX;
 use crate::job::{Encoding, dead, delayed, field, stored_args};
 use crate::priority::Priority;
 use std::collections::BTreeMap;
@@ -87,6 +88,20 @@ impl JobFields {
         self.number(dead::ARGS_TRUNCATED_FROM)
     }
 
+    /// The job's headers (fields `h.<name>`), name → value, as text.
+    pub(crate) fn headers(&self) -> BTreeMap<String, String> {
+        self.0
+            .iter()
+            .filter_map(|(k, v)| {
+                let name = k.strip_prefix(FIELD_PREFIX.as_bytes())?;
+                Some((
+                    String::from_utf8_lossy(name).into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                ))
+            })
+            .collect()
+    }
+
     /// Every field not shown on its own, as text.
     pub(crate) fn others(&self) -> BTreeMap<String, String> {
         self.0
@@ -158,6 +173,11 @@ mod tests {
             vec![("custom".to_string(), "x".to_string())]
         );
         assert_eq!(f.job_id("5-1"), "5-1");
+        let h = fields(&[("task", b"t"), ("h.origin", b"https://a.example")]);
+        assert_eq!(
+            h.headers().into_iter().collect::<Vec<_>>(),
+            [("origin".to_string(), "https://a.example".to_string())]
+        );
         // As earlier versions wrote it.
         let legacy = fields(&[("args", &args), ("enc", b"msgpack")]);
         assert_eq!(legacy.args_json().as_deref(), Some(r#"{"to":"a@b.c"}"#));

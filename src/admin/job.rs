@@ -9,6 +9,7 @@ use crate::keys::{Keys, validate_name};
 use crate::priority::Priority;
 use crate::time::entry_ms;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// Most entries read from one stream while looking for a job id.
 pub(crate) const SEARCH_LIMIT: usize = 100_000;
@@ -39,6 +40,8 @@ pub struct JobReport {
     pub args_truncated_from: Option<u64>,
     /// Whether it has a status record (enqueued with keep_result).
     pub tracked: bool,
+    /// Its headers (name → value), when its fields were found; empty when it has none.
+    pub headers: BTreeMap<String, String>,
 }
 
 /// Where a job is.
@@ -134,6 +137,7 @@ impl Admin {
             args: None,
             args_truncated_from: None,
             tracked: status.is_some(),
+            headers: BTreeMap::new(),
         };
         if text(record::STATE).as_deref() == Some(state::SUCCEEDED) {
             report.place = JobPlace::Succeeded {
@@ -148,6 +152,7 @@ impl Admin {
             report.task = fields.task().or(report.task);
             report.args = fields.args_json();
             report.args_truncated_from = fields.args_truncated_from();
+            report.headers = fields.headers();
             report.attempt = Some(fields.attempt());
             if let Some(e) = fields.text(field::LAST_ERROR) {
                 report.last_error = Some(e);

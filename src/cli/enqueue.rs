@@ -54,6 +54,19 @@ pub(super) struct EnqueueArgs {
     /// Uniqueness key to use instead of task + args (needs --unique-for)
     #[arg(long, requires = "unique_for")]
     unique_key: Option<String>,
+
+    /// A header for the job, NAME=VALUE (repeatable), read by the handler
+    /// (`JobContext::header`, `STREAMWORKER_HEADER_<NAME>` for --exec)
+    #[arg(long = "header", value_name = "NAME=VALUE", value_parser = parse_header)]
+    headers: Vec<(String, String)>,
+}
+
+fn parse_header(s: &str) -> std::result::Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .ok_or_else(|| {
+            format!("{s:?} has no '=': write NAME=VALUE, e.g. origin=https://example.com")
+        })
 }
 
 fn parse_rfc3339(s: &str) -> std::result::Result<SystemTime, String> {
@@ -63,7 +76,9 @@ fn parse_rfc3339(s: &str) -> std::result::Result<SystemTime, String> {
 }
 
 pub(super) async fn run(redis: &str, args: EnqueueArgs) -> Result<()> {
-    let mut job = Job::from_json(&args.group, &args.task, &args.args)?.priority(args.priority);
+    let mut job = Job::from_json(&args.group, &args.task, &args.args)?
+        .priority(args.priority)
+        .headers(args.headers);
     if let Some(d) = args.delay {
         job = job.delay(d);
     }

@@ -142,7 +142,9 @@ impl EscapeStrings for JobReport {
             attempt: _,
             tracked: _,
             args_truncated_from: _,
+            headers,
         } = self;
+        headers.escape_strings();
         group.escape_strings();
         id.escape_strings();
         place.escape_strings();

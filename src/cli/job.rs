@@ -101,6 +101,13 @@ fn render(r: &Escaped<JobReport>, visibility_ms: u64) -> String {
         "  args:       {}",
         super::dead::args_text(&r.args, r.args_truncated_from)
     );
+    if r.headers.is_empty() {
+        let _ = writeln!(out, "  headers:    -");
+    }
+    for (i, (name, value)) in r.headers.iter().enumerate() {
+        let label = if i == 0 { "headers:" } else { "" };
+        let _ = writeln!(out, "  {label:<11} {name}: {value}");
+    }
     let _ = writeln!(out, "  result:     {}", dash(&r.result));
     let _ = writeln!(
         out,

@@ -3,6 +3,7 @@
 //! job run: it allocates only the values an [`Envelope`] owns.
 
 use super::field;
+use super::headers::Headers;
 use super::id::JobId;
 use super::payload::{Payload, stored_args};
 use crate::keys::validate_name;
@@ -27,6 +28,8 @@ pub(crate) struct Envelope {
     pub(crate) keep_result: Option<Duration>,
     /// The uniqueness lock the job holds, released when it finishes.
     pub(crate) unique_key: Option<String>,
+    /// The job's headers (`h.<name>` fields); empty for most jobs.
+    pub(crate) headers: Headers,
 }
 
 /// Why an entry could not become an [`Envelope`]; the job goes to the dead stream with it.
@@ -133,6 +136,7 @@ impl Envelope {
                 .and_then(|raw| std::str::from_utf8(raw).ok())
                 .filter(|k| validate_name("unique key", k).is_ok())
                 .map(str::to_string),
+            headers: Headers::from_fields(fields),
         })
     }
 }
@@ -206,6 +210,10 @@ mod tests {
         assert_eq!(env.timeout, Some(Duration::from_secs(2)));
         assert_eq!(env.keep_result, Some(Duration::from_secs(60)));
         assert_eq!(env.unique_key, None);
+        assert_eq!(env.headers.iter().count(), 0);
+        let with_headers = stored(&job.header("origin", "https://a.example"));
+        let env = Envelope::decode("9-9", Some(&with_headers), 1024).unwrap();
+        assert_eq!(env.headers.get("origin"), Some("https://a.example"));
     }
 
     #[test]

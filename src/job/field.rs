@@ -6,7 +6,8 @@
 //! `XADD streamworker:{emails}:default * task send_email args '{"to":"a@b.c"}'` is a valid
 //! job: JSON args, default options, and the entry id as job id. A retry writes the entry again
 //! with `attempt` and `last_error`; a dead entry adds the fields of [`dead`](super::dead).
-//! Unknown fields are kept and ignored.
+//! Headers are fields of their own, `h.<name>` ([`headers`](super::headers)), after the
+//! others. Unknown fields are kept and ignored.
 
 /// The task's name.
 pub(crate) const TASK: &str = "task";

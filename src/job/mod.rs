@@ -16,6 +16,7 @@ pub(crate) mod dead;
 pub(crate) mod delayed;
 mod envelope;
 pub(crate) mod field;
+pub(crate) mod headers;
 mod id;
 mod payload;
 pub(crate) mod state;
@@ -23,6 +24,7 @@ pub(crate) mod status;
 mod unique;
 mod wire;
 
+pub use headers::{MAX_HEADER_NAME_LEN, MAX_HEADER_VALUE_BYTES, MAX_HEADERS};
 pub use id::JobId;
 pub use payload::{Encoding, Payload};
 pub use state::JobState;
@@ -91,6 +93,8 @@ pub struct Job {
     pub(crate) tick: Option<Tick>,
     /// How long an enqueue-once mark for its id lives; `None` = not enqueued once.
     pub(crate) once_ttl: Option<Duration>,
+    /// Its headers (see [`headers`]); empty for most jobs.
+    pub(crate) headers: headers::Headers,
 }
 
 /// A schedule's tick that a job is enqueued for: taken at most once, in the enqueue script.
@@ -140,6 +144,7 @@ impl Job {
             unique_ttl: None,
             tick: None,
             once_ttl: None,
+            headers: headers::Headers::default(),
         })
     }
 
@@ -252,7 +257,8 @@ impl Job {
     }
 
     /// Checks what the builder cannot: a unique key that is a valid name and has its TTL, a
-    /// timeout above zero, and arguments of at most `max_payload_bytes`. Run before a job is
+    /// timeout above zero, headers within their limits ([`headers::check`]), and arguments of
+    /// at most `max_payload_bytes`. Run before a job is
     /// sent, so a bad job fails where it is enqueued.
     pub(crate) fn check(&self, max_payload_bytes: usize) -> Result<()> {
         if let Some(key) = &self.unique_key {
@@ -285,6 +291,7 @@ impl Job {
                 self.id
             )));
         }
+        headers::check(self)?;
         let size = self.payload.bytes().len();
         if size > max_payload_bytes {
             return Err(Error::PayloadTooLarge {

@@ -7,10 +7,11 @@ use crate::time::duration_ms;
 impl Job {
     /// Hands each stream field to `put`, name then value, in a fixed order so entries of plain
     /// jobs share their field names (which a stream stores once per node): `task`,
-    /// `args_msgpack` or `args`, `id`, then the options that were set. The encoding is in the
-    /// args field's name, not a field of its own. Values are borrowed from the job, and numbers
-    /// are formatted on the stack, so the caller writes them straight into its command.
-    pub(crate) fn write_fields(&self, mut put: impl FnMut(&'static str, &[u8])) {
+    /// `args_msgpack` or `args`, `id`, then the options that were set, then the headers
+    /// (`h.<name>`, none for most jobs). The encoding is in the args field's name, not a field
+    /// of its own. Values are borrowed from the job, and numbers are formatted on the stack, so
+    /// the caller writes them straight into its command.
+    pub(crate) fn write_fields(&self, mut put: impl FnMut(&str, &[u8])) {
         put(field::TASK, self.task.as_bytes());
         put(self.payload.encoding().field(), self.payload.bytes());
         put(field::ID, self.id.as_str().as_bytes());
@@ -27,6 +28,9 @@ impl Job {
         if let (Some(key), Some(_)) = (&self.unique_key, self.unique_ttl) {
             put(field::UNIQUE_KEY, key.as_bytes());
         }
+        for header in self.headers.iter() {
+            put(header.field(), header.value().as_bytes());
+        }
     }
 
     /// How many fields [`Job::write_fields`] writes, and their names' and values' bytes: what
@@ -42,9 +46,9 @@ impl Job {
 
     /// The stream fields as owned pairs, for tests.
     #[cfg(test)]
-    pub(crate) fn fields(&self) -> Vec<(&'static str, std::borrow::Cow<'static, [u8]>)> {
+    pub(crate) fn fields(&self) -> Vec<(String, std::borrow::Cow<'static, [u8]>)> {
         let mut fields = Vec::new();
-        self.write_fields(|name, value| fields.push((name, value.to_vec().into())));
+        self.write_fields(|name, value| fields.push((name.to_string(), value.to_vec().into())));
         fields
     }
 }
@@ -72,7 +76,7 @@ mod tests {
     use crate::job::Job;
     use std::time::Duration;
 
-    fn names(job: &Job) -> Vec<&'static str> {
+    fn names(job: &Job) -> Vec<String> {
         job.fields().into_iter().map(|(k, _)| k).collect()
     }
 
@@ -106,5 +110,27 @@ mod tests {
             names(&with_options),
             ["task", "args_msgpack", "id", "max_retries", "timeout_ms"]
         );
+    }
+
+    #[test]
+    fn headers_come_last_one_field_each_and_cost_nothing_when_absent() {
+        let plain = Job::from_json("g", "t", "{}").unwrap();
+        assert_eq!(names(&plain), ["task", "args", "id"]);
+        let job = plain
+            .max_retries(2)
+            .header("origin", "https://a.example")
+            .header("locale", "fr");
+        assert_eq!(
+            names(&job),
+            ["task", "args", "id", "max_retries", "h.origin", "h.locale"]
+        );
+        let (count, bytes) = job.wire_size();
+        let fields = job.fields();
+        assert_eq!(count, fields.len());
+        assert_eq!(
+            bytes,
+            fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+        );
+        assert_eq!(&*fields[4].1, b"https://a.example");
     }
 }

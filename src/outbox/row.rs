@@ -3,13 +3,15 @@
 //! Columns: `job_id`, `queue_group`, `task`, `encoding` (`json` or `msgpack`), `args` (the
 //! encoded arguments) and `options`, a JSON object whose members are all optional:
 //! `priority` (`high`, `default`, `low`), `due_ms` (ms since the Unix epoch), `max_retries`,
-//! `timeout_ms`, `keep_result_ms`, `unique_key` and `unique_ttl_ms`. Unknown members are
+//! `timeout_ms`, `keep_result_ms`, `unique_key`, `unique_ttl_ms` and `headers` (an object of
+//! strings). Unknown members are
 //! refused, so a misspelt option is an error rather than a job that ignores it.
 
 use crate::job::{Encoding, Job, JobId};
 use crate::priority::Priority;
 use crate::time::duration_ms;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 /// A job's options as the `options` column holds them.
@@ -30,6 +32,8 @@ struct Options {
     unique_key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     unique_ttl_ms: Option<u64>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    headers: BTreeMap<String, String>,
 }
 
 /// The columns of one job's row, as [`enqueue_in_tx`](super::enqueue_in_tx) writes them.
@@ -54,6 +58,11 @@ impl NewRow {
             keep_result_ms: job.keep_result.map(duration_ms),
             unique_key: job.unique_key.clone(),
             unique_ttl_ms: job.unique_ttl.map(duration_ms),
+            headers: job
+                .headers
+                .iter()
+                .map(|h| (h.name().to_string(), h.value().to_string()))
+                .collect(),
         };
         NewRow {
             job_id: job.id.as_str().to_string(),
@@ -109,7 +118,7 @@ impl StoredRow {
         job.keep_result = options.keep_result_ms.map(Duration::from_millis);
         job.unique_key = options.unique_key;
         job.unique_ttl = options.unique_ttl_ms.map(Duration::from_millis);
-        Ok(job)
+        Ok(job.headers(options.headers))
     }
 }
 
@@ -138,7 +147,8 @@ mod tests {
             .max_retries(7)
             .timeout(Duration::from_secs(9))
             .keep_result(Duration::from_secs(3600))
-            .unique_for(Duration::from_secs(30));
+            .unique_for(Duration::from_secs(30))
+            .header("origin", "https://example.com");
         let back = stored(NewRow::of(&job)).job().unwrap();
         assert_eq!(back.id, job.id);
         assert_eq!(back.group, job.group);
@@ -152,6 +162,7 @@ mod tests {
         assert_eq!(back.keep_result, Some(Duration::from_secs(3600)));
         assert_eq!(back.unique_key, job.unique_key);
         assert_eq!(back.unique_ttl, Some(Duration::from_secs(30)));
+        assert_eq!(back.header_value("origin"), Some("https://example.com"));
     }
 
     #[test]

@@ -262,4 +262,12 @@ mod tests {
         let id = longest.job_for(99_999_999_999_999, true);
         assert!(JobId::parse(id.id().as_str()).is_ok(), "fits the id limit");
     }
+
+    #[test]
+    fn each_tick_s_job_carries_the_template_s_headers() {
+        let template = job().header("origin", "https://a.example");
+        let s = Schedule::every("sync", Duration::from_secs(60), template).unwrap();
+        let tick = s.job_for(60_000, true);
+        assert_eq!(tick.header_value("origin"), Some("https://a.example"));
+    }
 }

@@ -159,6 +159,7 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
         max_retries,
         Instant::now() + timeout,
         cancel.clone(),
+        envelope.headers.clone(),
     );
     let handler_future = handler(&envelope.payload, ctx.clone(), &shared.state);
     let chain = Next::new(shared.layers.clone(), handler_future).run(ctx);

@@ -30,6 +30,7 @@ for line in sys.stdin.buffer:
         "deadline_ms": job["deadline_ms"],
         "now_ms": int(time.time() * 1000),
         "args": job["args"],
+        "headers": job.get("headers"),
     }
     if task == "flaky" and attempt == 1:
         reply({"id": jid, "ok": False, "error": "flaky: try again"})

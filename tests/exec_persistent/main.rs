@@ -109,6 +109,29 @@ fn pid(result: &Value) -> i64 {
     result["pid"].as_i64().unwrap_or_else(|| panic!("{result}"))
 }
 
+/// A job's headers reach the child as the `headers` member of its line, which a job without
+/// headers does not have.
+#[tokio::test]
+async fn the_child_gets_a_job_s_headers_in_its_line() {
+    let redis = RedisServer::start();
+    let group = unique_group("persist-hdr");
+    let out = tempfile::tempdir().unwrap();
+    let _worker = worker(&redis, out.path(), &group, &handler(), &[]);
+    let flags = [
+        "--header",
+        "origin=https://a.example",
+        "--header",
+        "locale=fr",
+    ];
+    let with = succeeded(&redis, &group, "echo", &flags).await;
+    assert_eq!(
+        with["headers"],
+        serde_json::json!({"origin": "https://a.example", "locale": "fr"})
+    );
+    let without = succeeded(&redis, &group, "echo", &[]).await;
+    assert_eq!(without["headers"], Value::Null);
+}
+
 /// Jobs run on one long-lived child, each answered with its result; the child learns each
 /// job's facts from its line and its own from the environment, and its stderr reaches the
 /// worker's log escaped.

@@ -10,6 +10,7 @@ mod cancel;
 mod dead_retention;
 mod enqueue;
 mod finish;
+mod headers;
 mod lease;
 
 use redis::Value;

@@ -131,6 +131,22 @@ impl ExecHandler {
     }
 }
 
+/// The job's headers as environment variables: `STREAMWORKER_HEADER_<NAME>`, the name
+/// uppercased with `-` and `.` as `_` (so `origin` is `STREAMWORKER_HEADER_ORIGIN`; names that
+/// differ only there share one variable, the last set wins).
+fn header_env(ctx: &JobContext) -> impl Iterator<Item = (String, &str)> {
+    ctx.headers().map(|(name, value)| {
+        let name: String = name
+            .chars()
+            .map(|c| match c {
+                '-' | '.' => '_',
+                c => c.to_ascii_uppercase(),
+            })
+            .collect();
+        (format!("STREAMWORKER_HEADER_{name}"), value)
+    })
+}
+
 /// How a process ended, for an error: `exit status N` or `killed by signal N`.
 fn exit_text(status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
@@ -163,5 +179,28 @@ mod tests {
         assert_eq!(args, vec!["-c", r#"print("hi; rm -rf /")"#, "two words"]);
         assert!(split("").is_err());
         assert!(split("echo 'unterminated").is_err());
+    }
+
+    #[test]
+    fn headers_become_upper_case_environment_variables() {
+        let ctx = JobContext::detached(
+            crate::keys::GroupName::new("g").unwrap(),
+            "t",
+            "j",
+            std::time::Instant::now(),
+        )
+        .with_header("origin", "https://a.example")
+        .with_header("x-trace.id", "7");
+        let env: Vec<_> = header_env(&ctx).collect();
+        assert_eq!(
+            env,
+            [
+                (
+                    "STREAMWORKER_HEADER_ORIGIN".to_string(),
+                    "https://a.example"
+                ),
+                ("STREAMWORKER_HEADER_X_TRACE_ID".to_string(), "7"),
+            ]
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Per-job mode (the default): one process per job. The job's args are its stdin (JSON), its
-//! facts are in `STREAMWORKER_JOB_ID`, `_TASK`, `_ATTEMPT` and `_GROUP`; exit 0 is success with
-//! stdout as the result, anything else a retryable failure with the tail of stderr.
+//! facts are in `STREAMWORKER_JOB_ID`, `_TASK`, `_ATTEMPT` and `_GROUP`, its headers in
+//! `STREAMWORKER_HEADER_<NAME>`; exit 0 is success with stdout as the result, anything else a
+//! retryable failure with the tail of stderr.
 
 use super::Program;
 use super::group::JobGroup;
@@ -31,6 +32,7 @@ pub(super) async fn run(
         .env("STREAMWORKER_TASK", ctx.task())
         .env("STREAMWORKER_ATTEMPT", ctx.attempt().to_string())
         .env("STREAMWORKER_GROUP", ctx.group().as_str())
+        .envs(super::header_env(ctx))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

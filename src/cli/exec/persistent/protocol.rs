@@ -4,7 +4,8 @@
 //! To the child (stdin), per job:
 //! `{"id":"01J…","task":"send_email","attempt":1,"group":"emails","deadline_ms":1767225600000,"args":{…}}`
 //! — `deadline_ms` is the Unix time in ms at which the attempt times out; `args` is the job's
-//! JSON (MessagePack args converted), always written on one line.
+//! JSON (MessagePack args converted), always written on one line. A job with headers also has
+//! `"headers":{"origin":"https://example.com",…}` before `args` (absent when it has none).
 //!
 //! From the child (stdout), per job, before the next is sent:
 //! - `{"id":"01J…","ok":true,"result":…}`: success; `result` (any JSON, `null` when absent) is
@@ -51,6 +52,13 @@ pub(super) fn request(ctx: &JobContext, args: &[u8]) -> Vec<u8> {
     member(&mut line, "attempt", ctx.attempt());
     member(&mut line, "group", ctx.group().as_str());
     member(&mut line, "deadline_ms", unix_ms(ctx.deadline()));
+    if ctx.headers().next().is_some() {
+        let headers: serde_json::Map<String, serde_json::Value> = ctx
+            .headers()
+            .map(|(k, v)| (k.to_string(), v.into()))
+            .collect();
+        member(&mut line, "headers", headers);
+    }
     line.extend_from_slice(b",\"args\":");
     line.extend_from_slice(args);
     line.extend_from_slice(b"}\n");
@@ -196,6 +204,14 @@ mod tests {
             (now + 59_000..=now + 61_000).contains(&deadline),
             "{deadline}"
         );
+        assert!(job.get("headers").is_none(), "no headers, no member");
+        let with = ctx().with_header("origin", "https://a.example");
+        let job: serde_json::Value = serde_json::from_slice(&request(&with, b"{}")).unwrap();
+        assert_eq!(
+            job["headers"],
+            serde_json::json!({"origin": "https://a.example"})
+        );
+        assert_eq!(job["args"], serde_json::json!({}));
     }
 
     #[test]

@@ -63,6 +63,8 @@ mod metrics;
 pub mod middleware;
 mod outage;
 mod priority;
+#[cfg(feature = "postgres")]
+mod row;
 mod schedule;
 mod scheduler;
 mod task;
@@ -82,6 +84,8 @@ pub use keys::GroupName;
 pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, Metrics};
 pub use middleware::{Middleware, Next};
 pub use priority::{ParsePriorityError, Priority};
+#[cfg(feature = "postgres")]
+pub use row::{ChangedRow, HasRows, LoadRow, Loaded, MissingRow, Row, RowKey, RowPool, TableRow};
 pub use schedule::{DEFAULT_GRACE, MAX_SCHEDULE_NAME_LEN, Missed, Schedule, ScheduleInfo};
 pub use scheduler::Scheduler;
 pub use task::{Handler, IntoOutput, JobResult, Output, TaskError, TaskOptions};

@@ -120,7 +120,7 @@ impl Setup {
     }
 
     fn start_worker(&mut self) {
-        let worker = Worker::builder(&self.redis.url())
+        let worker = Worker::builder(self.redis.url())
             .group(&self.group)
             .backoff(Backoff::new(
                 Duration::from_millis(50),

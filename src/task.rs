@@ -136,7 +136,8 @@ impl<T: Serialize> IntoOutput for T {
 /// - `async fn(A, State<S>) -> Result<R, E>`
 /// - `async fn(A, JobContext, State<S>) -> Result<R, E>`
 ///
-/// with `R: Serialize` (the result) and `E: Into<TaskError>`.
+/// with `R: Serialize` (the result) and `E: Into<TaskError>`. With the `postgres` feature, the
+/// same four shapes with `Loaded<A>` first have `A`'s row arguments loaded before they run.
 pub trait Handler<S, Marker>: Clone + Send + Sync + 'static {
     /// Decodes `payload` and runs the function.
     fn call(&self, payload: &Payload, ctx: JobContext, state: &S) -> BoxFuture<'static, JobResult>;

@@ -277,3 +277,56 @@ impl<T: TableRow> LoadRow for Row<T> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[derive(Debug, sqlx::FromRow)]
+    struct User {
+        id: i64,
+        version: i64,
+    }
+
+    impl TableRow for User {
+        const TABLE: &'static str = "users";
+        const KEY: &'static str = "id";
+        type Key = i64;
+        fn key(&self) -> i64 {
+            self.id
+        }
+        fn version(&self) -> Option<i64> {
+            Some(self.version)
+        }
+    }
+
+    #[test]
+    fn the_wire_form_is_table_key_and_version_when_captured() {
+        let user = User { id: 42, version: 3 };
+        let with = serde_json::to_value(Row::new(&user)).unwrap();
+        assert_eq!(with, json!({"table": "users", "key": 42, "version": 3}));
+        let without = serde_json::to_value(Row::<User>::from_key(42)).unwrap();
+        assert_eq!(without, json!({"table": "users", "key": 42}));
+        let packed = rmp_serde::to_vec_named(&Row::<User>::from_key(7).with_version(1)).unwrap();
+        let read: serde_json::Value = rmp_serde::from_slice(&packed).unwrap();
+        assert_eq!(read, json!({"table": "users", "key": 7, "version": 1}));
+    }
+
+    #[test]
+    fn references_read_back_unloaded_and_other_tables_are_refused() {
+        let row: Row<User> =
+            serde_json::from_value(json!({"table": "users", "key": 42, "extra": true})).unwrap();
+        assert_eq!(
+            (*row.key(), row.version(), row.get().is_none()),
+            (42, None, true)
+        );
+        let err = serde_json::from_value::<Row<User>>(json!({"table": "orders", "key": 1}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(r#"a row of table "orders""#), "{err}");
+        assert!(
+            serde_json::from_value::<Row<User>>(json!({"table": "users", "key": "x"})).is_err()
+        );
+    }
+}

@@ -370,7 +370,7 @@ async fn a_job_with_two_rows_loads_both_and_fails_on_either_missing() {
 }
 
 #[tokio::test]
-async fn a_reference_to_another_table_does_not_decode() {
+async fn a_row_reference_to_another_table_does_not_decode() {
     let mut s = Setup::new("rows-table").await;
     let json = Job::from_json(&s.group, "greet", r#"{"table":"orders","key":1}"#)
         .unwrap()

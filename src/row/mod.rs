@@ -27,7 +27,7 @@ use std::fmt;
 
 /// A type that is one row of a table, found by a one-column key. Implement it beside
 /// `#[derive(sqlx::FromRow)]` (see [`Row`] for an example).
-pub trait TableRow: for<'r> FromRow<'r, PgRow> + Send + Sync + Unpin + 'static {
+pub trait TableRow: for<'r> FromRow<'r, PgRow> + Send + Unpin + 'static {
     /// The table, optionally with its schema (`billing.invoices`). Quoted as an identifier, so
     /// it is case-sensitive, and a name with a `.` of its own cannot be used.
     const TABLE: &'static str;

@@ -13,6 +13,9 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone)]
 pub struct JobContext {
     inner: Arc<ContextInner>,
+    /// How the task treats missing and changed row arguments.
+    #[cfg(feature = "postgres")]
+    rows: crate::row::RowPolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +61,8 @@ impl JobContext {
         headers: Headers,
     ) -> JobContext {
         JobContext {
+            #[cfg(feature = "postgres")]
+            rows: Default::default(),
             inner: Arc::new(ContextInner {
                 id: id.to_string(),
                 task: task.to_string(),
@@ -110,6 +115,19 @@ impl JobContext {
     /// When this attempt's timeout expires; the handler's future is dropped then.
     pub fn deadline(&self) -> Instant {
         self.inner.deadline
+    }
+
+    /// This context with the task's row policy, for the loader of row arguments.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn with_row_policy(mut self, rows: crate::row::RowPolicy) -> JobContext {
+        self.rows = rows;
+        self
+    }
+
+    /// How the task treats missing and changed row arguments.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn row_policy(&self) -> crate::row::RowPolicy {
+        self.rows
     }
 
     /// Fired when the job is cancelled because the worker's stop outlasted the grace period.

@@ -71,6 +71,8 @@ mod outage;
 #[cfg(feature = "postgres")]
 pub mod outbox;
 mod priority;
+#[cfg(feature = "postgres")]
+mod row;
 mod schedule;
 mod scheduler;
 mod task;
@@ -93,6 +95,8 @@ pub use middleware::{Middleware, Next};
 #[cfg(feature = "axum")]
 pub use origin::{OriginConfig, OriginRejection, RequestOrigin};
 pub use priority::{ParsePriorityError, Priority};
+#[cfg(feature = "postgres")]
+pub use row::{ChangedRow, HasRows, LoadRow, Loaded, MissingRow, Row, RowKey, RowPool, TableRow};
 pub use schedule::{DEFAULT_GRACE, MAX_SCHEDULE_NAME_LEN, Missed, Schedule, ScheduleInfo};
 pub use scheduler::Scheduler;
 pub use task::{Handler, IntoOutput, JobResult, Output, TaskError, TaskOptions};

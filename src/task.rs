@@ -45,6 +45,9 @@ pub(crate) enum FailureKind {
     RetryAfter(Duration),
     /// Do not retry: straight to the dead stream.
     Fatal,
+    /// The handler did not run: straight to the dead stream with the message as the reason.
+    #[cfg(feature = "postgres")]
+    NotRun,
 }
 
 impl TaskError {
@@ -69,6 +72,15 @@ impl TaskError {
         TaskError {
             message: message.to_string(),
             kind: FailureKind::Fatal,
+        }
+    }
+
+    /// The job cannot run (its row argument is gone): dead with `message` as the reason.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn not_run(message: impl fmt::Display) -> TaskError {
+        TaskError {
+            message: message.to_string(),
+            kind: FailureKind::NotRun,
         }
     }
 
@@ -124,13 +136,14 @@ impl<T: Serialize> IntoOutput for T {
 /// - `async fn(A, State<S>) -> Result<R, E>`
 /// - `async fn(A, JobContext, State<S>) -> Result<R, E>`
 ///
-/// with `R: Serialize` (the result) and `E: Into<TaskError>`.
+/// with `R: Serialize` (the result) and `E: Into<TaskError>`. With the `postgres` feature, the
+/// same four shapes with `Loaded<A>` first have `A`'s row arguments loaded before they run.
 pub trait Handler<S, Marker>: Clone + Send + Sync + 'static {
     /// Decodes `payload` and runs the function.
     fn call(&self, payload: &Payload, ctx: JobContext, state: &S) -> BoxFuture<'static, JobResult>;
 }
 
-fn decode<A: DeserializeOwned>(payload: &Payload) -> std::result::Result<A, TaskError> {
+pub(crate) fn decode<A: DeserializeOwned>(payload: &Payload) -> std::result::Result<A, TaskError> {
     payload.decode::<A>().map_err(|e| {
         TaskError::fatal(format!(
             "args do not decode as {}: {e}",
@@ -144,7 +157,9 @@ fn decode<A: DeserializeOwned>(payload: &Payload) -> std::result::Result<A, Task
 #[derive(Debug)]
 pub struct Marker<T>(std::marker::PhantomData<T>);
 
-fn finish<R: IntoOutput, E: Into<TaskError>>(res: std::result::Result<R, E>) -> JobResult {
+pub(crate) fn finish<R: IntoOutput, E: Into<TaskError>>(
+    res: std::result::Result<R, E>,
+) -> JobResult {
     match res {
         Ok(r) => r.into_output(),
         Err(e) => Err(e.into()),
@@ -232,6 +247,9 @@ pub(crate) type ErasedHandler<S> =
 pub struct TaskOptions {
     max_retries: Option<u32>,
     timeout: Option<Duration>,
+    /// Missing and changed row arguments (`src/row/`).
+    #[cfg(feature = "postgres")]
+    pub(crate) rows: crate::row::RowPolicy,
 }
 
 impl TaskOptions {

@@ -161,6 +161,8 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
         cancel.clone(),
         envelope.headers.clone(),
     );
+    #[cfg(feature = "postgres")]
+    let ctx = ctx.with_row_policy(options.rows);
     let handler_future = handler(&envelope.payload, ctx.clone(), &shared.state);
     let chain = Next::new(shared.layers.clone(), handler_future).run(ctx);
     let started = Instant::now();
@@ -238,6 +240,12 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
             tracing::warn!(parent: &span, error = %message, "job failed for good: moved to dead");
             timer.dead();
             dead(keys, format!("failed without retry: {message}"))
+        }
+        #[cfg(feature = "postgres")]
+        FailureKind::NotRun => {
+            tracing::warn!(parent: &span, reason = %message, "job not run: moved to dead");
+            timer.dead();
+            dead(keys, message)
         }
         _ => {
             tracing::warn!(parent: &span, error = %message, "job failed on its last attempt: moved to dead");

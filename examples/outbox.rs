@@ -1,8 +1,9 @@
 //! Register a user and send the welcome email, right: the view inserts the user and enqueues
-//! the email in one PostgreSQL transaction, and answers `202 Accepted` with the job's id. If
-//! the transaction rolls back (here: an email that is already registered), no email exists;
-//! once it commits, the email goes out even if the process dies a millisecond later. A relay
-//! and a worker run in the same process.
+//! `send_welcome(Row<User>)` in one PostgreSQL transaction, and answers `202 Accepted` with the
+//! job's id. If the transaction rolls back (here: an email that is already registered), no
+//! email exists; once it commits, the email goes out even if the process dies a millisecond
+//! later, and the task reads the user's row as committed when it runs. A relay and a worker run
+//! in the same process.
 //!
 //! ```sh
 //! createdb app; DATABASE_URL=postgres:///app cargo run --example outbox --features postgres
@@ -18,11 +19,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use sqlx::PgPool;
 use streamworker::outbox::{self, Relay};
-use streamworker::{Client, Job, TaskError, Worker};
+use streamworker::{Client, Job, Loaded, Row, TableRow, TaskError, Worker};
 use tokio_util::sync::CancellationToken;
 
 /// The group the welcome emails go to.
@@ -41,10 +42,20 @@ pub struct Register {
     pub email: String,
 }
 
-/// The welcome email's arguments: the user's id, read from the committed row when it runs.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Welcome {
-    pub user: i64,
+/// A user, as the task reads it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+}
+
+impl TableRow for User {
+    const TABLE: &'static str = "example_users";
+    const KEY: &'static str = "id";
+    type Key = i64;
+    fn key(&self) -> i64 {
+        self.id
+    }
 }
 
 /// The users table of the example, and the outbox table.
@@ -90,7 +101,7 @@ async fn register(State(app): State<App>, Json(req): Json<Register>) -> Response
         Ok(None) => return (StatusCode::CONFLICT, "email already registered").into_response(),
         Err(e) => return fail(&e),
     };
-    let job = match Job::new(&app.group, "send_welcome", &Welcome { user }) {
+    let job = match Job::new(&app.group, "send_welcome", &Row::<User>::from_key(user)) {
         Ok(job) => job,
         Err(e) => return fail(&e),
     };
@@ -108,23 +119,12 @@ async fn register(State(app): State<App>, Json(req): Json<Register>) -> Response
         .into_response()
 }
 
-/// The task: sends the welcome email (here, prints it) to the user as committed.
-pub async fn send_welcome(
-    welcome: Welcome,
-    streamworker::State(pool): streamworker::State<PgPool>,
-) -> Result<(), TaskError> {
-    let email: Option<String> = sqlx::query_scalar("SELECT email FROM example_users WHERE id = $1")
-        .bind(welcome.user)
-        .fetch_optional(&pool)
-        .await
-        .map_err(|e| TaskError::retry(format!("database: {e}")))?;
-    match email {
-        Some(email) => {
-            println!("welcome email to {email} (user {})", welcome.user);
-            Ok(())
-        }
-        None => Err(TaskError::fatal(format!("user {} not found", welcome.user))),
-    }
+/// The task: sends the welcome email (here, prints it) to the user as committed. A user
+/// deleted before it runs sends the job to the dead stream as `row example_users/ID not
+/// found`, without retries.
+pub async fn send_welcome(Loaded(user): Loaded<Row<User>>) -> Result<(), TaskError> {
+    println!("welcome email to {} (user {})", user.email, user.id);
+    Ok(())
 }
 
 #[tokio::main]

@@ -248,6 +248,7 @@ mod tests {
             (keys.stats(), "hash"),
             (keys.cancel_channel(), "pub/sub channel"),
             (keys.unique("{key}"), "string"),
+            (keys.once("{id}"), "string"),
             (keys.schedules(), "hash"),
             (keys.schedule("{name}"), "hash"),
         ]);

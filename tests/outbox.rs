@@ -333,19 +333,43 @@ async fn two_relays_at_once_send_each_job_once() {
 async fn rows_wait_while_redis_is_down_and_go_when_it_returns() {
     let mut scene = Scene::new().await;
     let runs = Runs::default();
-    let (stop, relay) = scene.relay();
+    let metrics = streamworker::Metrics::new();
+    let stop = CancellationToken::new();
+    let relay = tokio::spawn(
+        Relay::new(scene.pool.clone(), scene.client.clone())
+            .config(RelayConfig {
+                sample_interval: Duration::from_millis(50),
+                ..RelayConfig::default()
+            })
+            .metrics(metrics.clone())
+            .run(stop.clone().cancelled_owned()),
+    );
     scene.redis.kill();
     let ids = scene.commit_jobs("g", 200, 20).await;
-    // A pass fails while Redis is down, and the rows stay.
+    // A pass fails while Redis is down, and the rows stay; the metrics say they wait.
     let pass = Relay::new(scene.pool.clone(), scene.client.clone())
         .relay_batch()
         .await;
     assert!(pass.is_err(), "a pass with Redis down fails: {pass:?}");
     assert_eq!(scene.backlog().await, 200);
+    until("the metrics report the backlog", || {
+        metrics
+            .encode()
+            .lines()
+            .any(|l| l == "streamworker_outbox_backlog 200")
+    })
+    .await;
     scene.redis.restart();
     until_backlog(&scene, 0).await;
     let worker = scene.worker("g", &runs);
     each_ran_once(&runs, &ids).await;
+    until("the metrics count the relayed jobs", || {
+        metrics
+            .encode()
+            .lines()
+            .any(|l| l == "streamworker_outbox_relayed_total 200")
+    })
+    .await;
     stop.cancel();
     relay.await.unwrap().unwrap();
     worker.stop().await;
@@ -491,4 +515,50 @@ async fn the_example_registers_a_user_and_sends_one_welcome_email_per_commit() {
     stop.cancel();
     relay.await.unwrap().unwrap();
     server.abort();
+}
+
+#[tokio::test]
+async fn a_relay_sends_jobs_of_several_groups_to_a_cluster_once() {
+    let pg = PgServer::start();
+    let pool = PgPool::connect(&pg.url()).await.unwrap();
+    outbox::init(&pool).await.unwrap();
+    let cluster = support::cluster::RedisCluster::start(3, 0);
+    let client = Client::connect(&cluster.url()).await.unwrap();
+    // Groups whose slots fall on different masters, in one transaction.
+    let groups = ["ga", "gb", "gc", "gd"];
+    let jobs: Vec<Job> = groups
+        .iter()
+        .flat_map(|g| {
+            (0..50).map(move |i| {
+                Job::new(g, "t", &i)
+                    .unwrap()
+                    .delay(Duration::from_millis(if i % 10 == 0 {
+                        3_600_000
+                    } else {
+                        0
+                    }))
+            })
+        })
+        .collect();
+    let relay = Relay::new(pool.clone(), client.clone()).config(RelayConfig {
+        batch: 64,
+        ..RelayConfig::default()
+    });
+    // Sent twice, the second time as a relay killed before its delete would: the second
+    // enqueue of each id stores nothing.
+    for _ in 0..2 {
+        let mut tx = pool.begin().await.unwrap();
+        outbox::enqueue_all_in_tx(&mut tx, jobs.clone())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        while relay.relay_batch().await.unwrap() > 0 {}
+    }
+    let mut conn = cluster.conn();
+    for g in groups {
+        let ready = support::inspect::xlen(&mut conn, &format!("streamworker:{{{g}}}:default"));
+        let delayed = support::inspect::zcard(&mut conn, &format!("streamworker:{{{g}}}:delayed"));
+        assert_eq!((ready, delayed), (45, 5), "group {g}");
+    }
+    assert_eq!(outbox::status(&pool).await.unwrap().backlog, 0);
 }

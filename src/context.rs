@@ -1,6 +1,8 @@
 //! What a handler receives besides its arguments: the per-job [`JobContext`] and the
 //! per-process [`State`].
 
+use crate::broker::{Broker, ProgressTarget};
+use crate::error::Result;
 use crate::job::headers::Headers;
 use crate::keys::GroupName;
 use crate::priority::Priority;
@@ -29,6 +31,8 @@ struct ContextInner {
     deadline: Instant,
     cancel: CancellationToken,
     headers: Headers,
+    /// Where [`JobContext::progress`] writes; `None` for a detached context.
+    progress: Option<(Broker, ProgressTarget)>,
 }
 
 impl JobContext {
@@ -73,6 +77,7 @@ impl JobContext {
                 deadline,
                 cancel,
                 headers,
+                progress: None,
             }),
         }
     }
@@ -110,6 +115,44 @@ impl JobContext {
     /// Whether a failure now would be final (no attempts left).
     pub fn is_last_attempt(&self) -> bool {
         self.inner.attempt > self.inner.max_retries
+    }
+
+    /// Reports how far the job is, 0 to 100 %, with a short message (at most 1 KiB kept):
+    /// shown by `streamworker job ID` and [`Client::status`](crate::Client::status) while
+    /// the job runs and for a day after the last report. One Redis round trip per call, so
+    /// report steps rather than every item of a tight loop. Returns whether it was recorded:
+    /// `false` when this worker no longer holds the job (a reaper took it over) or the context
+    /// is [detached](Self::detached). Percentages above 100 are stored as 100.
+    ///
+    /// ```no_run
+    /// use streamworker::{JobContext, TaskError};
+    ///
+    /// async fn resize(images: Vec<String>, ctx: JobContext) -> Result<(), TaskError> {
+    ///     for (i, image) in images.iter().enumerate() {
+    ///         // ... resize `image` ...
+    ///         let percent = ((i + 1) * 100 / images.len()) as u8;
+    ///         ctx.progress(percent, format!("resized {image}")).await.ok();
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    pub async fn progress(&self, percent: u8, message: impl AsRef<str>) -> Result<bool> {
+        match &self.inner.progress {
+            Some((broker, target)) => {
+                broker
+                    .report_progress(target, percent, message.as_ref())
+                    .await
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// This context with where its progress reports go; only while it is not shared yet.
+    pub(crate) fn with_progress(mut self, broker: Broker, target: ProgressTarget) -> JobContext {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.progress = Some((broker, target));
+        }
+        self
     }
 
     /// When this attempt's timeout expires; the handler's future is dropped then.

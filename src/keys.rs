@@ -159,6 +159,12 @@ impl Keys {
         format!("{}once:{job_id}", self.0.prefix)
     }
 
+    /// Hash of a running job's last reported progress (`percent`, `message`, `updated_ms`),
+    /// written by `JobContext::progress`; expires a day after the last report.
+    pub(crate) fn progress(&self, job_id: &str) -> String {
+        format!("{}progress:{job_id}", self.0.prefix)
+    }
+
     /// Hash of the periodic schedules that enqueue into this group: name → definition (JSON),
     /// written by the schedulers so that `streamworker schedules` can list them.
     pub(crate) fn schedules(&self) -> String {
@@ -249,6 +255,7 @@ mod tests {
             (keys.cancel_channel(), "pub/sub channel"),
             (keys.unique("{key}"), "string"),
             (keys.once("{id}"), "string"),
+            (keys.progress("{id}"), "hash"),
             (keys.schedules(), "hash"),
             (keys.schedule("{name}"), "hash"),
         ]);

@@ -89,6 +89,7 @@ pub use job::{
     JobState, JobStatus, Payload,
 };
 pub use job::{MAX_HEADER_NAME_LEN, MAX_HEADER_VALUE_BYTES, MAX_HEADERS};
+pub use job::{MAX_PROGRESS_MESSAGE_BYTES, Progress};
 pub use keys::GroupName;
 pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, Metrics};
 pub use middleware::{Middleware, Next};

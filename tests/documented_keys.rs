@@ -15,6 +15,15 @@ use support::server::RedisServer;
 use support::wait::{WAIT, until_eq, wait_until};
 use support::workers::{Running, boom, client, noop};
 
+/// Reports progress, then succeeds.
+async fn report(
+    _: serde_json::Value,
+    ctx: streamworker::JobContext,
+) -> Result<(), streamworker::TaskError> {
+    assert!(ctx.progress(50, "half").await.unwrap());
+    Ok(())
+}
+
 /// The values the README's placeholders take in this test.
 const UNIQUE_KEY: &str = "k1";
 const SCHEDULE: &str = "beat";
@@ -78,6 +87,7 @@ async fn the_readme_key_table_names_every_key_of_a_group_and_its_type() {
             .group(&group)
             .task("boom", boom)
             .task("ok", noop)
+            .task("report", report)
             .build()
             .unwrap(),
     );
@@ -101,7 +111,19 @@ async fn the_readme_key_table_names_every_key_of_a_group_and_its_type() {
         )
         .await
         .unwrap();
+    // A job that reports progress, and finishes.
+    let reported = client.enqueue(job("report")).await.unwrap();
     let admin = Admin::connect(&redis.url()).await.unwrap();
+    let progress_key = format!("streamworker:{{{group}}}:progress:{reported}");
+    let mut conn = redis.conn();
+    support::wait::until("the reporting job reported", || {
+        redis::cmd("EXISTS")
+            .arg(&progress_key)
+            .query::<i64>(&mut conn)
+            .unwrap()
+            == 1
+    })
+    .await;
     wait_until(WAIT, "the failing job to be dead", || {
         let (admin, group) = (admin.clone(), group.clone());
         async move { admin.status(&group).await.unwrap().dead == 1 }
@@ -112,10 +134,16 @@ async fn the_readme_key_table_names_every_key_of_a_group_and_its_type() {
     let documented: BTreeMap<String, String> = readme_key_table()
         .into_iter()
         .map(|row| {
+            // The progress report is the reporting job's; every other id is the waiting job's.
+            let id = if row.pattern.contains(":progress:") {
+                reported.as_str()
+            } else {
+                waiting.as_str()
+            };
             let key = row
                 .pattern
                 .replace("{G}", &format!("{{{group}}}"))
-                .replace("{id}", waiting.as_str())
+                .replace("{id}", id)
                 .replace("{key}", UNIQUE_KEY)
                 .replace("{name}", SCHEDULE);
             (key, row.kind)

@@ -4,7 +4,7 @@ use super::Admin;
 use super::fields::{JobFields, is_entry_id, unpack_delayed};
 use crate::error::{Error, Result};
 use crate::job::status::field as record;
-use crate::job::{dead, field, state};
+use crate::job::{Progress, dead, field, state};
 use crate::keys::{Keys, validate_name};
 use crate::priority::Priority;
 use crate::time::entry_ms;
@@ -42,6 +42,8 @@ pub struct JobReport {
     pub tracked: bool,
     /// Its headers (name → value), when its fields were found; empty when it has none.
     pub headers: BTreeMap<String, String>,
+    /// The last progress its handler reported, kept a day after the last report.
+    pub progress: Option<Progress>,
 }
 
 /// Where a job is.
@@ -120,6 +122,7 @@ impl Admin {
         // A job typed into redis-cli without an `id` field has its entry id as job id, so an
         // entry id may name a status record too.
         let status = self.broker.job_status(&keys, id).await?;
+        let progress = self.broker.job_progress(&keys, id).await?;
         let text = |name: &str| {
             status
                 .as_ref()
@@ -138,6 +141,7 @@ impl Admin {
             args_truncated_from: None,
             tracked: status.is_some(),
             headers: BTreeMap::new(),
+            progress,
         };
         if text(record::STATE).as_deref() == Some(state::SUCCEEDED) {
             report.place = JobPlace::Succeeded {

@@ -2,6 +2,7 @@
 
 use super::{Broker, EntryRef};
 use crate::error::{Error, Result};
+use crate::job::progress::Progress;
 use crate::job::state;
 use crate::job::status::field;
 use crate::keys::Keys;
@@ -17,18 +18,23 @@ use super::enqueue::STATUS_GRACE;
 pub(crate) struct RawStatus {
     pub(crate) fields: HashMap<String, Vec<u8>>,
     pub(crate) delayed_until_ms: Option<u64>,
+    /// The job's last progress report, if one is kept.
+    pub(crate) progress: Option<Progress>,
 }
 
 impl Broker {
     /// Reads the status record of job `id`; `None` when there is none.
     pub(crate) async fn job_status(&self, keys: &Keys, id: &str) -> Result<Option<RawStatus>> {
         let mut conn = self.conn().await?;
-        let (fields, score): (HashMap<String, Vec<u8>>, Option<f64>) = redis::pipe()
+        type Hash = HashMap<String, Vec<u8>>;
+        let (fields, score, progress): (Hash, Option<f64>, Hash) = redis::pipe()
             .cmd("HGETALL")
             .arg(keys.job(id))
             .cmd("ZSCORE")
             .arg(keys.delayed())
             .arg(id)
+            .cmd("HGETALL")
+            .arg(keys.progress(id))
             .query_async(&mut conn)
             .await
             .map_err(Error::redis("status"))?;
@@ -38,6 +44,7 @@ impl Broker {
         Ok(Some(RawStatus {
             fields,
             delayed_until_ms: score.map(|s| s as u64),
+            progress: Progress::from_fields(&progress),
         }))
     }
 

@@ -143,8 +143,12 @@ impl EscapeStrings for JobReport {
             tracked: _,
             args_truncated_from: _,
             headers,
+            progress,
         } = self;
         headers.escape_strings();
+        if let Some(p) = progress {
+            p.message.escape_strings();
+        }
         group.escape_strings();
         id.escape_strings();
         place.escape_strings();

@@ -108,6 +108,20 @@ fn render(r: &Escaped<JobReport>, visibility_ms: u64) -> String {
         let label = if i == 0 { "headers:" } else { "" };
         let _ = writeln!(out, "  {label:<11} {name}: {value}");
     }
+    match &r.progress {
+        Some(p) => {
+            let _ = writeln!(
+                out,
+                "  progress:   {}% {} ({})",
+                p.percent,
+                p.message,
+                crate::time::format_ms(Some(p.updated_ms))
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  progress:   -");
+        }
+    }
     let _ = writeln!(out, "  result:     {}", dash(&r.result));
     let _ = writeln!(
         out,

@@ -253,7 +253,10 @@ impl Client {
             .broker
             .job_status(&keys, id.as_str())
             .await?
-            .map(|raw| JobStatus::from_record(&raw.fields, raw.delayed_until_ms)))
+            .map(|raw| JobStatus {
+                progress: raw.progress.clone(),
+                ..JobStatus::from_record(&raw.fields, raw.delayed_until_ms)
+            }))
     }
 
     /// Waits until a tracked job has finished (succeeded or dead) and returns its status, or

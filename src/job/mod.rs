@@ -19,6 +19,7 @@ pub(crate) mod field;
 pub(crate) mod headers;
 mod id;
 mod payload;
+pub(crate) mod progress;
 pub(crate) mod state;
 pub(crate) mod status;
 mod unique;
@@ -27,6 +28,7 @@ mod wire;
 pub use headers::{MAX_HEADER_NAME_LEN, MAX_HEADER_VALUE_BYTES, MAX_HEADERS};
 pub use id::JobId;
 pub use payload::{Encoding, Payload};
+pub use progress::{MAX_PROGRESS_MESSAGE_BYTES, Progress};
 pub use state::JobState;
 pub use status::JobStatus;
 

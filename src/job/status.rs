@@ -43,6 +43,11 @@ pub struct JobStatus {
     pub last_error: Option<String>,
     /// The result bytes (JSON from Rust handlers, stdout from `--exec`), once succeeded.
     pub result: Option<Vec<u8>>,
+    /// The last progress its handler reported ([`JobContext::progress`]), kept a day after
+    /// the last report.
+    ///
+    /// [`JobContext::progress`]: crate::JobContext::progress
+    pub progress: Option<super::Progress>,
 }
 
 impl JobStatus {
@@ -87,6 +92,7 @@ impl JobStatus {
             state,
             attempt: num(field::ATTEMPT).unwrap_or(1) as u32,
             last_error: text(field::LAST_ERROR),
+            progress: None,
         }
     }
 }

@@ -5,7 +5,7 @@ use super::config::DEAD_ARGS_KEPT;
 use super::running::Running;
 use super::shared::Shared;
 use super::slot::Slot;
-use crate::broker::{Cancelled, Dead, Delivery, Done, EntryRef, Retry};
+use crate::broker::{Cancelled, Dead, Delivery, Done, EntryRef, ProgressTarget, Retry};
 use crate::context::JobContext;
 use crate::job::Envelope;
 use crate::keys::Keys;
@@ -160,6 +160,16 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
         Instant::now() + timeout,
         cancel.clone(),
         envelope.headers.clone(),
+    )
+    .with_progress(
+        shared.broker.clone(),
+        ProgressTarget {
+            keys: keys.clone(),
+            priority: entry.priority,
+            entry_id: entry.entry_id.clone(),
+            job_id: envelope.id.as_str().to_string(),
+            consumer: shared.config.consumer.clone(),
+        },
     );
     #[cfg(feature = "postgres")]
     let ctx = ctx.with_row_policy(options.rows);

@@ -48,6 +48,8 @@ pub(crate) struct Scripts {
     pub(crate) reap: Lua,
     /// `lua/heartbeat.lua`
     pub(crate) heartbeat: Lua,
+    /// `lua/progress.lua`
+    pub(crate) progress: Lua,
     /// `lua/prune_consumers.lua`
     pub(crate) prune_consumers: Lua,
     /// `lua/dead_retry.lua`
@@ -72,6 +74,7 @@ impl Scripts {
             hand_back: assembled!("hand_back"),
             reap: assembled!("reap"),
             heartbeat: assembled!("heartbeat"),
+            progress: assembled!("progress"),
             prune_consumers: assembled!("prune_consumers"),
             dead_retry: assembled!("dead_retry"),
             run_now: assembled!("run_now"),
@@ -82,7 +85,7 @@ impl Scripts {
 
     /// Each script with its name, for checks over all of them.
     #[cfg(test)]
-    fn all(&self) -> [(&'static str, &Lua); 13] {
+    fn all(&self) -> [(&'static str, &Lua); 14] {
         [
             ("enqueue", &self.enqueue),
             ("finish_ok", &self.finish_ok),
@@ -92,6 +95,7 @@ impl Scripts {
             ("hand_back", &self.hand_back),
             ("reap", &self.reap),
             ("heartbeat", &self.heartbeat),
+            ("progress", &self.progress),
             ("prune_consumers", &self.prune_consumers),
             ("dead_retry", &self.dead_retry),
             ("run_now", &self.run_now),

@@ -29,6 +29,7 @@ struct ContextInner {
     deadline: Instant,
     cancel: CancellationToken,
     headers: Headers,
+    batch: Option<String>,
 }
 
 impl JobContext {
@@ -73,8 +74,22 @@ impl JobContext {
                 deadline,
                 cancel,
                 headers,
+                batch: None,
             }),
         }
+    }
+
+    /// Sets the batch the job is a child of.
+    pub(crate) fn with_batch(mut self, batch: Option<String>) -> JobContext {
+        Arc::make_mut(&mut self.inner).batch = batch;
+        self
+    }
+
+    /// The id of the batch this job is a child of, if any: what
+    /// [`Client::add_to_batch`](crate::Client::add_to_batch) takes to add children to it
+    /// while this job runs.
+    pub fn batch_id(&self) -> Option<&str> {
+        self.inner.batch.as_deref()
     }
 
     /// The job id.

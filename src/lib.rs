@@ -56,6 +56,7 @@
 
 pub mod admin;
 mod backoff;
+mod batch;
 mod broker;
 pub mod cli;
 mod client;
@@ -80,6 +81,9 @@ mod time;
 mod worker;
 
 pub use backoff::Backoff;
+pub use batch::{
+    BATCH_FAILED_HEADER_MAX, Batch, BatchCallback, BatchPolicy, BatchStatus, DEFAULT_BATCH_TTL,
+};
 pub use broker::{DEFAULT_REDIS_URL, redact_url};
 pub use client::{CancelOutcome, Client, JobBatch};
 pub use context::{JobContext, ORIGIN_HEADER, State};

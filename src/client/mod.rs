@@ -161,6 +161,76 @@ impl Client {
         JobBatch::new(self.broker.clone(), self.max_payload_bytes)
     }
 
+    /// Enqueues `batch` (its children, its callbacks held until they have all finished) in one
+    /// atomic script call, and returns its id. Fails with [`Error::InvalidBatch`] for a batch
+    /// without children, a job of another group, or a callback with options a held job
+    /// cannot have.
+    pub async fn enqueue_batch(&self, batch: crate::Batch) -> Result<String> {
+        let id = batch.id.clone();
+        let group = batch.group.clone();
+        let ttl = batch.keep_for;
+        let policy = batch.policy.as_str();
+        let (jobs, callbacks) = batch.prepare()?;
+        for job in &jobs {
+            self.check(job)?;
+        }
+        let refs: Vec<&Job> = jobs.iter().collect();
+        let trailer = crate::broker::BatchTrailer {
+            mode: crate::broker::BatchMode::Create,
+            id: &id,
+            ttl,
+            policy,
+            callbacks,
+        };
+        self.broker
+            .enqueue_batch(&Keys::new(&group), &refs, &trailer)
+            .await?;
+        Ok(id)
+    }
+
+    /// Adds `jobs` as children of the running batch `batch_id` of `group`, atomically: the
+    /// batch's callbacks then wait for them too. Call it from a child of the batch before it
+    /// returns (its id is [`JobContext::batch_id`](crate::JobContext::batch_id)): while that
+    /// child is pending, the batch cannot complete. Fails with [`Error::InvalidBatch`] when the
+    /// batch is not running (done, expired, or unknown).
+    pub async fn add_to_batch(
+        &self,
+        group: &str,
+        batch_id: &str,
+        jobs: impl IntoIterator<Item = Job>,
+    ) -> Result<Vec<JobId>> {
+        let group = GroupName::new(group)?;
+        let jobs = crate::batch::mark_children(&group, batch_id, jobs.into_iter().collect())?;
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        for job in &jobs {
+            self.check(job)?;
+        }
+        let refs: Vec<&Job> = jobs.iter().collect();
+        let trailer = crate::broker::BatchTrailer {
+            mode: crate::broker::BatchMode::Add,
+            id: batch_id,
+            ttl: crate::DEFAULT_BATCH_TTL,
+            policy: "fail",
+            callbacks: Vec::new(),
+        };
+        let outcome = self
+            .broker
+            .enqueue_batch(&Keys::new(&group), &refs, &trailer)
+            .await?;
+        submit::resolve(jobs, outcome)
+    }
+
+    /// Reads batch `id` of `group`: counts, state, failed children, callbacks; `None` when
+    /// there is no such batch (never created, or expired after it completed).
+    pub async fn batch_status(&self, group: &str, id: &str) -> Result<Option<crate::BatchStatus>> {
+        let group = GroupName::new(group)?;
+        validate_name("batch id", id)?;
+        let record = self.broker.batch_record(&Keys::new(&group), id).await?;
+        Ok(record.map(|r| crate::BatchStatus::from_record(id, r)))
+    }
+
     /// The periodic schedules registered for `group` by the schedulers that run them, sorted
     /// by name, with their next run (by Redis's clock) and last run.
     pub async fn schedules(&self, group: &str) -> Result<Vec<ScheduleInfo>> {

@@ -95,6 +95,8 @@ pub struct Job {
     pub(crate) once_ttl: Option<Duration>,
     /// Its headers (see [`headers`]); empty for most jobs.
     pub(crate) headers: headers::Headers,
+    /// The batch it is a child of, set by [`Batch`](crate::Batch) (validated).
+    pub(crate) batch: Option<String>,
 }
 
 /// A schedule's tick that a job is enqueued for: taken at most once, in the enqueue script.
@@ -145,6 +147,7 @@ impl Job {
             tick: None,
             once_ttl: None,
             headers: headers::Headers::default(),
+            batch: None,
         })
     }
 

@@ -28,6 +28,9 @@ impl Job {
         if let (Some(key), Some(_)) = (&self.unique_key, self.unique_ttl) {
             put(field::UNIQUE_KEY, key.as_bytes());
         }
+        if let Some(batch) = &self.batch {
+            put(field::BATCH, batch.as_bytes());
+        }
         for header in self.headers.iter() {
             put(header.field(), header.value().as_bytes());
         }

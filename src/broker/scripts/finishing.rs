@@ -60,13 +60,38 @@ impl<'a> Finishing<'a> {
         self.call.arg(index)
     }
 
-    /// Appends the optional trailer of the scripts that end jobs for good
-    /// (`lua/lib/lock_trailer.lua`): per job holding a uniqueness lock, its number in the
-    /// batch (order of `entries`), the lock's index in KEYS and the job id, after their count.
-    /// Nothing is appended when no job holds a lock.
-    pub(crate) fn locks<'e>(&mut self, entries: impl Iterator<Item = &'e EntryRef> + Clone) {
+    /// Appends the optional trailers of the scripts that end jobs for good: the uniqueness
+    /// locks (`lua/lib/lock_trailer.lua`), then the batch children (`lua/lib/batch.lua`).
+    /// Per job holding a lock: its number in the call (order of `entries`), the lock's index
+    /// in KEYS and the job id, after their count; per job of a batch: its number, the indices
+    /// of its batch's hash, pending set and failed set, and the job id, after their count.
+    /// Nothing is appended when no job holds a lock or belongs to a batch.
+    pub(crate) fn trailers<'e>(&mut self, entries: impl Iterator<Item = &'e EntryRef> + Clone) {
+        let children = entries.clone().filter(|e| e.batch.is_some()).count();
+        self.locks(entries.clone(), children > 0);
+        if children == 0 {
+            return;
+        }
+        self.call.arg(children);
+        for (j, entry) in entries.enumerate() {
+            if let Some(batch) = &entry.batch {
+                let hash = self.call.key_index(self.keys.batch(batch));
+                let pending = self.call.key_index(self.keys.batch_pending(batch));
+                let failed = self.call.key_index(self.keys.batch_failed(batch));
+                self.call
+                    .arg(j + 1)
+                    .arg(hash)
+                    .arg(pending)
+                    .arg(failed)
+                    .arg(&entry.job_id);
+            }
+        }
+    }
+
+    /// The lock trailer; its count is written even when 0 if `always`.
+    fn locks<'e>(&mut self, entries: impl Iterator<Item = &'e EntryRef> + Clone, always: bool) {
         let locks = entries.clone().filter(|e| e.unique_key.is_some()).count();
-        if locks == 0 {
+        if locks == 0 && !always {
             return;
         }
         self.call.arg(locks);

@@ -1,0 +1,82 @@
+-- lib/batch.lua: a batch's bookkeeping (see README "Chains and batches"). A batch's hash holds
+-- `state` (running, done), `total`, `succeeded`, `failed`, `policy` (fail, ignore), `ttl_ms`,
+-- `created_ms`, `finished_ms`, `outcome` (succeeded, failed) and each callback held until the
+-- batch completes (`cb_on_success`, `cb_on_complete`: the lib/delayed.lua packing of its
+-- fields), then the entry id it was added as (`fired_on_success`, `fired_on_complete`). Its
+-- pending set holds the ids of the children not finished yet; its failed set the ids of those
+-- that went dead or were cancelled.
+-- Defines batch_complete(hash, pending, failed): when the pending set is empty and the batch
+--   still running, adds the callbacks due to their priority streams (KEYS[1..3]) and marks the
+--   batch done, all three keys expiring after `ttl_ms`; and batch_finish(hash, pending, failed,
+--   outcome, job_id): counts child `job_id` as finished with `outcome` ('ok', 'dead' or
+--   'cancelled') when it is still in the pending set (a child is counted once, whatever runs
+--   or re-drives it later), then calls batch_complete.
+-- Expects KEYS[1..3] to be the group's priority streams (includes lib/clock.lua and
+--   lib/delayed.lua).
+--#include lib/clock.lua
+--#include lib/delayed.lua
+
+-- Longest list of failed ids a callback carries in its `batch_failed` header (the failed set
+-- has them all).
+local BATCH_FAILED_MAX = 4000
+
+local function batch_fire(hash, name, batch_id, failed_ids)
+  local packed = redis.call('HGET', hash, 'cb_' .. name)
+  if not packed then return end
+  local prio, fields = unpack_delayed(packed)
+  fields[#fields + 1] = 'h.batch_id'
+  fields[#fields + 1] = batch_id
+  fields[#fields + 1] = 'h.batch_failed'
+  fields[#fields + 1] = failed_ids
+  local entry = redis.call('XADD', KEYS[prio], '*', unpack(fields))
+  redis.call('HSET', hash, 'fired_' .. name, entry)
+end
+
+local function batch_complete(hash, pending, failed)
+  if redis.call('SCARD', pending) > 0 then return end
+  local state = redis.call('HMGET', hash, 'state', 'failed', 'policy', 'ttl_ms', 'batch_id')
+  if state[1] ~= 'running' then return end
+  local nfailed = tonumber(state[2]) or 0
+  local ids = redis.call('SMEMBERS', failed)
+  table.sort(ids)
+  local list = table.concat(ids, ',')
+  if #list > BATCH_FAILED_MAX then
+    list = string.sub(list, 1, BATCH_FAILED_MAX)
+    list = string.sub(list, 1, (string.find(list, ',[^,]*$') or 1) - 1) .. ',...'
+  end
+  local succeeded = nfailed == 0 or state[3] == 'ignore'
+  if succeeded then batch_fire(hash, 'on_success', state[5], list) end
+  batch_fire(hash, 'on_complete', state[5], list)
+  local outcome = 'failed'
+  if nfailed == 0 then outcome = 'succeeded' end
+  local now_ms = clock_ms()
+  redis.call('HSET', hash, 'state', 'done', 'outcome', outcome, 'finished_ms', now_ms)
+  local ttl = tonumber(state[4]) or 604800000
+  redis.call('PEXPIRE', hash, ttl)
+  redis.call('PEXPIRE', failed, ttl)
+end
+
+local function batch_finish(hash, pending, failed, outcome, job_id)
+  if redis.call('SREM', pending, job_id) == 0 then return end
+  if outcome == 'ok' then
+    redis.call('HINCRBY', hash, 'succeeded', 1)
+  else
+    redis.call('HINCRBY', hash, 'failed', 1)
+    redis.call('SADD', failed, job_id)
+  end
+  batch_complete(hash, pending, failed)
+end
+
+-- Reads the optional batch trailer at ARGV[pos] (absent = 0): the number of children B, then
+-- B records of 5 values: job number j, index into KEYS of its batch hash, of its pending set,
+-- of its failed set, its job id; counts each child whose job was finished here
+-- (replies[j] == 1) with `outcome`.
+local function batch_trailer(pos, replies, outcome)
+  for b = 1, tonumber(ARGV[pos]) or 0 do
+    local at = pos + 1 + (b - 1) * 5
+    if replies[tonumber(ARGV[at])] == 1 then
+      batch_finish(KEYS[tonumber(ARGV[at + 1])], KEYS[tonumber(ARGV[at + 2])],
+        KEYS[tonumber(ARGV[at + 3])], outcome, ARGV[at + 4])
+    end
+  end
+end

@@ -1,0 +1,218 @@
+//! Batches on a real redis-server with real worker processes of the project's own binary:
+//! every job runs `job.sh`, which records each run as `JOB_ID TASK WORKER_PID FAILED_IDS` in
+//! `$OUT/runs`, so a test counts the runs of each child and of each callback.
+
+mod support;
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+use streamworker::{Batch, BatchStatus, Client, Job};
+use support::keys::unique_group;
+use support::process::WorkerProcess;
+use support::server::RedisServer;
+use support::wait::{WAIT, wait_until};
+
+/// What each job runs, by task: `fail` fails; `block` runs until `$OUT/go` exists; anything
+/// else succeeds at once.
+const JOB_SH: &str = r#"echo "$STREAMWORKER_JOB_ID $STREAMWORKER_TASK $PPID ${STREAMWORKER_HEADER_BATCH_FAILED:--}" >> "$OUT/runs"
+case "$STREAMWORKER_TASK" in
+  fail) echo "this child fails" >&2; exit 1 ;;
+  block) while [ -d "$OUT" ] && [ ! -e "$OUT/go" ]; do sleep 0.01; done ;;
+esac
+echo ok
+"#;
+
+/// One recorded run.
+#[derive(Debug, Clone)]
+struct Run {
+    id: String,
+    task: String,
+    failed: String,
+}
+
+struct Scene {
+    redis: RedisServer,
+    group: String,
+    out: tempfile::TempDir,
+}
+
+impl Scene {
+    fn new(prefix: &str) -> Scene {
+        let out = tempfile::tempdir().unwrap();
+        fs::write(out.path().join("job.sh"), JOB_SH).unwrap();
+        Scene {
+            redis: RedisServer::start(),
+            group: unique_group(prefix),
+            out,
+        }
+    }
+
+    fn out(&self) -> &Path {
+        self.out.path()
+    }
+
+    fn worker(&self, extra: &[&str]) -> WorkerProcess {
+        let exec = format!("sh {}", self.out().join("job.sh").display());
+        let mut args = vec![
+            "--group",
+            &self.group,
+            "--exec",
+            &exec,
+            "--visibility-timeout",
+            "1s",
+            "--retry-backoff",
+            "50ms",
+            "--concurrency",
+            "8",
+        ];
+        args.extend_from_slice(extra);
+        WorkerProcess::start(&self.redis.url(), self.out(), &args)
+    }
+
+    async fn client(&self) -> Client {
+        Client::connect(&self.redis.url()).await.unwrap()
+    }
+
+    fn job(&self, task: &str) -> Job {
+        Job::new(&self.group, task, &serde_json::json!({})).unwrap()
+    }
+
+    fn runs(&self) -> Vec<Run> {
+        let text = fs::read_to_string(self.out().join("runs")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| {
+                let parts: Vec<&str> = l.split(' ').collect();
+                let [id, task, _pid, failed] = parts[..] else {
+                    return None;
+                };
+                Some(Run {
+                    id: id.into(),
+                    task: task.into(),
+                    failed: failed.into(),
+                })
+            })
+            .collect()
+    }
+
+    fn runs_of(&self, task: &str) -> Vec<Run> {
+        self.runs().into_iter().filter(|r| r.task == task).collect()
+    }
+
+    async fn status(&self, id: &str) -> BatchStatus {
+        self.client()
+            .await
+            .batch_status(&self.group, id)
+            .await
+            .unwrap()
+            .expect("the batch exists")
+    }
+
+    /// Waits for the batch to be done and its `on_complete` callback to have run once, then a
+    /// little more, so that a second run of a callback would show.
+    async fn until_complete(&self, id: &str) -> BatchStatus {
+        wait_until(
+            WAIT,
+            "the batch to complete and on_complete to run",
+            || async {
+                self.status(id).await.state == "done" && !self.runs_of("complete").is_empty()
+            },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        self.status(id).await
+    }
+}
+
+/// Runs per job id.
+fn counts(runs: &[Run]) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for r in runs {
+        *counts.entry(r.id.clone()).or_default() += 1;
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_of_200_over_two_workers_fires_on_success_once() {
+    let scene = Scene::new("batch200");
+    let _a = scene.worker(&[]);
+    let _b = scene.worker(&[]);
+    let batch = Batch::new(&scene.group)
+        .unwrap()
+        .jobs((0..200).map(|_| scene.job("child")))
+        .on_success(scene.job("success"))
+        .on_complete(scene.job("complete"));
+    let id = scene.client().await.enqueue_batch(batch).await.unwrap();
+    let status = scene.until_complete(&id).await;
+    let children = counts(&scene.runs_of("child"));
+    let success = scene.runs_of("success");
+    let complete = scene.runs_of("complete");
+    eprintln!(
+        "batch of 200 over two workers: {} children ran ({} runs), on_success ran {} time(s), on_complete ran {} time(s)",
+        children.len(),
+        children.values().sum::<usize>(),
+        success.len(),
+        complete.len()
+    );
+    assert_eq!(children.len(), 200);
+    assert_eq!(success.len(), 1);
+    assert_eq!(complete.len(), 1);
+    assert_eq!(complete[0].failed, "-");
+    assert_eq!(
+        (
+            status.total,
+            status.succeeded,
+            status.failed,
+            status.pending
+        ),
+        (200, 200, 0, 0)
+    );
+    assert_eq!(status.outcome.as_deref(), Some("succeeded"));
+    assert!(status.callbacks.iter().all(|c| c.fired_entry.is_some()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_dead_children_fire_on_complete_once_with_their_ids_and_never_on_success() {
+    let scene = Scene::new("batch3dead");
+    let _a = scene.worker(&[]);
+    let _b = scene.worker(&[]);
+    let failing: Vec<Job> = (0..3).map(|_| scene.job("fail").max_retries(1)).collect();
+    let mut dead_ids: Vec<String> = failing.iter().map(|j| j.id().to_string()).collect();
+    dead_ids.sort();
+    let batch = Batch::new(&scene.group)
+        .unwrap()
+        .jobs((0..197).map(|_| scene.job("child")))
+        .jobs(failing)
+        .on_success(scene.job("success"))
+        .on_complete(scene.job("complete"));
+    let id = scene.client().await.enqueue_batch(batch).await.unwrap();
+    let status = scene.until_complete(&id).await;
+    let success = scene.runs_of("success");
+    let complete = scene.runs_of("complete");
+    let fail_runs = counts(&scene.runs_of("fail"));
+    eprintln!(
+        "batch of 200 with 3 dead: failing children ran {:?} times, on_success ran {} time(s), on_complete ran {} time(s) with batch_failed={}",
+        fail_runs.values().collect::<Vec<_>>(),
+        success.len(),
+        complete.len(),
+        complete.first().map_or("", |r| r.failed.as_str())
+    );
+    assert!(success.is_empty());
+    assert_eq!(complete.len(), 1);
+    assert_eq!(complete[0].failed, dead_ids.join(","));
+    assert_eq!(status.failed_ids, dead_ids);
+    assert_eq!(
+        (
+            status.total,
+            status.succeeded,
+            status.failed,
+            status.pending
+        ),
+        (200, 197, 3, 0)
+    );
+    assert_eq!(status.outcome.as_deref(), Some("failed"));
+    assert_eq!(status.callbacks[0].fired_entry, None);
+    assert!(status.callbacks[1].fired_entry.is_some());
+}

@@ -8,17 +8,18 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
-use streamworker::{Batch, BatchStatus, Client, Job};
+use streamworker::{Batch, BatchPolicy, BatchStatus, CancelOutcome, Client, Job};
 use support::keys::unique_group;
 use support::process::WorkerProcess;
 use support::server::RedisServer;
 use support::wait::{WAIT, wait_until};
 
-/// What each job runs, by task: `fail` fails; `block` runs until `$OUT/go` exists; anything
-/// else succeeds at once.
+/// What each job runs, by task: `fail` fails; `slow` sleeps 0.3 s; `block` runs until
+/// `$OUT/go` exists; anything else succeeds at once.
 const JOB_SH: &str = r#"echo "$STREAMWORKER_JOB_ID $STREAMWORKER_TASK $PPID ${STREAMWORKER_HEADER_BATCH_FAILED:--}" >> "$OUT/runs"
 case "$STREAMWORKER_TASK" in
   fail) echo "this child fails" >&2; exit 1 ;;
+  slow) sleep 0.3 ;;
   block) while [ -d "$OUT" ] && [ ! -e "$OUT/go" ]; do sleep 0.01; done ;;
 esac
 echo ok
@@ -29,6 +30,7 @@ echo ok
 struct Run {
     id: String,
     task: String,
+    pid: u32,
     failed: String,
 }
 
@@ -84,12 +86,13 @@ impl Scene {
         text.lines()
             .filter_map(|l| {
                 let parts: Vec<&str> = l.split(' ').collect();
-                let [id, task, _pid, failed] = parts[..] else {
+                let [id, task, pid, failed] = parts[..] else {
                     return None;
                 };
                 Some(Run {
                     id: id.into(),
                     task: task.into(),
+                    pid: pid.parse().ok()?,
                     failed: failed.into(),
                 })
             })
@@ -215,4 +218,145 @@ async fn three_dead_children_fire_on_complete_once_with_their_ids_and_never_on_s
     assert_eq!(status.outcome.as_deref(), Some("failed"));
     assert_eq!(status.callbacks[0].fired_entry, None);
     assert!(status.callbacks[1].fired_entry.is_some());
+}
+
+/// A worker SIGKILLed mid-batch (the other one's reaper rescues its jobs), a running child and
+/// a waiting child cancelled, a dead child re-driven from the CLI while the batch runs: each
+/// callback still runs exactly once, and every child is counted once.
+#[tokio::test(flavor = "multi_thread")]
+async fn crashes_cancels_and_re_drives_leave_each_callback_firing_once() {
+    let scene = Scene::new("batchcrash");
+    let mut a = scene.worker(&[]);
+    let b = scene.worker(&[]);
+    let client = scene.client().await;
+    let block = scene.job("block");
+    let fail = scene.job("fail").max_retries(0);
+    let waiting = scene.job("child").delay(Duration::from_secs(3600));
+    let (block_id, fail_id, waiting_id) =
+        (block.id().clone(), fail.id().clone(), waiting.id().clone());
+    let batch = Batch::new(&scene.group)
+        .unwrap()
+        .jobs((0..60).map(|_| scene.job("slow")))
+        .job(block)
+        .job(fail)
+        .job(waiting)
+        .policy(BatchPolicy::Ignore)
+        .on_success(scene.job("success"))
+        .on_complete(scene.job("complete"));
+    let id = client.enqueue_batch(batch).await.unwrap();
+
+    // Worker A dies in the middle of its slow children.
+    let a_pid = a.pid();
+    wait_until(WAIT, "worker A to be running slow children", || async {
+        scene
+            .runs_of("slow")
+            .iter()
+            .filter(|r| r.pid == a_pid)
+            .count()
+            >= 4
+    })
+    .await;
+    a.kill();
+
+    // The failing child goes dead; it is re-driven from the CLI while the batch still runs
+    // (the blocked child holds it open), and dies again.
+    wait_until(WAIT, "the failing child to be dead", || async {
+        scene
+            .status(&id)
+            .await
+            .failed_ids
+            .contains(&fail_id.to_string())
+    })
+    .await;
+    let out = std::process::Command::new(support::process::bin())
+        .args([
+            "--redis",
+            &scene.redis.url(),
+            "dead",
+            "--group",
+            &scene.group,
+            "retry",
+        ])
+        .arg(fail_id.as_str())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until(WAIT, "the re-driven child to run again", || async {
+        scene
+            .runs()
+            .iter()
+            .filter(|r| r.id == fail_id.as_str())
+            .count()
+            >= 2
+    })
+    .await;
+
+    // The waiting child is cancelled before it runs; the blocked one while it runs on B.
+    let removed = client.cancel(&scene.group, &waiting_id).await.unwrap();
+    assert_eq!(
+        removed,
+        CancelOutcome::Removed {
+            was_scheduled: true
+        }
+    );
+    let b_pid = b.pid();
+    wait_until(WAIT, "the blocked child to run on worker B", || async {
+        scene
+            .runs()
+            .iter()
+            .any(|r| r.id == block_id.as_str() && r.pid == b_pid)
+    })
+    .await;
+    let requested = client.cancel(&scene.group, &block_id).await.unwrap();
+    assert!(
+        matches!(requested, CancelOutcome::Requested { .. }),
+        "{requested:?}"
+    );
+
+    let status = scene.until_complete(&id).await;
+    let slow = counts(&scene.runs_of("slow"));
+    let rerun = slow.values().filter(|&&n| n > 1).count();
+    let success = scene.runs_of("success");
+    let complete = scene.runs_of("complete");
+    eprintln!(
+        "crash test: {} slow children ran, {} of them twice or more (rescued from the killed worker), most runs of one child {}; the failing child ran {} times (re-driven once); on_success ran {} time(s), on_complete ran {} time(s); batch: total {} succeeded {} failed {} pending {}",
+        slow.len(),
+        rerun,
+        slow.values().max().copied().unwrap_or(0),
+        scene
+            .runs()
+            .iter()
+            .filter(|r| r.id == fail_id.as_str())
+            .count(),
+        success.len(),
+        complete.len(),
+        status.total,
+        status.succeeded,
+        status.failed,
+        status.pending
+    );
+    assert_eq!(slow.len(), 60);
+    assert_eq!(success.len(), 1);
+    assert_eq!(complete.len(), 1);
+    let mut failed = vec![
+        block_id.to_string(),
+        fail_id.to_string(),
+        waiting_id.to_string(),
+    ];
+    failed.sort();
+    assert_eq!(status.failed_ids, failed);
+    assert_eq!(complete[0].failed, failed.join(","));
+    assert_eq!(
+        (
+            status.total,
+            status.succeeded,
+            status.failed,
+            status.pending
+        ),
+        (63, 60, 3, 0)
+    );
 }

@@ -272,6 +272,7 @@ impl Client {
         let keys = Keys::new(&GroupName::new(group)?);
         let mut cursor = (1usize, "-".to_string());
         let mut lock = LockArg::Unknown;
+        let mut batch = String::new();
         for _ in 0..CANCEL_MAX_CALLS {
             let reply = self
                 .broker
@@ -281,6 +282,7 @@ impl Client {
                     (cursor.0, &cursor.1),
                     CANCEL_SCAN_LIMIT,
                     &lock,
+                    &batch,
                 )
                 .await?;
             return Ok(match reply {
@@ -289,6 +291,14 @@ impl Client {
                         LockArg::Key(key)
                     } else {
                         LockArg::LeaveToTtl
+                    };
+                    continue;
+                }
+                CancelReply::NeedBatch(id) => {
+                    batch = if validate_name("batch id", &id).is_ok() {
+                        id
+                    } else {
+                        "*".into()
                     };
                     continue;
                 }

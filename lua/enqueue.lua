@@ -37,9 +37,10 @@
 --   trailer (README "Chains and batches"): the word 'batch', the mode ('create' a new batch,
 --   'add' children to a running one), indices into KEYS of the batch's hash, pending set and
 --   failed set, the batch id, its TTL after completion in ms, its policy ('fail' or 'ignore'),
---   the number of callbacks K, then K pairs: job number j, callback name ('on_success' or
---   'on_complete'). A callback job is not added: its fields are held in the batch's hash (its
---   reply is "held"). Every other job is a child: when added, its id joins the pending set and
+--   the number of callbacks K, then K pairs: job number j, callback name ('on_success',
+--   'on_complete', or 'step_<i>' for step i >= 2 of a chain). A callback job is not added: its
+--   fields are held in the batch's hash (its reply is "held"); a batch created with steps is a
+--   chain (`steps` = 1 + their number, `next` = 2), whose one child is its first step. Every other job is a child: when added, its id joins the pending set and
 --   `total` grows. A created batch whose children were all refused (duplicates) completes at
 --   once.
 -- Returns: one reply per job: the stream entry id, "delayed", "held", or a table as above.
@@ -111,10 +112,12 @@ if ARGV[pos + 1 + nconds * 4] == 'batch' then
   end
   for c = 1, tonumber(ARGV[at + 7]) or 0 do
     local j, name = tonumber(ARGV[at + 6 + c * 2]), ARGV[at + 7 + c * 2]
-    if not (j and jobs[j]) or not (name == 'on_success' or name == 'on_complete') then
+    if not (j and jobs[j]) or
+        not (name == 'on_success' or name == 'on_complete' or string.match(name, '^step_%d+$')) then
       return redis.error_reply('ERR streamworker enqueue: malformed batch callback ' .. c)
     end
     jobs[j].callback = name
+    if string.match(name, '^step_') then batch.steps = (batch.steps or 1) + 1 end
   end
   local state = redis.call('HGET', batch.hash, 'state')
   if batch.mode == 'create' then
@@ -217,10 +220,16 @@ if batch and batch.mode == 'create' then
   redis.call('HSET', batch.hash, 'state', 'running', 'batch_id', batch.id, 'total', 0,
     'succeeded', 0, 'failed', 0, 'policy', batch.policy, 'ttl_ms', batch.ttl,
     'created_ms', now_ms)
+  if batch.steps then
+    redis.call('HSET', batch.hash, 'steps', batch.steps, 'next', 2, 'total', batch.steps - 1)
+  end
 end
 for j, job in ipairs(jobs) do
   if job.callback then
     redis.call('HSET', batch.hash, 'cb_' .. job.callback, pack_delayed(job.prio, job.fields))
+    if string.match(job.callback, '^step_') then
+      redis.call('HSET', batch.hash, 'id_' .. job.callback, job.id)
+    end
     replies[j] = 'held'
   elseif admit(j, job) then
     add(j, job)

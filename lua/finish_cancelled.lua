@@ -15,8 +15,8 @@
 --   (1-based, in the order above), index into KEYS of the lock, job id; the lock is deleted
 --   when job j was finished here (reply 1) and the lock still names that job.
 -- then, optional (absent = 0; when present the lock count is written, 0 if none), the number
---   of batch children B, then B records of 5 values: job number j, indices into KEYS of its
---   batch's hash, pending set and failed set, job id; child j is counted in its batch as
+--   of batch children B, then B records of 6 values: job number j, indices into KEYS of its
+--   batch's hash, pending set and failed set, job id, result (a chain step's, else empty); child j is counted in its batch as
 --   'cancelled' when it was finished here (lib/batch.lua), which may add the batch's callbacks.
 -- Returns: one integer per job: 1 finished, 0 stale (not owned by this consumer).
 

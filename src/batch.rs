@@ -21,7 +21,7 @@ pub const BATCH_FAILED_HEADER_MAX: usize = 4000;
 
 /// The callbacks of a batch's script call: per callback, its index among the call's jobs and
 /// its name (`on_success`, `on_complete`).
-pub(crate) type Callbacks = Vec<(usize, &'static str)>;
+pub(crate) type Callbacks = Vec<(usize, String)>;
 
 /// What a child that went dead or was cancelled does to the batch's `on_success` callback.
 /// `on_complete` fires once all children finished whatever the policy.
@@ -130,9 +130,9 @@ impl Batch {
         self
     }
 
-    /// Checks the batch and marks its children: returns the jobs in script order (children
-    /// then callbacks) and the callbacks' (index, name).
-    pub(crate) fn prepare(self) -> Result<(Vec<Job>, Callbacks)> {
+    /// Checks the batch and marks its children: returns the batch without its jobs, the jobs
+    /// in script order (children then callbacks) and the callbacks' (index, name).
+    pub(crate) fn prepare(mut self) -> Result<(Batch, Vec<Job>, Callbacks)> {
         if self.children.is_empty() {
             return Err(Error::InvalidBatch(format!(
                 "batch {} has no job: add children with Batch::job before enqueueing it",
@@ -142,18 +142,19 @@ impl Batch {
         if self.keep_for.as_millis() == 0 {
             return Err(Error::InvalidBatch("keep_for must be at least 1 ms".into()));
         }
-        let mut jobs = mark_children(&self.group, &self.id, self.children)?;
+        let children = std::mem::take(&mut self.children);
+        let mut jobs = mark_children(&self.group, &self.id, children)?;
         let mut callbacks = Vec::new();
         for (name, job) in [
-            ("on_success", self.on_success),
-            ("on_complete", self.on_complete),
+            ("on_success", self.on_success.take()),
+            ("on_complete", self.on_complete.take()),
         ] {
             let Some(job) = job else { continue };
             check_callback(&self.group, name, &job)?;
-            callbacks.push((jobs.len(), name));
+            callbacks.push((jobs.len(), name.to_string()));
             jobs.push(job);
         }
-        Ok((jobs, callbacks))
+        Ok((self, jobs, callbacks))
     }
 }
 
@@ -184,7 +185,7 @@ pub(crate) fn mark_children(group: &GroupName, id: &str, jobs: Vec<Job>) -> Resu
 
 /// A callback is stored whole in the batch's hash and added to its stream when the batch
 /// completes: it must be of the batch's group and need no enqueue-time condition.
-fn check_callback(group: &GroupName, name: &str, job: &Job) -> Result<()> {
+pub(crate) fn check_callback(group: &GroupName, name: &str, job: &Job) -> Result<()> {
     let refuse = |what: &str| {
         Err(Error::InvalidBatch(format!(
             "the {name} callback {} {what}",
@@ -239,6 +240,10 @@ pub struct BatchStatus {
     /// Its callbacks, in order `on_success`, `on_complete`, each with the entry id it was
     /// added as once fired.
     pub callbacks: Vec<BatchCallback>,
+    /// For a chain: its number of steps; `None` for a batch.
+    pub steps: Option<u64>,
+    /// For a chain stopped by a failed step: the ids of the steps after it, which never ran.
+    pub not_run: Vec<String>,
 }
 
 /// One callback of a batch.
@@ -282,6 +287,11 @@ impl BatchStatus {
             finished_ms: number("finished_ms"),
             failed_ids: record.failed.clone(),
             callbacks,
+            steps: number("steps"),
+            not_run: text("not_run")
+                .filter(|t| !t.is_empty())
+                .map(|t| t.split(',').map(str::to_string).collect())
+                .unwrap_or_default(),
         }
     }
 }

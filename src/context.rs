@@ -30,6 +30,7 @@ struct ContextInner {
     cancel: CancellationToken,
     headers: Headers,
     batch: Option<String>,
+    prev_result: Option<Vec<u8>>,
 }
 
 impl JobContext {
@@ -75,14 +76,27 @@ impl JobContext {
                 cancel,
                 headers,
                 batch: None,
+                prev_result: None,
             }),
         }
     }
 
-    /// Sets the batch the job is a child of.
-    pub(crate) fn with_batch(mut self, batch: Option<String>) -> JobContext {
-        Arc::make_mut(&mut self.inner).batch = batch;
+    /// Sets the batch the job is a child of, and the result of the chain step before it.
+    pub(crate) fn with_batch(
+        mut self,
+        batch: Option<String>,
+        prev_result: Option<Vec<u8>>,
+    ) -> JobContext {
+        let inner = Arc::make_mut(&mut self.inner);
+        inner.batch = batch;
+        inner.prev_result = prev_result;
         self
+    }
+
+    /// For a step of a [`Chain`](crate::Chain) after the first: the result the step before it
+    /// returned (its output's bytes, e.g. an `--exec` command's stdout).
+    pub fn prev_result(&self) -> Option<&[u8]> {
+        self.inner.prev_result.as_deref()
     }
 
     /// The id of the batch this job is a child of, if any: what

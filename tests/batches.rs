@@ -8,19 +8,24 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
-use streamworker::{Batch, BatchPolicy, BatchStatus, CancelOutcome, Client, Job};
+use streamworker::{Batch, BatchPolicy, BatchStatus, CancelOutcome, Chain, Client, Job};
 use support::keys::unique_group;
 use support::process::WorkerProcess;
 use support::server::RedisServer;
 use support::wait::{WAIT, wait_until};
 
 /// What each job runs, by task: `fail` fails; `slow` sleeps 0.3 s; `block` runs until
-/// `$OUT/go` exists; anything else succeeds at once.
+/// `$OUT/go` exists; `s1`..`s9` (chain steps) record `TASK PREV_RESULT` in `$OUT/prev` and
+/// return `PREV_RESULT>TASK`; anything else succeeds at once.
 const JOB_SH: &str = r#"echo "$STREAMWORKER_JOB_ID $STREAMWORKER_TASK $PPID ${STREAMWORKER_HEADER_BATCH_FAILED:--}" >> "$OUT/runs"
 case "$STREAMWORKER_TASK" in
   fail) echo "this child fails" >&2; exit 1 ;;
   slow) sleep 0.3 ;;
   block) while [ -d "$OUT" ] && [ ! -e "$OUT/go" ]; do sleep 0.01; done ;;
+  s[0-9])
+    printf '%s %s\n' "$STREAMWORKER_TASK" "${STREAMWORKER_PREV_RESULT:--}" >> "$OUT/prev"
+    printf '%s>%s' "${STREAMWORKER_PREV_RESULT:-}" "$STREAMWORKER_TASK"
+    exit 0 ;;
 esac
 echo ok
 "#;
@@ -359,4 +364,72 @@ async fn crashes_cancels_and_re_drives_leave_each_callback_firing_once() {
         ),
         (63, 60, 3, 0)
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chain_of_three_hands_each_result_to_the_next_step() {
+    let scene = Scene::new("chain3");
+    let _a = scene.worker(&[]);
+    let chain = Chain::new(&scene.group)
+        .unwrap()
+        .then(scene.job("s1"))
+        .then(scene.job("s2"))
+        .then(scene.job("s3"))
+        .on_success(scene.job("success"))
+        .on_complete(scene.job("complete"));
+    let id = scene.client().await.enqueue_chain(chain).await.unwrap();
+    let status = scene.until_complete(&id).await;
+    let prev = fs::read_to_string(scene.out().join("prev")).unwrap();
+    eprintln!("chain of three: steps ran as {prev:?}");
+    assert_eq!(prev, "s1 -\ns2 >s1\ns3 >s1>s2\n");
+    assert_eq!(scene.runs_of("success").len(), 1);
+    assert_eq!(scene.runs_of("complete").len(), 1);
+    assert_eq!(
+        (status.total, status.succeeded, status.failed, status.steps),
+        (3, 3, 0, Some(3))
+    );
+    assert!(status.not_run.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_in_the_middle_stops_the_chain_and_marks_the_rest_not_run() {
+    let scene = Scene::new("chainstop");
+    let _a = scene.worker(&[]);
+    let middle = scene.job("fail").max_retries(0);
+    let (s3, s4) = (scene.job("s3"), scene.job("s4"));
+    let (middle_id, not_run) = (
+        middle.id().to_string(),
+        vec![s3.id().to_string(), s4.id().to_string()],
+    );
+    let chain = Chain::new(&scene.group)
+        .unwrap()
+        .then(scene.job("s1"))
+        .then(middle)
+        .then(s3)
+        .then(s4)
+        .on_success(scene.job("success"))
+        .on_complete(scene.job("complete"));
+    let id = scene.client().await.enqueue_chain(chain).await.unwrap();
+    let status = scene.until_complete(&id).await;
+    let prev = fs::read_to_string(scene.out().join("prev")).unwrap();
+    eprintln!(
+        "chain stopped in the middle: steps ran as {prev:?}, not run: {:?}",
+        status.not_run
+    );
+    assert_eq!(prev, "s1 -\n");
+    assert!(scene.runs_of("success").is_empty());
+    let complete = scene.runs_of("complete");
+    assert_eq!(complete.len(), 1);
+    assert_eq!(complete[0].failed, middle_id);
+    assert_eq!(status.not_run, not_run);
+    assert_eq!(
+        (
+            status.total,
+            status.succeeded,
+            status.failed,
+            status.pending
+        ),
+        (4, 1, 1, 0)
+    );
+    assert_eq!(status.outcome.as_deref(), Some("failed"));
 }

@@ -4,13 +4,18 @@
 -- batch completes (`cb_on_success`, `cb_on_complete`: the lib/delayed.lua packing of its
 -- fields), then the entry id it was added as (`fired_on_success`, `fired_on_complete`). Its
 -- pending set holds the ids of the children not finished yet; its failed set the ids of those
--- that went dead or were cancelled.
+-- that went dead or were cancelled. A chain is a batch whose hash also holds `steps` (their
+-- number), `next` (the step to add next) and, per later step i, `cb_step_<i>` (held like a
+-- callback), `id_step_<i>` and, once added, `entry_step_<i>`; `not_run` lists the ids of the
+-- steps a failure stopped.
 -- Defines batch_complete(hash, pending, failed): when the pending set is empty and the batch
 --   still running, adds the callbacks due to their priority streams (KEYS[1..3]) and marks the
 --   batch done, all three keys expiring after `ttl_ms`; and batch_finish(hash, pending, failed,
 --   outcome, job_id): counts child `job_id` as finished with `outcome` ('ok', 'dead' or
 --   'cancelled') when it is still in the pending set (a child is counted once, whatever runs
---   or re-drives it later), then calls batch_complete.
+--   or re-drives it later); in a chain, a step that succeeded adds the next step (its field
+--   `prev_result` = `result`), one that failed marks the rest not run; then calls
+--   batch_complete.
 -- Expects KEYS[1..3] to be the group's priority streams (includes lib/clock.lua and
 --   lib/delayed.lua).
 --#include lib/clock.lua
@@ -56,7 +61,31 @@ local function batch_complete(hash, pending, failed)
   redis.call('PEXPIRE', failed, ttl)
 end
 
-local function batch_finish(hash, pending, failed, outcome, job_id)
+-- A chain's step finished with `ok` (and `result`): adds the next step, or marks every step
+-- left as not run.
+local function chain_advance(hash, pending, ok, result)
+  local chain = redis.call('HMGET', hash, 'steps', 'next')
+  local steps, nxt = tonumber(chain[1]), tonumber(chain[2])
+  if not steps or not nxt or nxt > steps then return end
+  if ok then
+    local prio, fields = unpack_delayed(redis.call('HGET', hash, 'cb_step_' .. nxt))
+    fields[#fields + 1] = 'prev_result'
+    fields[#fields + 1] = result or ''
+    local entry = redis.call('XADD', KEYS[prio], '*', unpack(fields))
+    redis.call('SADD', pending, redis.call('HGET', hash, 'id_step_' .. nxt))
+    redis.call('HDEL', hash, 'cb_step_' .. nxt)
+    redis.call('HSET', hash, 'next', nxt + 1, 'entry_step_' .. nxt, entry)
+  else
+    local ids = {}
+    for i = nxt, steps do
+      ids[#ids + 1] = redis.call('HGET', hash, 'id_step_' .. i)
+      redis.call('HDEL', hash, 'cb_step_' .. i)
+    end
+    redis.call('HSET', hash, 'not_run', table.concat(ids, ','), 'next', steps + 1)
+  end
+end
+
+local function batch_finish(hash, pending, failed, outcome, job_id, result)
   if redis.call('SREM', pending, job_id) == 0 then return end
   if outcome == 'ok' then
     redis.call('HINCRBY', hash, 'succeeded', 1)
@@ -64,19 +93,20 @@ local function batch_finish(hash, pending, failed, outcome, job_id)
     redis.call('HINCRBY', hash, 'failed', 1)
     redis.call('SADD', failed, job_id)
   end
+  chain_advance(hash, pending, outcome == 'ok', result)
   batch_complete(hash, pending, failed)
 end
 
 -- Reads the optional batch trailer at ARGV[pos] (absent = 0): the number of children B, then
--- B records of 5 values: job number j, index into KEYS of its batch hash, of its pending set,
--- of its failed set, its job id; counts each child whose job was finished here
--- (replies[j] == 1) with `outcome`.
+-- B records of 6 values: job number j, index into KEYS of its batch hash, of its pending set,
+-- of its failed set, its job id, its result (a chain step's, else empty); counts each child
+-- whose job was finished here (replies[j] == 1) with `outcome`.
 local function batch_trailer(pos, replies, outcome)
   for b = 1, tonumber(ARGV[pos]) or 0 do
-    local at = pos + 1 + (b - 1) * 5
+    local at = pos + 1 + (b - 1) * 6
     if replies[tonumber(ARGV[at])] == 1 then
       batch_finish(KEYS[tonumber(ARGV[at + 1])], KEYS[tonumber(ARGV[at + 2])],
-        KEYS[tonumber(ARGV[at + 3])], outcome, ARGV[at + 4])
+        KEYS[tonumber(ARGV[at + 3])], outcome, ARGV[at + 4], ARGV[at + 5])
     end
   end
 end

@@ -31,7 +31,7 @@ pub(crate) struct BatchTrailer<'a> {
     /// `fail` or `ignore`.
     pub(crate) policy: &'a str,
     /// Per callback: its index in the call's jobs and its name (`on_success`, `on_complete`).
-    pub(crate) callbacks: Vec<(usize, &'static str)>,
+    pub(crate) callbacks: crate::batch::Callbacks,
 }
 
 /// A batch's hash as stored, with the size of its pending set and its failed ids.
@@ -70,7 +70,7 @@ impl Broker {
             .arg(trailer.policy)
             .arg(trailer.callbacks.len());
         for (i, name) in &trailer.callbacks {
-            call.arg(i + 1).arg(*name);
+            call.arg(i + 1).arg(name);
         }
         let mut conn = self.conn().await?;
         let reply: Value = call.invoke(&mut conn, OP).await.map_err(|e| match e {

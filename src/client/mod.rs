@@ -166,11 +166,32 @@ impl Client {
     /// without children, a job of another group, or a callback with options a held job
     /// cannot have.
     pub async fn enqueue_batch(&self, batch: crate::Batch) -> Result<String> {
-        let id = batch.id.clone();
-        let group = batch.group.clone();
-        let ttl = batch.keep_for;
-        let policy = batch.policy.as_str();
-        let (jobs, callbacks) = batch.prepare()?;
+        let (shape, jobs, callbacks) = batch.prepare()?;
+        self.create_batch(&shape, jobs, callbacks).await
+    }
+
+    /// Enqueues `chain` in one atomic script call: its first step runs now, each later one is
+    /// held in the chain's batch until the step before it succeeds. Returns the chain's id,
+    /// whose state [`Client::batch_status`] reads. Fails with [`Error::InvalidBatch`] for a
+    /// chain without steps, a step of another group, or a later step with options a held job
+    /// cannot have (delay, keep_result, unique, enqueue_once).
+    pub async fn enqueue_chain(&self, chain: crate::Chain) -> Result<String> {
+        let (shape, jobs, callbacks) = chain.prepare()?;
+        self.create_batch(&shape, jobs, callbacks).await
+    }
+
+    /// Creates batch `shape` (its id, group, TTL and policy) with `jobs`, the callbacks among
+    /// them named by `callbacks`.
+    async fn create_batch(
+        &self,
+        shape: &crate::Batch,
+        jobs: Vec<Job>,
+        callbacks: crate::batch::Callbacks,
+    ) -> Result<String> {
+        let id = shape.id.clone();
+        let group = shape.group.clone();
+        let ttl = shape.keep_for;
+        let policy = shape.policy.as_str();
         for job in &jobs {
             self.check(job)?;
         }

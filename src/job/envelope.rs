@@ -32,6 +32,10 @@ pub(crate) struct Envelope {
     pub(crate) headers: Headers,
     /// The batch the job is a child of (`batch` field), counted there when it finishes.
     pub(crate) batch: Option<String>,
+    /// Whether the job is a step of a chain: its result is handed to the next step.
+    pub(crate) chain_step: bool,
+    /// The result of the chain step before this one.
+    pub(crate) prev_result: Option<Vec<u8>>,
 }
 
 /// Why an entry could not become an [`Envelope`]; the job goes to the dead stream with it.
@@ -155,6 +159,8 @@ impl Envelope {
                 .map(str::to_string),
             headers: Headers::from_fields(fields),
             batch,
+            chain_step: get(field::CHAIN_STEP).is_some(),
+            prev_result: get(field::PREV_RESULT).map(<[u8]>::to_vec),
         })
     }
 }

@@ -31,6 +31,9 @@ impl Job {
         if let Some(batch) = &self.batch {
             put(field::BATCH, batch.as_bytes());
         }
+        if let Some(step) = self.chain_step {
+            put(field::CHAIN_STEP, digits.format(step.into()));
+        }
         for header in self.headers.iter() {
             put(header.field(), header.value().as_bytes());
         }

@@ -163,7 +163,7 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
         cancel.clone(),
         envelope.headers.clone(),
     )
-    .with_batch(envelope.batch.clone());
+    .with_batch(envelope.batch.clone(), envelope.prev_result.clone());
     #[cfg(feature = "postgres")]
     let ctx = ctx.with_row_policy(options.rows);
     let handler_future = handler(&envelope.payload, ctx.clone(), &shared.state);
@@ -203,6 +203,7 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
                 keys,
                 Done {
                     entry,
+                    chain_result: envelope.chain_step.then(|| output.0.clone()),
                     keep: envelope.keep_result.map(|ttl| (ttl, output.0)),
                 },
             ));

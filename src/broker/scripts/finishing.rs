@@ -64,16 +64,20 @@ impl<'a> Finishing<'a> {
     /// locks (`lua/lib/lock_trailer.lua`), then the batch children (`lua/lib/batch.lua`).
     /// Per job holding a lock: its number in the call (order of `entries`), the lock's index
     /// in KEYS and the job id, after their count; per job of a batch: its number, the indices
-    /// of its batch's hash, pending set and failed set, and the job id, after their count.
-    /// Nothing is appended when no job holds a lock or belongs to a batch.
-    pub(crate) fn trailers<'e>(&mut self, entries: impl Iterator<Item = &'e EntryRef> + Clone) {
-        let children = entries.clone().filter(|e| e.batch.is_some()).count();
-        self.locks(entries.clone(), children > 0);
+    /// of its batch's hash, pending set and failed set, the job id and its result (a chain
+    /// step's, else empty), after their count. Nothing is appended when no job holds a lock or
+    /// belongs to a batch.
+    pub(crate) fn trailers<'e>(
+        &mut self,
+        entries: impl Iterator<Item = (&'e EntryRef, &'e [u8])> + Clone,
+    ) {
+        let children = entries.clone().filter(|(e, _)| e.batch.is_some()).count();
+        self.locks(entries.clone().map(|(e, _)| e), children > 0);
         if children == 0 {
             return;
         }
         self.call.arg(children);
-        for (j, entry) in entries.enumerate() {
+        for (j, (entry, result)) in entries.enumerate() {
             if let Some(batch) = &entry.batch {
                 let hash = self.call.key_index(self.keys.batch(batch));
                 let pending = self.call.key_index(self.keys.batch_pending(batch));
@@ -83,7 +87,8 @@ impl<'a> Finishing<'a> {
                     .arg(hash)
                     .arg(pending)
                     .arg(failed)
-                    .arg(&entry.job_id);
+                    .arg(&entry.job_id)
+                    .arg(result);
             }
         }
     }

@@ -7,12 +7,19 @@ mod support;
 use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use streamworker::{Batch, BatchPolicy, BatchStatus, CancelOutcome, Chain, Client, Job};
+use streamworker::{
+    Batch, BatchPolicy, BatchStatus, CancelOutcome, Chain, Client, Job, JobContext, State,
+    TaskError, Worker,
+};
+use support::cluster::RedisCluster;
+use support::deployment::Deployment;
 use support::keys::unique_group;
 use support::process::WorkerProcess;
 use support::server::RedisServer;
 use support::wait::{WAIT, wait_until};
+use support::workers::Running;
 
 /// What each job runs, by task: `fail` fails; `slow` sleeps 0.3 s; `block` runs until
 /// `$OUT/go` exists; `s1`..`s9` (chain steps) record `TASK PREV_RESULT` in `$OUT/prev` and
@@ -432,4 +439,137 @@ async fn a_failure_in_the_middle_stops_the_chain_and_marks_the_rest_not_run() {
         (4, 1, 1, 0)
     );
     assert_eq!(status.outcome.as_deref(), Some("failed"));
+}
+
+/// What the in-process handlers share: a client, and the log of what ran, in order.
+#[derive(Clone)]
+struct Shared {
+    client: Client,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Shared {
+    fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+/// A child that adds 10 children to its own batch, then finishes.
+async fn parent(
+    _: serde_json::Value,
+    ctx: JobContext,
+    State(s): State<Shared>,
+) -> Result<(), TaskError> {
+    let batch = ctx.batch_id().expect("a child knows its batch");
+    let leaves = (0..10).map(|_| Job::new(ctx.group().as_str(), "leaf", &()).unwrap());
+    s.client
+        .add_to_batch(ctx.group().as_str(), batch, leaves)
+        .await
+        .map_err(|e| TaskError::retry(e.to_string()))?;
+    s.log.lock().unwrap().push("parent".into());
+    Ok(())
+}
+
+/// A child that takes a while.
+async fn leaf(_: serde_json::Value, State(s): State<Shared>) -> Result<(), TaskError> {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.log.lock().unwrap().push("leaf".into());
+    Ok(())
+}
+
+/// The callback: records that it ran.
+async fn callback(
+    _: serde_json::Value,
+    ctx: JobContext,
+    State(s): State<Shared>,
+) -> Result<(), TaskError> {
+    let failed = ctx.header("batch_failed").unwrap_or_default().to_string();
+    s.log.lock().unwrap().push(format!("callback[{failed}]"));
+    Ok(())
+}
+
+fn in_process_worker(redis: &impl Deployment, group: &str, shared: Shared) -> Running {
+    Running::worker(
+        Worker::builder(redis.url())
+            .group(group)
+            .concurrency(16)
+            .state(shared)
+            .task("parent", parent)
+            .task("leaf", leaf)
+            .task("callback", callback)
+            .build()
+            .unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_child_adds_ten_children_and_the_callback_waits_for_them() {
+    let redis = RedisServer::start();
+    let group = unique_group("nested");
+    let client = Client::connect(&redis.url()).await.unwrap();
+    let shared = Shared {
+        client: client.clone(),
+        log: Arc::default(),
+    };
+    let worker = in_process_worker(&redis, &group, shared.clone());
+    let job = |task: &str| Job::new(&group, task, &()).unwrap();
+    let batch = Batch::new(&group)
+        .unwrap()
+        .job(job("parent"))
+        .job(job("leaf"))
+        .on_success(job("callback"));
+    let id = client.enqueue_batch(batch).await.unwrap();
+    wait_until(WAIT, "the callback to run", || async {
+        shared.log().iter().any(|l| l.starts_with("callback"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log = shared.log();
+    let status = client.batch_status(&group, &id).await.unwrap().unwrap();
+    eprintln!("nested: ran in order {log:?}");
+    assert_eq!(log.iter().filter(|l| *l == "leaf").count(), 11);
+    assert_eq!(log.last().map(String::as_str), Some("callback[]"));
+    assert_eq!(log.iter().filter(|l| l.starts_with("callback")).count(), 1);
+    assert_eq!(
+        (status.total, status.succeeded, status.pending),
+        (12, 12, 0)
+    );
+    // Once done, the batch takes no more children.
+    let late = client
+        .add_to_batch(&group, &id, [job("leaf")])
+        .await
+        .unwrap_err();
+    assert!(late.to_string().contains("not running"), "{late}");
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_completes_on_a_redis_cluster() {
+    let cluster = RedisCluster::start(3, 0);
+    let group = unique_group("clusterbatch");
+    let client = Client::connect(&cluster.url()).await.unwrap();
+    let shared = Shared {
+        client: client.clone(),
+        log: Arc::default(),
+    };
+    let worker = in_process_worker(&cluster, &group, shared.clone());
+    let job = |task: &str| Job::new(&group, task, &()).unwrap();
+    let batch = Batch::new(&group)
+        .unwrap()
+        .jobs((0..20).map(|_| job("leaf")))
+        .job(job("parent"))
+        .on_complete(job("callback"));
+    let id = client.enqueue_batch(batch).await.unwrap();
+    wait_until(WAIT, "the callback to run on the cluster", || async {
+        shared.log().iter().any(|l| l.starts_with("callback"))
+    })
+    .await;
+    let status = client.batch_status(&group, &id).await.unwrap().unwrap();
+    eprintln!(
+        "cluster: batch {} total {} succeeded {}",
+        status.state, status.total, status.succeeded
+    );
+    assert_eq!(status.state, "done");
+    assert_eq!((status.total, status.succeeded), (31, 31));
+    worker.stop().await;
 }

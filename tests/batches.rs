@@ -85,6 +85,21 @@ impl Scene {
         WorkerProcess::start(&self.redis.url(), self.out(), &args)
     }
 
+    /// Runs `streamworker ARGS` against the scene's Redis; returns its stdout.
+    fn cli(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new(support::process::bin())
+            .args(["--redis", &self.redis.url()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     async fn client(&self) -> Client {
         Client::connect(&self.redis.url()).await.unwrap()
     }
@@ -230,6 +245,25 @@ async fn three_dead_children_fire_on_complete_once_with_their_ids_and_never_on_s
     assert_eq!(status.outcome.as_deref(), Some("failed"));
     assert_eq!(status.callbacks[0].fired_entry, None);
     assert!(status.callbacks[1].fired_entry.is_some());
+
+    // The CLI shows the same, as text and as JSON.
+    let text = scene.cli(&["batch", &id, "--group", &scene.group]);
+    eprintln!("streamworker batch:\n{text}");
+    assert!(text.contains("state     done (failed)"), "{text}");
+    assert!(
+        text.contains("total 200, succeeded 197, failed 3, pending 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("failed    {}", dead_ids.join(", "))),
+        "{text}"
+    );
+    assert!(text.contains("on_success: not fired"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&scene.cli(&["batch", &id, "--group", &scene.group, "--json"]))
+            .unwrap();
+    assert_eq!(json["failed"], 3);
+    assert_eq!(json["failed_ids"].as_array().unwrap().len(), 3);
 }
 
 /// A worker SIGKILLed mid-batch (the other one's reaper rescues its jobs), a running child and
@@ -280,23 +314,7 @@ async fn crashes_cancels_and_re_drives_leave_each_callback_firing_once() {
             .contains(&fail_id.to_string())
     })
     .await;
-    let out = std::process::Command::new(support::process::bin())
-        .args([
-            "--redis",
-            &scene.redis.url(),
-            "dead",
-            "--group",
-            &scene.group,
-            "retry",
-        ])
-        .arg(fail_id.as_str())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    scene.cli(&["dead", "--group", &scene.group, "retry", fail_id.as_str()]);
     wait_until(WAIT, "the re-driven child to run again", || async {
         scene
             .runs()

@@ -201,6 +201,16 @@ async fn a_batch_of_200_over_two_workers_fires_on_success_once() {
     );
     assert_eq!(status.outcome.as_deref(), Some("succeeded"));
     assert!(status.callbacks.iter().all(|c| c.fired_entry.is_some()));
+    // Done, the batch expires after its TTL (7 days by default); its pending set is gone.
+    let mut conn = scene.redis.conn();
+    let key = format!("streamworker:{{{}}}:batch:{id}", scene.group);
+    let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).unwrap();
+    assert!(ttl > 0 && ttl <= 7 * 24 * 3600 * 1000, "{ttl}");
+    let pending: i64 = redis::cmd("EXISTS")
+        .arg(format!("{key}:pending"))
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(pending, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

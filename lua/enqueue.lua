@@ -38,7 +38,9 @@
 --   'add' children to a running one), indices into KEYS of the batch's hash, pending set and
 --   failed set, the batch id, its TTL after completion in ms, its policy ('fail' or 'ignore'),
 --   the number of callbacks K, then K pairs: job number j, callback name ('on_success',
---   'on_complete', or 'step_<i>' for step i >= 2 of a chain). A callback job is not added: its
+--   'on_complete', or 'step_<i>' for step i >= 2 of a chain; or 'fail' / 'ignore': not a
+--   callback but a child with its own policy, `policy:<id>` in the hash). A callback job is
+--   not added: its
 --   fields are held in the batch's hash (its reply is "held"); a batch created with steps is a
 --   chain (`steps` = 1 + their number, `next` = 2), whose one child is its first step. Every other job is a child: when added, its id joins the pending set and
 --   `total` grows. A created batch whose children were all refused (duplicates) completes at
@@ -113,10 +115,15 @@ if ARGV[pos + 1 + nconds * 4] == 'batch' then
   for c = 1, tonumber(ARGV[at + 7]) or 0 do
     local j, name = tonumber(ARGV[at + 6 + c * 2]), ARGV[at + 7 + c * 2]
     if not (j and jobs[j]) or
-        not (name == 'on_success' or name == 'on_complete' or string.match(name, '^step_%d+$')) then
+        not (name == 'on_success' or name == 'on_complete' or name == 'fail' or
+          name == 'ignore' or string.match(name, '^step_%d+$')) then
       return redis.error_reply('ERR streamworker enqueue: malformed batch callback ' .. c)
     end
-    jobs[j].callback = name
+    if name == 'fail' or name == 'ignore' then
+      jobs[j].policy = name
+    else
+      jobs[j].callback = name
+    end
     if string.match(name, '^step_') then batch.steps = (batch.steps or 1) + 1 end
   end
   local state = redis.call('HGET', batch.hash, 'state')
@@ -218,7 +225,7 @@ end
 
 if batch and batch.mode == 'create' then
   redis.call('HSET', batch.hash, 'state', 'running', 'batch_id', batch.id, 'total', 0,
-    'succeeded', 0, 'failed', 0, 'policy', batch.policy, 'ttl_ms', batch.ttl,
+    'succeeded', 0, 'failed', 0, 'ignored', 0, 'policy', batch.policy, 'ttl_ms', batch.ttl,
     'created_ms', now_ms)
   if batch.steps then
     redis.call('HSET', batch.hash, 'steps', batch.steps, 'next', 2, 'total', batch.steps - 1)
@@ -236,6 +243,7 @@ for j, job in ipairs(jobs) do
     if batch then
       redis.call('SADD', batch.pending, job.id)
       redis.call('HINCRBY', batch.hash, 'total', 1)
+      if job.policy then redis.call('HSET', batch.hash, 'policy:' .. job.id, job.policy) end
     end
   end
 end

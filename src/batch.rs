@@ -20,11 +20,14 @@ pub const DEFAULT_BATCH_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const BATCH_FAILED_HEADER_MAX: usize = 4000;
 
 /// The callbacks of a batch's script call: per callback, its index among the call's jobs and
-/// its name (`on_success`, `on_complete`).
+/// its name (`on_success`, `on_complete`, a chain's `step_<i>`), or, for a child with a policy
+/// of its own, its index and the policy (`fail`, `ignore`).
 pub(crate) type Callbacks = Vec<(usize, String)>;
 
-/// What a child that went dead or was cancelled does to the batch's `on_success` callback.
-/// `on_complete` fires once all children finished whatever the policy.
+/// What a child that went dead or was cancelled does to the batch's `on_success` callback:
+/// the batch's default ([`Batch::policy`]), or one child's own ([`Batch::job_with_policy`]).
+/// Either way the batch goes on (the other children run) and `on_complete` fires once all
+/// children finished; the failed child's id is in the failed list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BatchPolicy {
     /// The batch fails: `on_success` never fires.
@@ -65,6 +68,8 @@ pub struct Batch {
     pub(crate) group: GroupName,
     pub(crate) id: String,
     pub(crate) children: Vec<Job>,
+    /// Children with a policy of their own: (index in `children`, policy).
+    pub(crate) child_policies: Vec<(usize, BatchPolicy)>,
     pub(crate) on_success: Option<Job>,
     pub(crate) on_complete: Option<Job>,
     pub(crate) policy: BatchPolicy,
@@ -78,6 +83,7 @@ impl Batch {
             group: GroupName::new(group)?,
             id: JobId::generate().to_string(),
             children: Vec::new(),
+            child_policies: Vec::new(),
             on_success: None,
             on_complete: None,
             policy: BatchPolicy::default(),
@@ -92,6 +98,15 @@ impl Batch {
 
     /// Adds a child.
     pub fn job(mut self, job: Job) -> Batch {
+        self.children.push(job);
+        self
+    }
+
+    /// Adds a child with a policy of its own, which overrides the batch's
+    /// ([`Batch::policy`]) for it: e.g. an optional child whose failure should not stop
+    /// `on_success`.
+    pub fn job_with_policy(mut self, job: Job, policy: BatchPolicy) -> Batch {
+        self.child_policies.push((self.children.len(), policy));
         self.children.push(job);
         self
     }
@@ -144,7 +159,10 @@ impl Batch {
         }
         let children = std::mem::take(&mut self.children);
         let mut jobs = mark_children(&self.group, &self.id, children)?;
-        let mut callbacks = Vec::new();
+        let mut callbacks: Callbacks = std::mem::take(&mut self.child_policies)
+            .into_iter()
+            .map(|(i, policy)| (i, policy.as_str().to_string()))
+            .collect();
         for (name, job) in [
             ("on_success", self.on_success.take()),
             ("on_complete", self.on_complete.take()),
@@ -225,6 +243,9 @@ pub struct BatchStatus {
     pub succeeded: u64,
     /// Children that went dead or were cancelled.
     pub failed: u64,
+    /// Of those, the ones whose policy is [`BatchPolicy::Ignore`]: they do not stop
+    /// `on_success`.
+    pub ignored: u64,
     /// Children not finished yet.
     pub pending: u64,
     /// `fail` or `ignore` (see [`BatchPolicy`]).
@@ -280,6 +301,7 @@ impl BatchStatus {
             total: number("total").unwrap_or(0),
             succeeded: number("succeeded").unwrap_or(0),
             failed: number("failed").unwrap_or(0),
+            ignored: number("ignored").unwrap_or(0),
             pending: record.pending,
             policy: text("policy").unwrap_or_default(),
             outcome: text("outcome"),

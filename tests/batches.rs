@@ -601,3 +601,34 @@ async fn a_batch_completes_on_a_redis_cluster() {
     assert_eq!((status.total, status.succeeded), (31, 31));
     worker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_child_whose_policy_is_ignore_does_not_stop_on_success() {
+    let scene = Scene::new("batchpolicy");
+    let _a = scene.worker(&[]);
+    let optional = scene.job("fail").max_retries(0);
+    let optional_id = optional.id().to_string();
+    let batch = Batch::new(&scene.group)
+        .unwrap()
+        .jobs((0..5).map(|_| scene.job("child")))
+        .job_with_policy(optional, BatchPolicy::Ignore)
+        .on_success(scene.job("success"))
+        .on_complete(scene.job("complete"));
+    let id = scene.client().await.enqueue_batch(batch).await.unwrap();
+    let status = scene.until_complete(&id).await;
+    let success = scene.runs_of("success");
+    assert_eq!(success.len(), 1);
+    assert_eq!(success[0].failed, optional_id);
+    assert_eq!(scene.runs_of("complete").len(), 1);
+    assert_eq!(
+        (
+            status.total,
+            status.succeeded,
+            status.failed,
+            status.ignored
+        ),
+        (6, 5, 1, 1)
+    );
+    let text = scene.cli(&["batch", &id, "--group", &scene.group]);
+    assert!(text.contains("failed 1 (1 ignored)"), "{text}");
+}

@@ -1,5 +1,7 @@
 -- lib/batch.lua: a batch's bookkeeping (see README "Chains and batches"). A batch's hash holds
--- `state` (running, done), `total`, `succeeded`, `failed`, `policy` (fail, ignore), `ttl_ms`,
+-- `state` (running, done), `total`, `succeeded`, `failed`, `ignored` (failed children whose
+-- policy is ignore), `policy` (fail, ignore: the children's default; `policy:<id>` is one
+-- child's own), `ttl_ms`,
 -- `created_ms`, `finished_ms`, `outcome` (succeeded, failed) and each callback held until the
 -- batch completes (`cb_on_success`, `cb_on_complete`: the lib/delayed.lua packing of its
 -- fields), then the entry id it was added as (`fired_on_success`, `fired_on_complete`). Its
@@ -39,7 +41,7 @@ end
 
 local function batch_complete(hash, pending, failed)
   if redis.call('SCARD', pending) > 0 then return end
-  local state = redis.call('HMGET', hash, 'state', 'failed', 'policy', 'ttl_ms', 'batch_id')
+  local state = redis.call('HMGET', hash, 'state', 'failed', 'ignored', 'ttl_ms', 'batch_id')
   if state[1] ~= 'running' then return end
   local nfailed = tonumber(state[2]) or 0
   local ids = redis.call('SMEMBERS', failed)
@@ -49,7 +51,7 @@ local function batch_complete(hash, pending, failed)
     list = string.sub(list, 1, BATCH_FAILED_MAX)
     list = string.sub(list, 1, (string.find(list, ',[^,]*$') or 1) - 1) .. ',...'
   end
-  local succeeded = nfailed == 0 or state[3] == 'ignore'
+  local succeeded = nfailed == (tonumber(state[3]) or 0)
   if succeeded then batch_fire(hash, 'on_success', state[5], list) end
   batch_fire(hash, 'on_complete', state[5], list)
   local outcome = 'failed'
@@ -92,6 +94,8 @@ local function batch_finish(hash, pending, failed, outcome, job_id, result)
   else
     redis.call('HINCRBY', hash, 'failed', 1)
     redis.call('SADD', failed, job_id)
+    local policy = redis.call('HMGET', hash, 'policy:' .. job_id, 'policy')
+    if (policy[1] or policy[2]) == 'ignore' then redis.call('HINCRBY', hash, 'ignored', 1) end
   end
   chain_advance(hash, pending, outcome == 'ok', result)
   batch_complete(hash, pending, failed)

@@ -45,9 +45,14 @@ fn render(s: &Escaped<BatchStatus>) -> String {
         None => s.state.clone(),
     };
     let _ = writeln!(out, "state     {state}");
+    let ignored = if s.ignored > 0 {
+        format!(" ({} ignored)", s.ignored)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "children  total {}, succeeded {}, failed {}, pending {}",
+        "children  total {}, succeeded {}, failed {}{ignored}, pending {}",
         s.total, s.succeeded, s.failed, s.pending
     );
     if let Some(steps) = s.steps {

@@ -283,6 +283,7 @@ impl EscapeStrings for BatchStatus {
             total: _,
             succeeded: _,
             failed: _,
+            ignored: _,
             pending: _,
             policy,
             outcome,

@@ -248,6 +248,8 @@ pub struct BatchStatus {
     pub ignored: u64,
     /// Children not finished yet.
     pub pending: u64,
+    /// Ids of some of them (at most 20), sorted.
+    pub pending_ids: Vec<String>,
     /// `fail` or `ignore` (see [`BatchPolicy`]).
     pub policy: String,
     /// Once done: `succeeded` (no child failed) or `failed`.
@@ -303,6 +305,7 @@ impl BatchStatus {
             failed: number("failed").unwrap_or(0),
             ignored: number("ignored").unwrap_or(0),
             pending: record.pending,
+            pending_ids: record.pending_sample.clone(),
             policy: text("policy").unwrap_or_default(),
             outcome: text("outcome"),
             created_ms: number("created_ms"),

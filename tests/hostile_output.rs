@@ -434,7 +434,13 @@ async fn batch_escapes_what_another_producer_wrote() {
         .arg(EVIL)
         .query::<()>(&mut c)
         .unwrap();
+    redis::cmd("SADD")
+        .arg(key(&g, "batch:b1:pending"))
+        .arg(EVIL)
+        .query::<()>(&mut c)
+        .unwrap();
     let out = human(&redis, &["batch", "b1", "--group", &g]).await;
+    assert!(out.contains(&format!("pending   {EVIL_SHOWN}")), "{out}");
     assert!(out.contains(&format!("state     {EVIL_SHOWN}")), "{out}");
     assert!(out.contains(&format!("failed    {EVIL_SHOWN}")), "{out}");
 }

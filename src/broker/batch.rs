@@ -39,8 +39,13 @@ pub(crate) struct BatchTrailer<'a> {
 pub(crate) struct BatchRecord {
     pub(crate) fields: HashMap<String, Vec<u8>>,
     pub(crate) pending: u64,
+    /// Up to [`PENDING_SAMPLE`] ids of the pending set, sorted.
+    pub(crate) pending_sample: Vec<String>,
     pub(crate) failed: Vec<String>,
 }
+
+/// Most pending children's ids read back with a batch.
+pub(crate) const PENDING_SAMPLE: usize = 20;
 
 impl Broker {
     /// Sends `jobs` (children, and callbacks as `trailer` names them) of one group in one call
@@ -96,11 +101,15 @@ impl Broker {
     /// expired after its completion).
     pub(crate) async fn batch_record(&self, keys: &Keys, id: &str) -> Result<Option<BatchRecord>> {
         let mut conn = self.conn().await?;
-        let (fields, pending, failed): (HashMap<String, Vec<u8>>, u64, Vec<String>) = redis::pipe()
+        type Replies = (HashMap<String, Vec<u8>>, u64, Vec<String>, Vec<String>);
+        let (fields, pending, mut pending_sample, failed): Replies = redis::pipe()
             .cmd("HGETALL")
             .arg(keys.batch(id))
             .cmd("SCARD")
             .arg(keys.batch_pending(id))
+            .cmd("SRANDMEMBER")
+            .arg(keys.batch_pending(id))
+            .arg(PENDING_SAMPLE)
             .cmd("SMEMBERS")
             .arg(keys.batch_failed(id))
             .query_async(&mut conn)
@@ -111,9 +120,11 @@ impl Broker {
         }
         let mut failed = failed;
         failed.sort();
+        pending_sample.sort();
         Ok(Some(BatchRecord {
             fields,
             pending,
+            pending_sample,
             failed,
         }))
     }

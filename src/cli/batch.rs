@@ -72,6 +72,14 @@ fn render(s: &Escaped<BatchStatus>) -> String {
             ids.join(", ")
         }
     };
+    if !s.pending_ids.is_empty() {
+        let some = if (s.pending_ids.len() as u64) < s.pending {
+            format!(" (some of {})", s.pending)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(out, "pending   {}{some}", list(&s.pending_ids));
+    }
     let _ = writeln!(out, "failed    {}", list(&s.failed_ids));
     if s.steps.is_some() {
         let _ = writeln!(out, "not run   {}", list(&s.not_run));

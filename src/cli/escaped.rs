@@ -285,6 +285,7 @@ impl EscapeStrings for BatchStatus {
             failed: _,
             ignored: _,
             pending: _,
+            pending_ids,
             policy,
             outcome,
             created_ms: _,
@@ -301,6 +302,7 @@ impl EscapeStrings for BatchStatus {
         failed_ids.escape_strings();
         callbacks.escape_strings();
         not_run.escape_strings();
+        pending_ids.escape_strings();
     }
 }
 

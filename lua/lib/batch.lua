@@ -101,16 +101,52 @@ local function batch_finish(hash, pending, failed, outcome, job_id, result)
   batch_complete(hash, pending, failed)
 end
 
+-- Children of one batch that succeeded, finished by one script call: counted with one SREM,
+-- one HINCRBY and one completion check, rather than per child (a chain, whose steps are
+-- pending one at a time, goes step by step through batch_finish).
+local function batch_succeeded(hash, pending, failed, ids, results)
+  if redis.call('HGET', hash, 'steps') then
+    for i, id in ipairs(ids) do batch_finish(hash, pending, failed, 'ok', id, results[i]) end
+    return
+  end
+  local counted = 0
+  for i = 1, #ids, 1000 do
+    counted = counted + redis.call('SREM', pending, unpack(ids, i, math.min(i + 999, #ids)))
+  end
+  if counted == 0 then return end
+  redis.call('HINCRBY', hash, 'succeeded', counted)
+  batch_complete(hash, pending, failed)
+end
+
 -- Reads the optional batch trailer at ARGV[pos] (absent = 0): the number of children B, then
 -- B records of 6 values: job number j, index into KEYS of its batch hash, of its pending set,
 -- of its failed set, its job id, its result (a chain step's, else empty); counts each child
--- whose job was finished here (replies[j] == 1) with `outcome`.
+-- whose job was finished here (replies[j] == 1) with `outcome`, the children of one batch
+-- together.
 local function batch_trailer(pos, replies, outcome)
+  local batches, order = {}, {}
   for b = 1, tonumber(ARGV[pos]) or 0 do
     local at = pos + 1 + (b - 1) * 6
     if replies[tonumber(ARGV[at])] == 1 then
-      batch_finish(KEYS[tonumber(ARGV[at + 1])], KEYS[tonumber(ARGV[at + 2])],
-        KEYS[tonumber(ARGV[at + 3])], outcome, ARGV[at + 4], ARGV[at + 5])
+      local hash = KEYS[tonumber(ARGV[at + 1])]
+      local batch = batches[hash]
+      if not batch then
+        batch = {hash = hash, pending = KEYS[tonumber(ARGV[at + 2])],
+          failed = KEYS[tonumber(ARGV[at + 3])], ids = {}, results = {}}
+        batches[hash] = batch
+        order[#order + 1] = batch
+      end
+      batch.ids[#batch.ids + 1] = ARGV[at + 4]
+      batch.results[#batch.results + 1] = ARGV[at + 5]
+    end
+  end
+  for _, batch in ipairs(order) do
+    if outcome == 'ok' then
+      batch_succeeded(batch.hash, batch.pending, batch.failed, batch.ids, batch.results)
+    else
+      for _, id in ipairs(batch.ids) do
+        batch_finish(batch.hash, batch.pending, batch.failed, outcome, id)
+      end
     end
   end
 end

@@ -77,11 +77,21 @@ impl<'a> Finishing<'a> {
             return;
         }
         self.call.arg(children);
+        // Each batch's keys go to KEYS once (a call usually finishes children of one batch).
+        let mut seen: Vec<(&str, usize)> = Vec::new();
         for (j, (entry, result)) in entries.enumerate() {
             if let Some(batch) = &entry.batch {
-                let hash = self.call.key_index(self.keys.batch(batch));
-                let pending = self.call.key_index(self.keys.batch_pending(batch));
-                let failed = self.call.key_index(self.keys.batch_failed(batch));
+                let hash = match seen.iter().find(|(b, _)| *b == batch.as_str()) {
+                    Some(&(_, hash)) => hash,
+                    None => {
+                        let hash = self.call.key_index(self.keys.batch(batch));
+                        self.call.key(self.keys.batch_pending(batch));
+                        self.call.key(self.keys.batch_failed(batch));
+                        seen.push((batch.as_str(), hash));
+                        hash
+                    }
+                };
+                let (pending, failed) = (hash + 1, hash + 2);
                 self.call
                     .arg(j + 1)
                     .arg(hash)

@@ -22,6 +22,10 @@
 -- ARGV[6]     LIMIT: the most entries the scan reads in this call
 -- ARGV[7]     the uniqueness key whose lock is KEYS[7] ('' = none given; '*' = leave any lock
 --             to expire by its TTL)
+-- ARGV[8]     optional: the batch id whose keys are given by ARGV[9] ('' or absent = none
+--             given; '*' = the job's batch field is not a usable name: count it nowhere)
+-- ARGV[9]     optional: index into KEYS of that batch's hash, then its pending and failed sets
+--             (lib/batch.lua): a waiting child removed here is counted there as 'cancelled'
 -- Returns one of:
 --   {'finished', state}       the status record says the job ended (succeeded, dead, cancelled)
 --   {'removed', 'delayed'}    taken out of the delayed set
@@ -30,6 +34,8 @@
 --                             the cancel message (PUBLISH's count; 0 = no worker listening)
 --   {'need_lock', key}        the job holds uniqueness key `key`, not the one in ARGV[7]:
 --                             nothing was changed; call again with its lock as KEYS[7]
+--   {'need_batch', id}        the job is a child of batch `id`, not the one in ARGV[8]:
+--                             nothing was changed; call again with that batch's keys
 --   {'continue', index, id}   not found within LIMIT entries: call again with this cursor
 --   {'not_found', state}      nowhere; state is the status record's state, or ''
 
@@ -37,9 +43,11 @@
 --#include lib/fields.lua
 --#include lib/release_lock.lua
 --#include lib/delayed.lua
+--#include lib/batch.lua
 
 local group, id, channel = ARGV[1], ARGV[2], ARGV[3]
 local given_lock = ARGV[7]
+local given_batch, batch_at = ARGV[8] or '', tonumber(ARGV[9] or '0') or 0
 local status = KEYS[6]
 local state = redis.call('HGET', status, 'state') or ''
 if state == 'succeeded' or state == 'dead' or state == 'cancelled' then
@@ -55,10 +63,21 @@ local function lock_check(fields)
   return {'need_lock', key}
 end
 
+-- nil when the job's batch (if any) may be counted here, else the reply asking for it.
+local function batch_check(fields)
+  local b = field(fields, 'batch')
+  if not b or given_batch == '*' or b == given_batch then return nil end
+  return {'need_batch', b}
+end
+
 -- The job was removed: release its lock, record its end.
 local function removed(fields)
   local key = field(fields, 'unique_key')
   if key and key == given_lock and KEYS[7] then release_lock(KEYS[7], id) end
+  local b = field(fields, 'batch')
+  if b and b == given_batch and batch_at > 0 then
+    batch_finish(KEYS[batch_at], KEYS[batch_at + 1], KEYS[batch_at + 2], 'cancelled', id)
+  end
   if redis.call('EXISTS', status) == 1 then
     redis.call('HSET', status, 'state', 'cancelled', 'finished_ms', now_ms)
     redis.call('HDEL', status, 'consumer', 'entry', 'priority')
@@ -74,7 +93,7 @@ if redis.call('ZSCORE', KEYS[4], id) then
     local _, stored = unpack_delayed(packed)
     fields = stored
   end
-  local need = lock_check(fields)
+  local need = lock_check(fields) or batch_check(fields)
   if need then return need end
   redis.call('ZREM', KEYS[4], id)
   redis.call('HDEL', KEYS[5], id)
@@ -96,7 +115,7 @@ local function found(s, eid, fields)
     local n = redis.call('PUBLISH', channel, id)
     return {'running', pending[1][2], n}
   end
-  local need = lock_check(fields)
+  local need = lock_check(fields) or batch_check(fields)
   if need then return need end
   redis.call('XDEL', KEYS[s], eid)
   removed(fields)

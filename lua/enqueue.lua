@@ -33,13 +33,27 @@
 --                conditions decide, so a repeated call gets the same answer.
 --   'once' is checked first; a 'tick' before a 'unique' lock: a tick already taken leaves the
 --   lock alone.
--- Returns: one reply per job: the stream entry id, "delayed", or a table as above.
+-- then, optional (absent; when present the condition count is written, 0 if none), a batch
+--   trailer (README "Chains and batches"): the word 'batch', the mode ('create' a new batch,
+--   'add' children to a running one), indices into KEYS of the batch's hash, pending set and
+--   failed set, the batch id, its TTL after completion in ms, its policy ('fail' or 'ignore'),
+--   the number of callbacks K, then K pairs: job number j, callback name ('on_success',
+--   'on_complete', or 'step_<i>' for step i >= 2 of a chain; or 'fail' / 'ignore': not a
+--   callback but a child with its own policy, `policy:<id>` in the hash). A callback job is
+--   not added: its
+--   fields are held in the batch's hash (its reply is "held"); a batch created with steps is a
+--   chain (`steps` = 1 + their number, `next` = 2), whose one child is its first step. Every other job is a child: when added, its id joins the pending set and
+--   `total` grows. A created batch whose children were all refused (duplicates) completes at
+--   once.
+-- Returns: one reply per job: the stream entry id, "delayed", "held", or a table as above.
 -- Errors: a malformed record or condition, or a delayed job whose id is already in the delayed
---   set (it would replace that job), raises before any write.
+--   set (it would replace that job), a batch to create that exists, or a batch to add to
+--   that is not running, raises before any write.
 
 --#include lib/clock.lua
 --#include lib/delayed.lua
 --#include lib/wake.lua
+--#include lib/batch.lua
 
 local now_ms = clock_ms()
 
@@ -83,6 +97,49 @@ for c = 1, nconds do
     job.once, job.once_ttl = KEYS[key], num
   else
     job.tick_key, job.tick, job.tick_only = KEYS[key], num, kind == 'tick_skip'
+  end
+end
+
+local batch
+if ARGV[pos + 1 + nconds * 4] == 'batch' then
+  local at = pos + 2 + nconds * 4
+  batch = {
+    mode = ARGV[at], hash = KEYS[tonumber(ARGV[at + 1])], pending = KEYS[tonumber(ARGV[at + 2])],
+    failed = KEYS[tonumber(ARGV[at + 3])], id = ARGV[at + 4], ttl = tonumber(ARGV[at + 5]),
+    policy = ARGV[at + 6],
+  }
+  if not batch.hash or not batch.pending or not batch.failed or not batch.ttl or
+      not (batch.policy == 'fail' or batch.policy == 'ignore') then
+    return redis.error_reply('ERR streamworker enqueue: malformed batch trailer')
+  end
+  for c = 1, tonumber(ARGV[at + 7]) or 0 do
+    local j, name = tonumber(ARGV[at + 6 + c * 2]), ARGV[at + 7 + c * 2]
+    if not (j and jobs[j]) or
+        not (name == 'on_success' or name == 'on_complete' or name == 'fail' or
+          name == 'ignore' or string.match(name, '^step_%d+$')) then
+      return redis.error_reply('ERR streamworker enqueue: malformed batch callback ' .. c)
+    end
+    if name == 'fail' or name == 'ignore' then
+      jobs[j].policy = name
+    else
+      jobs[j].callback = name
+    end
+    if string.match(name, '^step_') then batch.steps = (batch.steps or 1) + 1 end
+  end
+  local state = redis.call('HGET', batch.hash, 'state')
+  if batch.mode == 'create' then
+    if state then
+      return redis.error_reply('ERR streamworker enqueue: batch ' .. batch.id ..
+        ' already exists; build a new Batch rather than enqueueing the same one twice')
+    end
+  elseif batch.mode == 'add' then
+    if state ~= 'running' then
+      return redis.error_reply('ERR streamworker enqueue: batch ' .. batch.id ..
+        ' is not running (finished, expired or never created): jobs can be added to a ' ..
+        'batch only by one of its children while it runs')
+    end
+  else
+    return redis.error_reply('ERR streamworker enqueue: malformed batch trailer')
   end
 end
 
@@ -166,8 +223,30 @@ local function add(j, job)
   end
 end
 
-for j, job in ipairs(jobs) do
-  if admit(j, job) then add(j, job) end
+if batch and batch.mode == 'create' then
+  redis.call('HSET', batch.hash, 'state', 'running', 'batch_id', batch.id, 'total', 0,
+    'succeeded', 0, 'failed', 0, 'ignored', 0, 'policy', batch.policy, 'ttl_ms', batch.ttl,
+    'created_ms', now_ms)
+  if batch.steps then
+    redis.call('HSET', batch.hash, 'steps', batch.steps, 'next', 2, 'total', batch.steps - 1)
+  end
 end
+for j, job in ipairs(jobs) do
+  if job.callback then
+    redis.call('HSET', batch.hash, 'cb_' .. job.callback, pack_delayed(job.prio, job.fields))
+    if string.match(job.callback, '^step_') then
+      redis.call('HSET', batch.hash, 'id_' .. job.callback, job.id)
+    end
+    replies[j] = 'held'
+  elseif admit(j, job) then
+    add(j, job)
+    if batch then
+      redis.call('SADD', batch.pending, job.id)
+      redis.call('HINCRBY', batch.hash, 'total', 1)
+      if job.policy then redis.call('HSET', batch.hash, 'policy:' .. job.id, job.policy) end
+    end
+  end
+end
+if batch then batch_complete(batch.hash, batch.pending, batch.failed) end
 wake_publish(ARGV[1])
 return replies

@@ -4,7 +4,8 @@
 -- longer owns is left alone and reported stale.
 --
 -- KEYS[1..3]  priority streams: high, default, low
--- KEYS[4..]   status hashes of the tracked jobs in the batch, then uniqueness locks
+-- KEYS[4..]   status hashes of the tracked jobs in the batch, then uniqueness locks, then
+--             batch children's batch keys
 -- ARGV[1]     consumer group name
 -- ARGV[2]     consumer name
 -- ARGV[3]     number of jobs N
@@ -13,11 +14,16 @@
 -- then, optional (absent = 0), the number of uniqueness locks L, then L triples: job number j
 --   (1-based, in the order above), index into KEYS of the lock, job id; the lock is deleted
 --   when job j was finished here (reply 1) and the lock still names that job.
+-- then, optional (absent = 0; when present the lock count is written, 0 if none), the number
+--   of batch children B, then B records of 6 values: job number j, indices into KEYS of its
+--   batch's hash, pending set and failed set, job id, result (a chain step's, else empty); child j is counted in its batch as
+--   'cancelled' when it was finished here (lib/batch.lua), which may add the batch's callbacks.
 -- Returns: one integer per job: 1 finished, 0 stale (not owned by this consumer).
 
 --#include lib/clock.lua
 --#include lib/owned.lua
 --#include lib/lock_trailer.lua
+--#include lib/batch.lua
 
 local group, consumer = ARGV[1], ARGV[2]
 local now_ms = clock_ms()
@@ -41,5 +47,5 @@ for j = 1, tonumber(ARGV[3]) do
     replies[j] = 0
   end
 end
-release_locks(pos, replies)
+batch_trailer(release_locks(pos, replies), replies, 'cancelled')
 return replies

@@ -9,7 +9,8 @@
 -- KEYS[1..3]  priority streams: high, default, low
 -- KEYS[4]     dead stream
 -- KEYS[5]     dead retention hash (the bounds in force, for `status`)
--- KEYS[6..]   status hashes of the tracked jobs in the batch, then uniqueness locks
+-- KEYS[6..]   status hashes of the tracked jobs in the batch, then uniqueness locks, then
+--             batch children's batch keys
 -- KEYS[last]  stats hash of the group (outcome counters per 10 s; see lib/count_outcome.lua)
 -- ARGV[1]     consumer group name
 -- ARGV[2]     consumer name
@@ -21,12 +22,17 @@
 -- then, optional (absent = 0), the number of uniqueness locks L, then L triples: job number j
 --   (1-based, in the order above), index into KEYS of the lock, job id; the lock is deleted
 --   when job j was finished here (reply 1) and the lock still names that job.
+-- then, optional (absent = 0; when present the lock count is written, 0 if none), the number
+--   of batch children B, then B records of 6 values: job number j, indices into KEYS of its
+--   batch's hash, pending set and failed set, job id, result (a chain step's, else empty); child j is counted in its batch as
+--   'dead' when it was finished here (lib/batch.lua), which may add the batch's callbacks.
 -- Returns: one integer per job: 1 moved to dead, 0 stale.
 
 --#include lib/clock.lua
 --#include lib/owned.lua
 --#include lib/fields.lua
 --#include lib/lock_trailer.lua
+--#include lib/batch.lua
 --#include lib/count_outcome.lua
 --#include lib/dead_retention.lua
 
@@ -81,6 +87,6 @@ end
 if moved > 0 then
   trim_dead(KEYS[4], KEYS[5], tonumber(ARGV[4]), tonumber(ARGV[5]), now_ms)
 end
-release_locks(pos, replies)
+batch_trailer(release_locks(pos, replies), replies, 'dead')
 count_outcome(KEYS[#KEYS], 'dead', replies, now_ms)
 return replies

@@ -4,7 +4,8 @@
 -- reclaimed) is left alone and reported stale.
 --
 -- KEYS[1..3]  priority streams: high, default, low
--- KEYS[4..]   status hashes of the tracked jobs in the batch, then uniqueness locks
+-- KEYS[4..]   status hashes of the tracked jobs in the batch, then uniqueness locks, then
+--             batch children's batch keys
 -- KEYS[last]  stats hash of the group (outcome counters per 10 s; see lib/count_outcome.lua)
 -- ARGV[1]     consumer group name
 -- ARGV[2]     consumer name
@@ -17,6 +18,10 @@
 -- then, optional (absent = 0), the number of uniqueness locks L, then L triples: job number j,
 --   index into KEYS of the lock, job id; the lock is deleted when job j was finished here
 --   (reply 1) and the lock still names that job.
+-- then, optional (absent = 0; when present the lock count is written, 0 if none), the number
+--   of batch children B, then B records of 6 values: job number j, indices into KEYS of its
+--   batch's hash, pending set and failed set, job id, result (a chain step's, else empty); child j is counted in its batch as 'ok'
+--   when it was finished here (lib/batch.lua), which may add the batch's callbacks.
 -- Returns: one integer per job, in job-number order: 1 finished, 0 stale (not owned by this
 --   consumer).
 --
@@ -28,6 +33,7 @@
 
 --#include lib/clock.lua
 --#include lib/lock_trailer.lua
+--#include lib/batch.lua
 --#include lib/count_outcome.lua
 
 local group, consumer = ARGV[1], ARGV[2]
@@ -97,7 +103,7 @@ if tracked > 0 then
   end
 end
 
-release_locks(pos, replies)
+batch_trailer(release_locks(pos, replies), replies, 'ok')
 -- The clock is read here (as for the status hashes) only when something is counted.
 count_outcome(KEYS[#KEYS], 'ok', replies, nil)
 return replies

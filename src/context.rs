@@ -33,6 +33,8 @@ struct ContextInner {
     headers: Headers,
     /// Where [`JobContext::progress`] writes; `None` for a detached context.
     progress: Option<(Broker, ProgressTarget)>,
+    batch: Option<String>,
+    prev_result: Option<Vec<u8>>,
 }
 
 impl JobContext {
@@ -78,8 +80,35 @@ impl JobContext {
                 cancel,
                 headers,
                 progress: None,
+                batch: None,
+                prev_result: None,
             }),
         }
+    }
+
+    /// Sets the batch the job is a child of, and the result of the chain step before it.
+    pub(crate) fn with_batch(
+        mut self,
+        batch: Option<String>,
+        prev_result: Option<Vec<u8>>,
+    ) -> JobContext {
+        let inner = Arc::make_mut(&mut self.inner);
+        inner.batch = batch;
+        inner.prev_result = prev_result;
+        self
+    }
+
+    /// For a step of a [`Chain`](crate::Chain) after the first: the result the step before it
+    /// returned (its output's bytes, e.g. an `--exec` command's stdout).
+    pub fn prev_result(&self) -> Option<&[u8]> {
+        self.inner.prev_result.as_deref()
+    }
+
+    /// The id of the batch this job is a child of, if any: what
+    /// [`Client::add_to_batch`](crate::Client::add_to_batch) takes to add children to it
+    /// while this job runs.
+    pub fn batch_id(&self) -> Option<&str> {
+        self.inner.batch.as_deref()
     }
 
     /// The job id.

@@ -196,6 +196,11 @@ pub enum Error {
         reason: String,
     },
 
+    /// A batch that cannot be enqueued as built, or added to: the message says why and what
+    /// to do.
+    #[error("invalid batch: {0}")]
+    InvalidBatch(String),
+
     /// Redis replied with something streamworker did not expect.
     #[error("unexpected reply from Redis during {op}: {detail}")]
     Protocol {

@@ -177,6 +177,23 @@ impl Keys {
         format!("{}schedule:{name}", self.0.prefix)
     }
 
+    /// Hash of one batch (README "Chains and batches"): its state, counts, policy, TTL and the
+    /// callbacks it holds until it completes. `id` must have passed [`validate_name`].
+    pub(crate) fn batch(&self, id: &str) -> String {
+        format!("{}batch:{id}", self.0.prefix)
+    }
+
+    /// Set of the ids of a batch's children that have not finished yet: a child is counted
+    /// when the script finishing it removes its id, so it counts once.
+    pub(crate) fn batch_pending(&self, id: &str) -> String {
+        format!("{}batch:{id}:pending", self.0.prefix)
+    }
+
+    /// Set of the ids of a batch's children that went dead or were cancelled.
+    pub(crate) fn batch_failed(&self, id: &str) -> String {
+        format!("{}batch:{id}:failed", self.0.prefix)
+    }
+
     /// Pub/sub channel on which `cancel` asks the worker running a job to stop it.
     pub(crate) fn cancel_channel(&self) -> String {
         format!("{}cancel", self.0.prefix)
@@ -231,6 +248,15 @@ mod tests {
             "streamworker:{emails}:schedule:nightly"
         );
         assert_eq!(keys.cancel_channel(), "streamworker:{emails}:cancel");
+        assert_eq!(keys.batch("b1"), "streamworker:{emails}:batch:b1");
+        assert_eq!(
+            keys.batch_pending("b1"),
+            "streamworker:{emails}:batch:b1:pending"
+        );
+        assert_eq!(
+            keys.batch_failed("b1"),
+            "streamworker:{emails}:batch:b1:failed"
+        );
     }
 
     /// The README's key table is the one table of keys: each row is what [`Keys`] builds, with
@@ -258,6 +284,9 @@ mod tests {
             (keys.progress("{id}"), "hash"),
             (keys.schedules(), "hash"),
             (keys.schedule("{name}"), "hash"),
+            (keys.batch("{batch}"), "hash"),
+            (keys.batch_pending("{batch}"), "set"),
+            (keys.batch_failed("{batch}"), "set"),
         ]);
         let readme = include_str!("../README.md");
         let table = readme

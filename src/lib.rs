@@ -56,7 +56,9 @@
 
 pub mod admin;
 mod backoff;
+mod batch;
 mod broker;
+mod chain;
 pub mod cli;
 mod client;
 mod context;
@@ -80,7 +82,11 @@ mod time;
 mod worker;
 
 pub use backoff::Backoff;
+pub use batch::{
+    BATCH_FAILED_HEADER_MAX, Batch, BatchCallback, BatchPolicy, BatchStatus, DEFAULT_BATCH_TTL,
+};
 pub use broker::{DEFAULT_REDIS_URL, redact_url};
+pub use chain::Chain;
 pub use client::{CancelOutcome, Client, JobBatch};
 pub use context::{JobContext, ORIGIN_HEADER, State};
 pub use error::{Error, Result};

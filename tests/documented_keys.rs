@@ -7,7 +7,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use streamworker::admin::Admin;
-use streamworker::{Job, Schedule, Scheduler, Worker};
+use streamworker::{Batch, Job, Schedule, Scheduler, Worker};
 use support::inspect::keys;
 use support::keys::unique_group;
 use support::readme::readme_key_table;
@@ -113,6 +113,14 @@ async fn the_readme_key_table_names_every_key_of_a_group_and_its_type() {
         .unwrap();
     // A job that reports progress, and finishes.
     let reported = client.enqueue(job("report")).await.unwrap();
+    // A batch with a child that goes dead and one waiting for an hour, so its hash, pending
+    // set and failed set all exist.
+    let batch = Batch::new(&group)
+        .unwrap()
+        .job(job("boom"))
+        .job(job("ok").delay(Duration::from_secs(3600)))
+        .on_complete(job("ok"));
+    let batch = client.enqueue_batch(batch).await.unwrap();
     let admin = Admin::connect(&redis.url()).await.unwrap();
     let progress_key = format!("streamworker:{{{group}}}:progress:{reported}");
     let mut conn = redis.conn();
@@ -124,9 +132,9 @@ async fn the_readme_key_table_names_every_key_of_a_group_and_its_type() {
             == 1
     })
     .await;
-    wait_until(WAIT, "the failing job to be dead", || {
+    wait_until(WAIT, "the failing jobs to be dead", || {
         let (admin, group) = (admin.clone(), group.clone());
-        async move { admin.status(&group).await.unwrap().dead == 1 }
+        async move { admin.status(&group).await.unwrap().dead == 2 }
     })
     .await;
     admin.pause(&group).await.unwrap();
@@ -144,6 +152,7 @@ async fn the_readme_key_table_names_every_key_of_a_group_and_its_type() {
                 .pattern
                 .replace("{G}", &format!("{{{group}}}"))
                 .replace("{id}", id)
+                .replace("{batch}", &batch)
                 .replace("{key}", UNIQUE_KEY)
                 .replace("{name}", SCHEDULE);
             (key, row.kind)

@@ -416,3 +416,31 @@ async fn an_error_naming_a_hostile_consumer_is_escaped_on_stderr() {
         text(&out.stderr).escape_debug()
     );
 }
+
+/// A batch written by another producer with control characters in its state and failed ids is
+/// shown escaped by `streamworker batch`.
+#[tokio::test]
+async fn batch_escapes_what_another_producer_wrote() {
+    let redis = RedisServer::start();
+    let g = seed_hostile(&redis);
+    let mut c = redis.conn();
+    hset(
+        &mut c,
+        &key(&g, "batch:b1"),
+        &[("state", EVIL), ("total", "1"), ("policy", EVIL)],
+    );
+    redis::cmd("SADD")
+        .arg(key(&g, "batch:b1:failed"))
+        .arg(EVIL)
+        .query::<()>(&mut c)
+        .unwrap();
+    redis::cmd("SADD")
+        .arg(key(&g, "batch:b1:pending"))
+        .arg(EVIL)
+        .query::<()>(&mut c)
+        .unwrap();
+    let out = human(&redis, &["batch", "b1", "--group", &g]).await;
+    assert!(out.contains(&format!("pending   {EVIL_SHOWN}")), "{out}");
+    assert!(out.contains(&format!("state     {EVIL_SHOWN}")), "{out}");
+    assert!(out.contains(&format!("failed    {EVIL_SHOWN}")), "{out}");
+}

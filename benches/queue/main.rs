@@ -6,12 +6,14 @@
 //! cargo bench -- --quick           # one run each: under a minute
 //! cargo bench -- drain latency     # only the benches named
 //! cargo bench -- cluster           # one node against a Redis Cluster of three masters
+//! cargo bench -- batch             # a batch's bookkeeping beside a plain drain
 //! cargo bench --features postgres -- outbox   # the PostgreSQL outbox beside plain enqueue
 //! REDIS_SERVER=/opt/redis-8/bin/redis-server cargo bench   # another Redis
 //! ```
 //!
 //! Prints one table and writes `target/bench/<bench>.json` per bench.
 
+mod batch;
 mod child;
 mod cluster;
 mod drain;
@@ -41,8 +43,8 @@ pub struct Ctx {
     pub quick: bool,
 }
 
-const BENCHES: [&str; 9] = [
-    "enqueue", "drain", "e2e", "latency", "delayed", "memory", "cluster", "exec", "outbox",
+const BENCHES: [&str; 10] = [
+    "enqueue", "drain", "e2e", "latency", "delayed", "memory", "cluster", "exec", "outbox", "batch",
 ];
 
 fn main() {
@@ -95,6 +97,7 @@ fn main() {
                 "memory" => memory::run(&ctx).await,
                 "cluster" => cluster::run(&ctx).await,
                 "exec" => exec::run(&ctx).await,
+                "batch" => batch::run(&ctx).await,
                 #[cfg(feature = "postgres")]
                 "outbox" => outbox::run(&ctx).await,
                 #[cfg(not(feature = "postgres"))]

@@ -28,6 +28,8 @@ pub(crate) enum CancelReply {
     Running { consumer: String, listeners: usize },
     /// The job holds this uniqueness key: call again with it.
     NeedLock(String),
+    /// The job is a child of this batch: call again with it.
+    NeedBatch(String),
     /// Not found within the step's limit: continue from this cursor.
     Continue { stream: usize, from: String },
     /// Nowhere; the status record's state, or empty.
@@ -36,7 +38,8 @@ pub(crate) enum CancelReply {
 
 impl Broker {
     /// Runs one step of `lua/cancel.lua` for job `id`, scanning from `cursor` (stream index
-    /// 1..3, start id) at most `limit` entries.
+    /// 1..3, start id) at most `limit` entries. `batch` is the batch the job is a child of, as
+    /// the script asked for it (`""` none known, `"*"` count it nowhere).
     pub(crate) async fn cancel_step(
         &self,
         keys: &Keys,
@@ -44,6 +47,7 @@ impl Broker {
         cursor: (usize, &str),
         limit: usize,
         lock: &LockArg,
+        batch: &str,
     ) -> Result<CancelReply> {
         const OP: &str = "cancel";
         let mut call = self.scripts().cancel.call();
@@ -66,6 +70,14 @@ impl Broker {
             .arg(cursor.1)
             .arg(limit.max(1))
             .arg(lock_name);
+        if !batch.is_empty() && batch != "*" {
+            let at = call.key_index(keys.batch(batch));
+            call.key(keys.batch_pending(batch))
+                .key(keys.batch_failed(batch));
+            call.arg(batch).arg(at);
+        } else if batch == "*" {
+            call.arg(batch).arg(0);
+        }
         let mut conn = self.conn().await?;
         let value: Value = call.invoke(&mut conn, OP).await?;
         match parse(value)? {
@@ -136,6 +148,7 @@ fn parse(value: Value) -> Result<CancelReply> {
             listeners: number(2)?.max(0) as usize,
         },
         "need_lock" => CancelReply::NeedLock(text(1)?),
+        "need_batch" => CancelReply::NeedBatch(text(1)?),
         "continue" => CancelReply::Continue {
             stream: number(1)?.clamp(1, 3) as usize,
             from: text(2)?,

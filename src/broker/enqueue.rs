@@ -37,7 +37,7 @@ pub(crate) enum Enqueued {
 }
 
 impl Enqueued {
-    fn parse(op: &'static str, value: &Value) -> Result<Enqueued> {
+    pub(super) fn parse(op: &'static str, value: &Value) -> Result<Enqueued> {
         let Value::Array(items) = value else {
             // An entry id, or "delayed".
             reply::string(op, value)?;
@@ -176,7 +176,7 @@ impl Broker {
                 .map_err(Error::redis(OP))?;
             return Ok(Enqueued::Added);
         }
-        let reply: Value = enqueue_call(&self.scripts().enqueue, &keys, &[job])
+        let reply: Value = enqueue_call(&self.scripts().enqueue, &keys, &[job], false)
             .invoke(&mut conn, OP)
             .await?;
         match reply::array(OP, reply)?.first() {
@@ -212,7 +212,7 @@ impl Broker {
         }
         let batch: Vec<&Job> = scripted.iter().map(|&i| &jobs[i]).collect();
         calls.push((pipe.len(), scripted));
-        pipe.add_command(enqueue_call(&self.scripts().enqueue, keys, &batch).eval());
+        pipe.add_command(enqueue_call(&self.scripts().enqueue, keys, &batch, false).eval());
     }
 }
 
@@ -272,8 +272,14 @@ fn xadd(stream: &str, job: &Job) -> Cmd {
     cmd
 }
 
-/// A call of `lua/enqueue.lua` (`lua`) for `jobs` (all of one group).
-fn enqueue_call<'a>(lua: &'a Lua, keys: &Keys, jobs: &[&Job]) -> ScriptCall<'a> {
+/// A call of `lua/enqueue.lua` (`lua`) for `jobs` (all of one group). With `trailer_follows`
+/// the conditions' count is written even when there is none, so a trailer can follow.
+pub(super) fn enqueue_call<'a>(
+    lua: &'a Lua,
+    keys: &Keys,
+    jobs: &[&Job],
+    trailer_follows: bool,
+) -> ScriptCall<'a> {
     let mut call = lua.call();
     call.keys(keys.streams())
         .key(keys.delayed())
@@ -308,7 +314,7 @@ fn enqueue_call<'a>(lua: &'a Lua, keys: &Keys, jobs: &[&Job]) -> ScriptCall<'a> 
             conditions.push((j + 1, "unique", index, duration_ms(ttl).max(1)));
         }
     }
-    if !conditions.is_empty() {
+    if !conditions.is_empty() || trailer_follows {
         call.arg(conditions.len());
         for (j, kind, index, number) in conditions {
             call.arg(j).arg(kind).arg(index).arg(number);
@@ -338,7 +344,7 @@ mod tests {
             run: true,
         });
         let scripts = Scripts::new();
-        let call = enqueue_call(&scripts.enqueue, &keys, &[&plain, &tick]);
+        let call = enqueue_call(&scripts.enqueue, &keys, &[&plain, &tick], false);
         assert_eq!(
             call.written_keys()[5..],
             [

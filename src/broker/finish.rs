@@ -21,6 +21,8 @@ pub(crate) struct EntryRef {
     pub(crate) job_id: String,
     /// The uniqueness key the job holds, released when it finishes for good.
     pub(crate) unique_key: Option<String>,
+    /// The batch the job is a child of, counted there when it finishes for good.
+    pub(crate) batch: Option<String>,
 }
 
 /// A job that succeeded.
@@ -29,6 +31,8 @@ pub(crate) struct Done {
     pub(crate) entry: EntryRef,
     /// Result TTL and bytes, for jobs that asked to keep their result.
     pub(crate) keep: Option<(Duration, Vec<u8>)>,
+    /// The result of a chain step, handed to the next step.
+    pub(crate) chain_result: Option<Vec<u8>>,
 }
 
 /// A failed job with attempts left.
@@ -152,7 +156,10 @@ impl Broker {
             f.status(&jobs[i].entry.job_id, Some(*ttl)).arg(result);
         }
         f.call.fill_count(tracked_at, tracked);
-        f.locks(order.iter().map(|&(_, _, i)| &jobs[i].entry));
+        f.trailers(order.iter().map(|&(_, _, i)| {
+            let job = &jobs[i];
+            (&job.entry, job.chain_result.as_deref().unwrap_or_default())
+        }));
         f.call.key(keys.stats());
         self.run_finish(
             "finish_ok",
@@ -211,7 +218,7 @@ impl Broker {
             f.status(&job.entry.job_id, job.keep_result)
                 .arg(job.args_kept.map_or(0, |n| n.max(1)));
         }
-        f.locks(jobs.iter().map(|j| &j.entry));
+        f.trailers(jobs.iter().map(|j| (&j.entry, &[][..])));
         f.call.key(keys.stats());
         self.run_finish(
             "finish_dead",
@@ -234,7 +241,7 @@ impl Broker {
             f.entry(&job.entry);
             f.status(&job.entry.job_id, job.keep_result);
         }
-        f.locks(jobs.iter().map(|j| &j.entry));
+        f.trailers(jobs.iter().map(|j| (&j.entry, &[][..])));
         self.run_finish(
             "finish_cancelled",
             &f.call,

@@ -18,6 +18,7 @@
 //!   what must ask each of them); `per_group` (commands for several groups: one
 //!   pipeline, or one per group's slot on a cluster).
 
+mod batch;
 mod cancel;
 mod clock;
 mod conn;
@@ -38,6 +39,7 @@ mod scripts;
 mod server;
 mod status;
 
+pub(crate) use batch::{BatchMode, BatchRecord, BatchTrailer};
 pub(crate) use cancel::{CancelReply, LockArg};
 pub(crate) use conn::{Connection, Pool, PubSubError, Reader, Subscription, check_url};
 pub use conn::{DEFAULT_REDIS_URL, redact_url};

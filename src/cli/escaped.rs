@@ -5,6 +5,7 @@ use super::safe::escape;
 use crate::admin::{
     ConsumerStatus, DeadJob, DelayedJob, GroupStatus, JobPlace, JobReport, PendingEntry, Redriven,
 };
+use crate::batch::{BatchCallback, BatchStatus};
 use crate::schedule::ScheduleInfo;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -275,6 +276,45 @@ fn escape_json(value: &mut serde_json::Value) {
                 .collect();
         }
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+impl EscapeStrings for BatchStatus {
+    fn escape_strings(&mut self) {
+        let BatchStatus {
+            id,
+            state,
+            total: _,
+            succeeded: _,
+            failed: _,
+            ignored: _,
+            pending: _,
+            pending_ids,
+            policy,
+            outcome,
+            created_ms: _,
+            finished_ms: _,
+            failed_ids,
+            callbacks,
+            steps: _,
+            not_run,
+        } = self;
+        id.escape_strings();
+        state.escape_strings();
+        policy.escape_strings();
+        outcome.escape_strings();
+        failed_ids.escape_strings();
+        callbacks.escape_strings();
+        not_run.escape_strings();
+        pending_ids.escape_strings();
+    }
+}
+
+impl EscapeStrings for BatchCallback {
+    fn escape_strings(&mut self) {
+        let BatchCallback { name, fired_entry } = self;
+        name.escape_strings();
+        fired_entry.escape_strings();
     }
 }
 

@@ -16,6 +16,7 @@
 //! }
 //! ```
 
+mod batch;
 mod cancel;
 mod dead;
 mod delayed;
@@ -184,6 +185,8 @@ enum Command {
     Pending(pending::PendingArgs),
     /// Where one job is now: waiting, running, delayed, dead or finished
     Job(job::JobArgs),
+    /// A batch or chain: counts, state, failed children, steps not run, callbacks
+    Batch(batch::BatchArgs),
     /// Dead jobs: list, show, retry (re-drive), purge
     Dead(dead::DeadArgs),
     /// Delayed jobs: list, run one now
@@ -245,6 +248,7 @@ where
         Some(Command::Status(args)) => status::run(redis, json, args).await,
         Some(Command::Pending(args)) => pending::run(redis, json, args).await,
         Some(Command::Job(args)) => job::run(redis, json, args).await,
+        Some(Command::Batch(args)) => batch::run(redis, json, args).await,
         Some(Command::Dead(args)) => dead::run(redis, json, args).await,
         Some(Command::Delayed(args)) => delayed::run(redis, json, args).await,
         Some(Command::Pause(args)) => pause::run(redis, json, args, true).await,

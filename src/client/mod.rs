@@ -161,6 +161,97 @@ impl Client {
         JobBatch::new(self.broker.clone(), self.max_payload_bytes)
     }
 
+    /// Enqueues `batch` (its children, its callbacks held until they have all finished) in one
+    /// atomic script call, and returns its id. Fails with [`Error::InvalidBatch`] for a batch
+    /// without children, a job of another group, or a callback with options a held job
+    /// cannot have.
+    pub async fn enqueue_batch(&self, batch: crate::Batch) -> Result<String> {
+        let (shape, jobs, callbacks) = batch.prepare()?;
+        self.create_batch(&shape, jobs, callbacks).await
+    }
+
+    /// Enqueues `chain` in one atomic script call: its first step runs now, each later one is
+    /// held in the chain's batch until the step before it succeeds. Returns the chain's id,
+    /// whose state [`Client::batch_status`] reads. Fails with [`Error::InvalidBatch`] for a
+    /// chain without steps, a step of another group, or a later step with options a held job
+    /// cannot have (delay, keep_result, unique, enqueue_once).
+    pub async fn enqueue_chain(&self, chain: crate::Chain) -> Result<String> {
+        let (shape, jobs, callbacks) = chain.prepare()?;
+        self.create_batch(&shape, jobs, callbacks).await
+    }
+
+    /// Creates batch `shape` (its id, group, TTL and policy) with `jobs`, the callbacks among
+    /// them named by `callbacks`.
+    async fn create_batch(
+        &self,
+        shape: &crate::Batch,
+        jobs: Vec<Job>,
+        callbacks: crate::batch::Callbacks,
+    ) -> Result<String> {
+        let id = shape.id.clone();
+        let group = shape.group.clone();
+        let ttl = shape.keep_for;
+        let policy = shape.policy.as_str();
+        for job in &jobs {
+            self.check(job)?;
+        }
+        let refs: Vec<&Job> = jobs.iter().collect();
+        let trailer = crate::broker::BatchTrailer {
+            mode: crate::broker::BatchMode::Create,
+            id: &id,
+            ttl,
+            policy,
+            callbacks,
+        };
+        self.broker
+            .enqueue_batch(&Keys::new(&group), &refs, &trailer)
+            .await?;
+        Ok(id)
+    }
+
+    /// Adds `jobs` as children of the running batch `batch_id` of `group`, atomically: the
+    /// batch's callbacks then wait for them too. Call it from a child of the batch before it
+    /// returns (its id is [`JobContext::batch_id`](crate::JobContext::batch_id)): while that
+    /// child is pending, the batch cannot complete. Fails with [`Error::InvalidBatch`] when the
+    /// batch is not running (done, expired, or unknown).
+    pub async fn add_to_batch(
+        &self,
+        group: &str,
+        batch_id: &str,
+        jobs: impl IntoIterator<Item = Job>,
+    ) -> Result<Vec<JobId>> {
+        let group = GroupName::new(group)?;
+        let jobs = crate::batch::mark_children(&group, batch_id, jobs.into_iter().collect())?;
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        for job in &jobs {
+            self.check(job)?;
+        }
+        let refs: Vec<&Job> = jobs.iter().collect();
+        let trailer = crate::broker::BatchTrailer {
+            mode: crate::broker::BatchMode::Add,
+            id: batch_id,
+            ttl: crate::DEFAULT_BATCH_TTL,
+            policy: "fail",
+            callbacks: Vec::new(),
+        };
+        let outcome = self
+            .broker
+            .enqueue_batch(&Keys::new(&group), &refs, &trailer)
+            .await?;
+        submit::resolve(jobs, outcome)
+    }
+
+    /// Reads batch `id` of `group`: counts, state, failed children, callbacks; `None` when
+    /// there is no such batch (never created, or expired after it completed).
+    pub async fn batch_status(&self, group: &str, id: &str) -> Result<Option<crate::BatchStatus>> {
+        let group = GroupName::new(group)?;
+        validate_name("batch id", id)?;
+        let record = self.broker.batch_record(&Keys::new(&group), id).await?;
+        Ok(record.map(|r| crate::BatchStatus::from_record(id, r)))
+    }
+
     /// The periodic schedules registered for `group` by the schedulers that run them, sorted
     /// by name, with their next run (by Redis's clock) and last run.
     pub async fn schedules(&self, group: &str) -> Result<Vec<ScheduleInfo>> {
@@ -202,6 +293,7 @@ impl Client {
         let keys = Keys::new(&GroupName::new(group)?);
         let mut cursor = (1usize, "-".to_string());
         let mut lock = LockArg::Unknown;
+        let mut batch = String::new();
         for _ in 0..CANCEL_MAX_CALLS {
             let reply = self
                 .broker
@@ -211,6 +303,7 @@ impl Client {
                     (cursor.0, &cursor.1),
                     CANCEL_SCAN_LIMIT,
                     &lock,
+                    &batch,
                 )
                 .await?;
             return Ok(match reply {
@@ -219,6 +312,14 @@ impl Client {
                         LockArg::Key(key)
                     } else {
                         LockArg::LeaveToTtl
+                    };
+                    continue;
+                }
+                CancelReply::NeedBatch(id) => {
+                    batch = if validate_name("batch id", &id).is_ok() {
+                        id
+                    } else {
+                        "*".into()
                     };
                     continue;
                 }

@@ -30,6 +30,12 @@ pub(crate) struct Envelope {
     pub(crate) unique_key: Option<String>,
     /// The job's headers (`h.<name>` fields); empty for most jobs.
     pub(crate) headers: Headers,
+    /// The batch the job is a child of (`batch` field), counted there when it finishes.
+    pub(crate) batch: Option<String>,
+    /// Whether the job is a step of a chain: its result is handed to the next step.
+    pub(crate) chain_step: bool,
+    /// The result of the chain step before this one.
+    pub(crate) prev_result: Option<Vec<u8>>,
 }
 
 /// Why an entry could not become an [`Envelope`]; the job goes to the dead stream with it.
@@ -44,6 +50,9 @@ pub(crate) struct Undecodable {
     /// Whether the reason is args over the payload limit: the dead stream then keeps only
     /// their first bytes.
     pub(crate) too_large: bool,
+    /// The batch the entry is a child of, when its `batch` field is usable: it is counted there
+    /// as dead.
+    pub(crate) batch: Option<String>,
 }
 
 impl Envelope {
@@ -58,6 +67,7 @@ impl Envelope {
             keep_result,
             reason,
             too_large: false,
+            batch: None,
         };
         let Some(fields) = fields else {
             return Err(fail(
@@ -71,6 +81,16 @@ impl Envelope {
                 .iter()
                 .find(|(k, _)| k.as_slice() == name.as_bytes())
                 .map(|(_, v)| v.as_slice())
+        };
+        // A batch name that cannot be part of a Redis key is ignored (never written by a
+        // producer that checks it).
+        let batch = get(field::BATCH)
+            .and_then(|raw| std::str::from_utf8(raw).ok())
+            .filter(|b| validate_name("batch id", b).is_ok())
+            .map(str::to_string);
+        let fail = |id: String, keep_result, reason: String| Undecodable {
+            batch: batch.clone(),
+            ..fail(id, keep_result, reason)
         };
         let id = match get(field::ID) {
             None => entry_id.to_string(),
@@ -97,6 +117,7 @@ impl Envelope {
             keep_result,
             reason,
             too_large: false,
+            batch: batch.clone(),
         };
         let task = match get(field::TASK).map(std::str::from_utf8) {
             None => return Err(fail("missing field task".into())),
@@ -137,6 +158,9 @@ impl Envelope {
                 .filter(|k| validate_name("unique key", k).is_ok())
                 .map(str::to_string),
             headers: Headers::from_fields(fields),
+            batch,
+            chain_step: get(field::CHAIN_STEP).is_some(),
+            prev_result: get(field::PREV_RESULT).map(<[u8]>::to_vec),
         })
     }
 }

@@ -33,3 +33,9 @@ pub(crate) const TIMEOUT_MS: &str = "timeout_ms";
 pub(crate) const KEEP_RESULT_MS: &str = "keep_result_ms";
 /// The uniqueness lock the job holds, released when it finishes.
 pub(crate) const UNIQUE_KEY: &str = "unique_key";
+/// The batch the job is a child of: the script finishing it counts it there.
+pub(crate) const BATCH: &str = "batch";
+/// The job's step number in its chain (a batch whose steps run one after another).
+pub(crate) const CHAIN_STEP: &str = "chain_step";
+/// The result of the chain step before this one, added by the script that enqueues it.
+pub(crate) const PREV_RESULT: &str = "prev_result";

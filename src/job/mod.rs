@@ -97,6 +97,10 @@ pub struct Job {
     pub(crate) once_ttl: Option<Duration>,
     /// Its headers (see [`headers`]); empty for most jobs.
     pub(crate) headers: headers::Headers,
+    /// The batch it is a child of, set by [`Batch`](crate::Batch) (validated).
+    pub(crate) batch: Option<String>,
+    /// Its step number in its chain, set by [`Chain`](crate::Chain).
+    pub(crate) chain_step: Option<u32>,
 }
 
 /// A schedule's tick that a job is enqueued for: taken at most once, in the enqueue script.
@@ -147,6 +151,8 @@ impl Job {
             tick: None,
             once_ttl: None,
             headers: headers::Headers::default(),
+            batch: None,
+            chain_step: None,
         })
     }
 

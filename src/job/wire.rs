@@ -28,6 +28,12 @@ impl Job {
         if let (Some(key), Some(_)) = (&self.unique_key, self.unique_ttl) {
             put(field::UNIQUE_KEY, key.as_bytes());
         }
+        if let Some(batch) = &self.batch {
+            put(field::BATCH, batch.as_bytes());
+        }
+        if let Some(step) = self.chain_step {
+            put(field::CHAIN_STEP, digits.format(step.into()));
+        }
         for header in self.headers.iter() {
             put(header.field(), header.value().as_bytes());
         }

@@ -57,6 +57,7 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
                         entry_id: delivery.entry_id,
                         job_id: bad.id,
                         unique_key: None,
+                        batch: bad.batch,
                     },
                     args_kept: bad.too_large.then_some(DEAD_ARGS_KEPT),
                     reason: bad.reason,
@@ -70,6 +71,7 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
         entry_id: delivery.entry_id,
         job_id: envelope.id.to_string(),
         unique_key: envelope.unique_key.clone(),
+        batch: envelope.batch.clone(),
     };
     let dead = |keys: Keys, reason: String| {
         Some(Completion::Dead(
@@ -170,7 +172,8 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
             job_id: envelope.id.as_str().to_string(),
             consumer: shared.config.consumer.clone(),
         },
-    );
+    )
+    .with_batch(envelope.batch.clone(), envelope.prev_result.clone());
     #[cfg(feature = "postgres")]
     let ctx = ctx.with_row_policy(options.rows);
     let handler_future = handler(&envelope.payload, ctx.clone(), &shared.state);
@@ -210,6 +213,7 @@ pub(crate) async fn execute<S: Clone + Send + Sync + 'static>(
                 keys,
                 Done {
                     entry,
+                    chain_result: envelope.chain_step.then(|| output.0.clone()),
                     keep: envelope.keep_result.map(|ttl| (ttl, output.0)),
                 },
             ));

@@ -377,6 +377,7 @@ impl<S: Clone + Send + Sync + 'static> Fetcher<S> {
                     entry_id: d.entry_id,
                     job_id,
                     unique_key: None,
+                    batch: None,
                 };
                 (entry, tracked)
             })

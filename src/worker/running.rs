@@ -155,6 +155,7 @@ mod tests {
                 entry_id: entry_id.into(),
                 job_id: job_id.into(),
                 unique_key: None,
+                batch: None,
             },
             tracked: false,
             cancel: CancellationToken::new(),

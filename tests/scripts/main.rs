@@ -6,6 +6,7 @@
 mod support;
 
 mod admin;
+mod batch;
 mod cancel;
 mod dead_retention;
 mod enqueue;

@@ -60,13 +60,53 @@ impl<'a> Finishing<'a> {
         self.call.arg(index)
     }
 
-    /// Appends the optional trailer of the scripts that end jobs for good
-    /// (`lua/lib/lock_trailer.lua`): per job holding a uniqueness lock, its number in the
-    /// batch (order of `entries`), the lock's index in KEYS and the job id, after their count.
-    /// Nothing is appended when no job holds a lock.
-    pub(crate) fn locks<'e>(&mut self, entries: impl Iterator<Item = &'e EntryRef> + Clone) {
+    /// Appends the optional trailers of the scripts that end jobs for good: the uniqueness
+    /// locks (`lua/lib/lock_trailer.lua`), then the batch children (`lua/lib/batch.lua`).
+    /// Per job holding a lock: its number in the call (order of `entries`), the lock's index
+    /// in KEYS and the job id, after their count; per job of a batch: its number, the indices
+    /// of its batch's hash, pending set and failed set, the job id and its result (a chain
+    /// step's, else empty), after their count. Nothing is appended when no job holds a lock or
+    /// belongs to a batch.
+    pub(crate) fn trailers<'e>(
+        &mut self,
+        entries: impl Iterator<Item = (&'e EntryRef, &'e [u8])> + Clone,
+    ) {
+        let children = entries.clone().filter(|(e, _)| e.batch.is_some()).count();
+        self.locks(entries.clone().map(|(e, _)| e), children > 0);
+        if children == 0 {
+            return;
+        }
+        self.call.arg(children);
+        // Each batch's keys go to KEYS once (a call usually finishes children of one batch).
+        let mut seen: Vec<(&str, usize)> = Vec::new();
+        for (j, (entry, result)) in entries.enumerate() {
+            if let Some(batch) = &entry.batch {
+                let hash = match seen.iter().find(|(b, _)| *b == batch.as_str()) {
+                    Some(&(_, hash)) => hash,
+                    None => {
+                        let hash = self.call.key_index(self.keys.batch(batch));
+                        self.call.key(self.keys.batch_pending(batch));
+                        self.call.key(self.keys.batch_failed(batch));
+                        seen.push((batch.as_str(), hash));
+                        hash
+                    }
+                };
+                let (pending, failed) = (hash + 1, hash + 2);
+                self.call
+                    .arg(j + 1)
+                    .arg(hash)
+                    .arg(pending)
+                    .arg(failed)
+                    .arg(&entry.job_id)
+                    .arg(result);
+            }
+        }
+    }
+
+    /// The lock trailer; its count is written even when 0 if `always`.
+    fn locks<'e>(&mut self, entries: impl Iterator<Item = &'e EntryRef> + Clone, always: bool) {
         let locks = entries.clone().filter(|e| e.unique_key.is_some()).count();
-        if locks == 0 {
+        if locks == 0 && !always {
             return;
         }
         self.call.arg(locks);

@@ -147,6 +147,13 @@ fn header_env(ctx: &JobContext) -> impl Iterator<Item = (String, &str)> {
     })
 }
 
+/// `STREAMWORKER_PREV_RESULT`: the result of the chain step before this job, when it is text
+/// an environment variable can hold (UTF-8, no NUL).
+fn prev_result_env(ctx: &JobContext) -> Option<(&'static str, &str)> {
+    let text = std::str::from_utf8(ctx.prev_result()?).ok()?;
+    (!text.contains('\0')).then_some(("STREAMWORKER_PREV_RESULT", text))
+}
+
 /// How a process ended, for an error: `exit status N` or `killed by signal N`.
 fn exit_text(status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;

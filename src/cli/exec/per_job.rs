@@ -33,6 +33,7 @@ pub(super) async fn run(
         .env("STREAMWORKER_ATTEMPT", ctx.attempt().to_string())
         .env("STREAMWORKER_GROUP", ctx.group().as_str())
         .envs(super::header_env(ctx))
+        .envs(super::prev_result_env(ctx))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

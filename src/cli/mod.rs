@@ -217,7 +217,7 @@ enum LogFormat {
 /// client library's errors only. Its cluster client logs a warning per reconnect attempt to a
 /// node that is down, many a second; the worker logs an outage once instead, and a one-shot
 /// command's error is one line (`RUST_LOG=info` shows them all).
-const DEFAULT_LOG_FILTER: &str = "info,redis=error";
+const DEFAULT_LOG_FILTER: &str = "info,redis=error,sqlx=warn";
 
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
